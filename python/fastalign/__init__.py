@@ -1,0 +1,25 @@
+"""fastalign: fast, TRL-exact hot paths for LLM post-training, with a Rust core.
+
+Submodules (import what you need):
+
+* :mod:`fastalign.advantages` — GRPO/RLOO advantages, zero-variance groups (DAPO).
+* :mod:`fastalign.overlong` — completion masks, truncation flags, overlong filtering.
+* :mod:`fastalign.rewards` — DAPO's soft overlong punishment as a TRL reward function.
+* :mod:`fastalign.errors` — the exception hierarchy.
+
+numpy arrays and CPU torch tensors are read in place by Rust (GIL released); tensors on other
+devices take a plain-torch path with the same results.
+"""
+
+from . import _native
+from .errors import FastalignError, InternalError, InvalidArgumentError, InvalidTypeError
+
+__version__: str = _native.__version__
+
+__all__ = [
+    "FastalignError",
+    "InternalError",
+    "InvalidArgumentError",
+    "InvalidTypeError",
+    "__version__",
+]

@@ -1,0 +1,164 @@
+"""The one place where inputs are checked, classified and turned into zero-copy numpy views.
+
+Public functions call into this module first. It decides the backend for every array argument:
+
+* a numpy array, or a torch tensor on the CPU, is handed to Rust as a numpy *view* of the same
+  memory (``tensor.detach().numpy()`` shares storage; nothing is copied);
+* a torch tensor on any other device (CUDA, MPS, ...) takes the plain-torch path;
+
+and it refuses, with an :class:`~fastalign.errors.FastalignError` naming the argument, anything
+the kernels cannot read in place: the wrong dtype, non-contiguous memory, the wrong number of
+dimensions, non-native byte order, or something that is not an array at all. Nothing is ever
+converted silently, so a call never hides a copy and never modifies its input.
+
+torch is optional: it is only looked at when the caller already imported it.
+"""
+
+from __future__ import annotations
+
+import operator
+import sys
+from typing import Any
+
+import numpy as np
+
+from .errors import InvalidArgumentError, InvalidTypeError
+
+FLOAT = (np.dtype(np.float32), np.dtype(np.float64))
+INT = (np.dtype(np.int32), np.dtype(np.int64))
+
+_TORCH_TO_NUMPY: dict[Any, np.dtype] = {}
+
+
+def _torch():
+    return sys.modules.get("torch")
+
+
+def is_torch(x: object) -> bool:
+    """Whether ``x`` is a torch tensor (without importing torch)."""
+    torch = _torch()
+    return torch is not None and isinstance(x, torch.Tensor)
+
+
+def on_accelerator(x: object) -> bool:
+    """True for a torch tensor that lives on a non-CPU device: it takes the torch path."""
+    return is_torch(x) and x.device.type != "cpu"  # type: ignore[attr-defined]
+
+
+def _numpy_dtype_of_torch(dtype: Any) -> np.dtype | None:
+    if not _TORCH_TO_NUMPY:
+        torch = _torch()
+        for t, n in (
+            (torch.float32, np.float32),
+            (torch.float64, np.float64),
+            (torch.int32, np.int32),
+            (torch.int64, np.int64),
+            (torch.bool, np.bool_),
+        ):
+            _TORCH_TO_NUMPY[t] = np.dtype(n)
+    return _TORCH_TO_NUMPY.get(dtype)
+
+
+def _describe(dtypes: tuple[np.dtype, ...]) -> str:
+    return " or ".join(d.name for d in dtypes)
+
+
+def array(x: object, name: str, dtypes: tuple[np.dtype, ...], ndims: tuple[int, ...]) -> np.ndarray:
+    """A zero-copy numpy view of a CPU array argument, or an error naming ``name``.
+
+    ``x`` must be a numpy array or a CPU torch tensor, of one of ``dtypes``, with one of
+    ``ndims`` dimensions, C-contiguous and in native byte order.
+    """
+    if isinstance(x, np.ndarray):
+        arr = x
+        dt = arr.dtype
+        if dt not in dtypes:
+            raise InvalidTypeError(f"expected dtype {_describe(dtypes)}, got {dt}", name)
+        if not dt.isnative:
+            raise InvalidTypeError(f"must be in native byte order, got {dt.str}", name)
+    elif is_torch(x):
+        if x.device.type != "cpu":  # type: ignore[attr-defined]
+            raise InvalidTypeError(
+                f"is on {x.device}, but this operation only reads CPU memory; "  # type: ignore[attr-defined]
+                "move it with .cpu() or pass every array on the same device",
+                name,
+            )
+        dt = _numpy_dtype_of_torch(x.dtype)  # type: ignore[attr-defined]
+        if dt not in dtypes:
+            raise InvalidTypeError(f"expected dtype {_describe(dtypes)}, got {x.dtype}", name)  # type: ignore[attr-defined]
+        if not x.is_contiguous():  # type: ignore[attr-defined]
+            raise InvalidArgumentError("must be contiguous; call .contiguous() first", name)
+        arr = x.detach().numpy()  # type: ignore[attr-defined]
+    else:
+        raise InvalidTypeError(
+            f"expected a numpy array or a torch tensor, got {type(x).__name__}", name
+        )
+    if arr.ndim not in ndims:
+        want = " or ".join(f"{d}-D" for d in ndims)
+        raise InvalidArgumentError(f"expected a {want} array, got shape {tuple(arr.shape)}", name)
+    if not arr.flags.c_contiguous:
+        raise InvalidArgumentError("must be C-contiguous; call np.ascontiguousarray / .contiguous() first", name)
+    return arr
+
+
+def tensor(x: object, name: str, dtypes: tuple[np.dtype, ...], ndims: tuple[int, ...]) -> Any:
+    """Check a torch tensor headed for the torch path (same rules as :func:`array`)."""
+    dt = _numpy_dtype_of_torch(x.dtype)  # type: ignore[attr-defined]
+    if dt not in dtypes:
+        raise InvalidTypeError(f"expected dtype {_describe(dtypes)}, got {x.dtype}", name)  # type: ignore[attr-defined]
+    if x.dim() not in ndims:  # type: ignore[attr-defined]
+        want = " or ".join(f"{d}-D" for d in ndims)
+        raise InvalidArgumentError(f"expected a {want} tensor, got shape {tuple(x.shape)}", name)  # type: ignore[attr-defined]
+    if not x.is_contiguous():  # type: ignore[attr-defined]
+        raise InvalidArgumentError("must be contiguous; call .contiguous() first", name)
+    return x
+
+
+def same_device(x: object, name: str, device: Any) -> None:
+    if not is_torch(x) or x.device != device:  # type: ignore[attr-defined]
+        where = x.device if is_torch(x) else type(x).__name__  # type: ignore[attr-defined]
+        raise InvalidTypeError(f"must be a torch tensor on {device} like the other inputs, got {where}", name)
+
+
+def wrap(out: np.ndarray, like_torch: bool) -> Any:
+    """Return a result in the caller's kind: a torch tensor (sharing memory) or the array."""
+    if like_torch:
+        return _torch().from_numpy(out)
+    return out
+
+
+def integer(x: object, name: str, *, minimum: int | None = None) -> int:
+    """An ``int`` argument (numpy/torch integer scalars accepted; bools and floats are not)."""
+    if isinstance(x, bool) or not hasattr(type(x), "__index__"):
+        raise InvalidTypeError(f"expected an integer, got {type(x).__name__}", name)
+    v = operator.index(x)
+    if minimum is not None and v < minimum:
+        raise InvalidArgumentError(f"must be >= {minimum}, got {v}", name)
+    return v
+
+
+def real(x: object, name: str, *, minimum: float | None = None) -> float:
+    """A finite ``float`` argument."""
+    if isinstance(x, bool) or not isinstance(x, (int, float, np.integer, np.floating)):
+        raise InvalidTypeError(f"expected a number, got {type(x).__name__}", name)
+    v = float(x)
+    if v != v or v in (float("inf"), float("-inf")):
+        raise InvalidArgumentError(f"must be finite, got {v}", name)
+    if minimum is not None and v < minimum:
+        raise InvalidArgumentError(f"must be >= {minimum}, got {v}", name)
+    return v
+
+
+def choice(x: object, name: str, options: tuple[str, ...]) -> str:
+    if not isinstance(x, str) or x not in options:
+        raise InvalidArgumentError(f"expected one of {', '.join(map(repr, options))}, got {x!r}", name)
+    return x
+
+
+def token_ids(x: object, name: str) -> list[int]:
+    """One token id or a sequence of them, as a list of ints."""
+    if isinstance(x, (list, tuple)):
+        return [integer(v, name) for v in x]
+    if is_torch(x) or isinstance(x, np.ndarray):
+        return [integer(v, name) for v in x.tolist()] if x.ndim else [integer(x.item(), name)]  # type: ignore[attr-defined]
+    return [integer(x, name)]

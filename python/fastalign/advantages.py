@@ -1,0 +1,314 @@
+"""Group-relative advantages, exactly as TRL 1.16.0 computes them.
+
+* :func:`grpo_advantages` — ``GRPOTrainer``'s advantage step: contiguous groups of
+  ``num_generations`` rows, weighted NaN-sum over reward functions, all-NaN ("unscorable") rows
+  excluded from the baseline and given advantage 0, Bessel-corrected NaN-std, the
+  ``group``/``batch``/``none`` scalings (and the legacy ``True``/``False``), and GDPO's
+  ``normalize_then_sum``.
+* :func:`rloo_advantages` — ``RLOOTrainer``'s leave-one-out baseline.
+* :func:`zero_variance_groups` — which groups carry no learning signal (DAPO dynamic sampling).
+
+Backends: numpy arrays and CPU torch tensors are read in place by the Rust kernels (GIL
+released); tensors on any other device run the same math in plain torch on that device.
+Results come back as the caller's kind (tensor in, tensor out).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from . import _native
+from . import _validate as v
+from .errors import InvalidArgumentError
+
+__all__ = ["Advantages", "grpo_advantages", "rloo_advantages", "zero_variance_groups"]
+
+_SCALES = ("group", "batch", "none")
+_AGGREGATIONS = ("sum_then_normalize", "normalize_then_sum")
+
+
+class Advantages(NamedTuple):
+    """Result of :func:`grpo_advantages` / :func:`rloo_advantages`.
+
+    ``advantages`` and ``std_is_zero`` come first, so ``adv, std_is_zero, *_ = ...`` works.
+    Arrays are of the input's kind and device. The statistics are the values TRL logs for this
+    step, as Python floats; they are ``None`` when the call was made with ``metrics=False``
+    (except ``frac_reward_zero_std``, which is always computed).
+    """
+
+    advantages: Any
+    """(N,) advantages, in the rewards' dtype."""
+    std_is_zero: Any
+    """(N,) bool: the std that scaled this row is zero (``torch.isclose(std, 0)``)."""
+    rewards: Any
+    """(N,) weighted NaN-sum of the raw rewards, NaN for unscorable rows."""
+    frac_reward_zero_std: float
+    reward_mean: float | None = None
+    reward_std: float | None = None
+    reward_func_means: tuple[float, ...] | None = None
+    reward_func_stds: tuple[float, ...] | None = None
+
+    def metrics(self, reward_func_names: Sequence[str] | None = None) -> dict[str, float]:
+        """The metrics under TRL's keys (``reward``, ``reward_std``, ``frac_reward_zero_std``,
+        ``rewards/{name}/mean`` and ``rewards/{name}/std``)."""
+        if self.reward_func_means is None or self.reward_func_stds is None:
+            raise InvalidArgumentError("were not computed: call with metrics=True", "metrics")
+        k = len(self.reward_func_means)
+        names = list(reward_func_names) if reward_func_names is not None else [f"reward_{i}" for i in range(k)]
+        if len(names) != k:
+            raise InvalidArgumentError(f"has {len(names)} names for {k} reward functions", "reward_func_names")
+        out: dict[str, float] = {}
+        for name, m, s in zip(names, self.reward_func_means, self.reward_func_stds):
+            out[f"rewards/{name}/mean"] = m
+            out[f"rewards/{name}/std"] = s
+        out["reward"] = self.reward_mean  # type: ignore[assignment]
+        out["reward_std"] = self.reward_std  # type: ignore[assignment]
+        out["frac_reward_zero_std"] = self.frac_reward_zero_std
+        return out
+
+
+def _scale_mode(scale_rewards: object) -> str:
+    if scale_rewards is True:
+        return "group"
+    if scale_rewards is False:
+        return "none"
+    return v.choice(scale_rewards, "scale_rewards", _SCALES)
+
+
+def _check_layout(shape: tuple[int, ...], num_generations: object) -> tuple[int, int, int]:
+    """Validate the grouping of an (N,) or (N, K) rewards shape; return (N, K, G)."""
+    g = v.integer(num_generations, "num_generations", minimum=1)
+    n = shape[0]
+    k = shape[1] if len(shape) == 2 else 1
+    if n == 0:
+        raise InvalidArgumentError("is empty; expected at least one completion", "rewards")
+    if k == 0:
+        raise InvalidArgumentError("has no columns; expected one column per reward function", "rewards")
+    if n % g:
+        raise InvalidArgumentError(
+            f"{g} does not divide the number of completions {n} "
+            "(groups are contiguous blocks of num_generations rows)",
+            "num_generations",
+        )
+    return n, k, g
+
+
+def _weights(reward_weights: object, k: int, dtype: np.dtype) -> np.ndarray:
+    if reward_weights is None:
+        return np.ones(k, dtype=dtype)
+    if v.is_torch(reward_weights):
+        reward_weights = reward_weights.detach().cpu().numpy()  # type: ignore[attr-defined]
+    try:
+        w = np.asarray(reward_weights, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise v.InvalidTypeError("expected a sequence of numbers", "reward_weights") from None
+    if w.ndim != 1 or w.shape[0] != k:
+        raise InvalidArgumentError(
+            f"expected {k} weights (one per reward function), got shape {tuple(w.shape)}", "reward_weights"
+        )
+    if not np.isfinite(w).all():
+        raise InvalidArgumentError("must be finite", "reward_weights")
+    return w.astype(dtype)
+
+
+def _rows(arr: np.ndarray) -> np.ndarray:
+    """(N,) -> (N, 1) view; (N, K) unchanged."""
+    return arr.reshape(arr.shape[0], 1) if arr.ndim == 1 else arr
+
+
+def _result(out: tuple, like_torch: bool) -> Advantages:
+    adv, zero, s, frac, metrics = out
+    res = Advantages(v.wrap(adv, like_torch), v.wrap(zero, like_torch), v.wrap(s, like_torch), frac)
+    if metrics is None:
+        return res
+    (mean, std), funcs = metrics
+    return res._replace(
+        reward_mean=mean,
+        reward_std=std,
+        reward_func_means=tuple(m for m, _ in funcs),
+        reward_func_stds=tuple(s for _, s in funcs),
+    )
+
+
+def _flag(x: object, name: str) -> bool:
+    if not isinstance(x, (bool, np.bool_)):
+        raise v.InvalidTypeError(f"expected a bool, got {type(x).__name__}", name)
+    return bool(x)
+
+
+def grpo_advantages(
+    rewards: Any,
+    num_generations: int,
+    *,
+    scale_rewards: str | bool = "group",
+    reward_weights: Sequence[float] | Any | None = None,
+    multi_objective_aggregation: str = "sum_then_normalize",
+    eps: float = 1e-4,
+    metrics: bool = True,
+) -> Advantages:
+    """GRPO advantages, identical to ``GRPOTrainer`` in TRL 1.16.0.
+
+    Parameters
+    ----------
+    rewards : (N,) or (N, K), float32 or float64
+        One column per reward function; NaN where a function returned ``None``. Rows come in
+        contiguous groups of ``num_generations`` completions of the same prompt.
+    num_generations : int
+        Group size G (>= 1); must divide N.
+    scale_rewards : {"group", "batch", "none"} or bool
+        Divide the centred rewards by the group std, by the batch std (the mean stays the group
+        mean; Lite PPO), or not at all (Dr. GRPO). ``True``/``False`` mean ``"group"``/``"none"``.
+    reward_weights : sequence of K floats, optional
+        Weights of the reward functions (default all ones).
+    multi_objective_aggregation : {"sum_then_normalize", "normalize_then_sum"}
+        ``normalize_then_sum`` (GDPO) z-scores each function within its group, sums, then
+        normalises over the batch; it ignores ``scale_rewards``, as TRL does.
+    eps : float
+        Added to the std before dividing (TRL: 1e-4).
+    metrics : bool
+        Also compute the reward statistics TRL logs (two more passes over the rewards).
+
+    Returns
+    -------
+    Advantages
+        ``advantages`` (N,), ``std_is_zero`` (N,) bool, the summed ``rewards`` (N,) and the
+        statistics TRL logs (see :meth:`Advantages.metrics`).
+
+    Raises
+    ------
+    InvalidTypeError
+        ``rewards`` is not a float32/float64 numpy array or torch tensor.
+    InvalidArgumentError
+        Empty ``rewards``, a bad shape or non-contiguous memory, ``num_generations`` < 1 or not
+        dividing N, a wrong number of weights, or an unknown option.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from fastalign.advantages import grpo_advantages
+    >>> out = grpo_advantages(np.array([1.0, 0.0, 0.0, 0.0], dtype=np.float32), 4)
+    >>> out.advantages.round(3).tolist()
+    [1.5, -0.5, -0.5, -0.5]
+    """
+    scale = _scale_mode(scale_rewards)
+    agg = v.choice(multi_objective_aggregation, "multi_objective_aggregation", _AGGREGATIONS)
+    eps = v.real(eps, "eps", minimum=0.0)
+    metrics = _flag(metrics, "metrics")
+    if v.on_accelerator(rewards):
+        from . import _torch_impl
+
+        r = v.tensor(rewards, "rewards", v.FLOAT, (1, 2))
+        _, k, g = _check_layout(tuple(r.shape), num_generations)
+        w = _weights(reward_weights, k, v._numpy_dtype_of_torch(r.dtype))
+        return _torch_impl.grpo_advantages(r.reshape(r.shape[0], k), w, g, scale, agg, eps, metrics)
+    arr = v.array(rewards, "rewards", v.FLOAT, (1, 2))
+    _, k, g = _check_layout(arr.shape, num_generations)
+    w = _weights(reward_weights, k, arr.dtype)
+    fn = _native.grpo_advantages_f32 if arr.dtype == np.float32 else _native.grpo_advantages_f64
+    return _result(fn(_rows(arr), w, g, scale, agg, eps, metrics), v.is_torch(rewards))
+
+
+def rloo_advantages(
+    rewards: Any,
+    num_generations: int,
+    *,
+    reward_weights: Sequence[float] | Any | None = None,
+    reward_clip_range: tuple[float, float] | None = None,
+    kl: Any | None = None,
+    beta: float = 0.0,
+    normalize_advantages: bool = False,
+    eps: float = 1e-4,
+    metrics: bool = True,
+) -> Advantages:
+    """RLOO advantages, identical to ``RLOOTrainer`` in TRL 1.16.0.
+
+    The weighted NaN-sum of the rewards is optionally clamped to ``reward_clip_range``, has
+    ``beta * kl`` subtracted (``kl``: (N,) per-sequence ``sum_t (old - ref) * mask``), and each
+    completion's baseline is the mean of its scorable siblings. ``normalize_advantages``
+    z-scores the result over the batch. Unscorable rows, and groups with a single scorable
+    completion, get advantage 0. Arguments and results are as in :func:`grpo_advantages`;
+    ``std_is_zero`` is per row (the flag of the row's group).
+    """
+    eps = v.real(eps, "eps", minimum=0.0)
+    beta = v.real(beta, "beta")
+    normalize = _flag(normalize_advantages, "normalize_advantages")
+    metrics = _flag(metrics, "metrics")
+    clip = None
+    if reward_clip_range is not None:
+        try:
+            lo, hi = reward_clip_range  # type: ignore[misc]
+        except (TypeError, ValueError):
+            raise InvalidArgumentError("expected a (min, max) pair", "reward_clip_range") from None
+        clip = (v.real(lo, "reward_clip_range"), v.real(hi, "reward_clip_range"))
+        if clip[0] > clip[1]:
+            raise InvalidArgumentError(f"lower bound {clip[0]} is above upper bound {clip[1]}", "reward_clip_range")
+    if beta != 0.0 and kl is None:
+        raise InvalidArgumentError("is required when beta != 0 (per-sequence KL, shape (N,))", "kl")
+    if v.on_accelerator(rewards):
+        from . import _torch_impl
+
+        r = v.tensor(rewards, "rewards", v.FLOAT, (1, 2))
+        n, k, g = _check_layout(tuple(r.shape), num_generations)
+        w = _weights(reward_weights, k, v._numpy_dtype_of_torch(r.dtype))
+        kl_t = None
+        if beta != 0.0:
+            v.same_device(kl, "kl", r.device)
+            kl_t = v.tensor(kl, "kl", v.FLOAT, (1,))
+            _check_kl(kl_t, n, r.dtype)
+        return _torch_impl.rloo_advantages(r.reshape(n, k), w, g, kl_t, beta, clip, normalize, eps, metrics)
+    arr = v.array(rewards, "rewards", v.FLOAT, (1, 2))
+    n, k, g = _check_layout(arr.shape, num_generations)
+    w = _weights(reward_weights, k, arr.dtype)
+    kl_a = None
+    if beta != 0.0:
+        kl_a = v.array(kl, "kl", v.FLOAT, (1,))
+        _check_kl(kl_a, n, arr.dtype)
+    fn = _native.rloo_advantages_f32 if arr.dtype == np.float32 else _native.rloo_advantages_f64
+    out = fn(_rows(arr), w, g, kl_a, beta, clip, normalize, eps, metrics)
+    return _result(out, v.is_torch(rewards))
+
+
+def _check_kl(kl: Any, n: int, dtype: Any) -> None:
+    if tuple(kl.shape) != (n,):
+        raise InvalidArgumentError(f"expected shape ({n},), one value per completion, got {tuple(kl.shape)}", "kl")
+    if kl.dtype != dtype:
+        raise v.InvalidTypeError(f"must have the rewards' dtype {dtype}, got {kl.dtype}", "kl")
+
+
+def zero_variance_groups(
+    rewards: Any,
+    num_generations: int,
+    *,
+    reward_weights: Sequence[float] | Any | None = None,
+    atol: float = 1e-6,
+    rtol: float = 1e-5,
+) -> Any:
+    """Which groups carry no learning signal: the primitive of DAPO's dynamic sampling.
+
+    Rewards are combined as in :func:`grpo_advantages` (weighted NaN-sum; all-NaN rows are
+    unscorable). A group has zero variance when all its scorable rewards lie within
+    ``atol + rtol * max|r|`` of each other (``max - min``), or when fewer than two are scorable
+    (GRPO gives every row of such a group advantage 0). Unlike TRL's ``std == 0`` this is not
+    fooled by the last-bit noise of float reductions.
+
+    Returns
+    -------
+    (N // num_generations,) bool, of the input's kind.
+    """
+    atol = v.real(atol, "atol", minimum=0.0)
+    rtol = v.real(rtol, "rtol", minimum=0.0)
+    if v.on_accelerator(rewards):
+        from . import _torch_impl
+
+        r = v.tensor(rewards, "rewards", v.FLOAT, (1, 2))
+        n, k, g = _check_layout(tuple(r.shape), num_generations)
+        w = _weights(reward_weights, k, v._numpy_dtype_of_torch(r.dtype))
+        return _torch_impl.zero_variance_groups(r.reshape(n, k), w, g, atol, rtol)
+    arr = v.array(rewards, "rewards", v.FLOAT, (1, 2))
+    _, k, g = _check_layout(arr.shape, num_generations)
+    w = _weights(reward_weights, k, arr.dtype)
+    fn = _native.zero_variance_groups_f32 if arr.dtype == np.float32 else _native.zero_variance_groups_f64
+    return v.wrap(fn(_rows(arr), w, g, atol, rtol), v.is_torch(rewards))

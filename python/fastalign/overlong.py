@@ -1,0 +1,97 @@
+"""Completion masks, truncation flags and overlong filtering, as GRPOTrainer builds them.
+
+TRL 1.16.0 keeps each generated row up to and including its first EOS token, calls a
+completion *truncated* when what it kept ends in neither an EOS nor the pad token, and with
+``mask_truncated_completions=True`` (DAPO's overlong filtering) zeroes the whole mask row of
+truncated completions, which also removes their tokens from ``num_items_in_batch``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from . import _native
+from . import _validate as v
+
+__all__ = ["CompletionMask", "completion_mask"]
+
+
+class CompletionMask(NamedTuple):
+    """Result of :func:`completion_mask`; arrays are of the input's kind and device."""
+
+    mask: Any
+    """(B, T) int64: 1 up to and including the first EOS, 0 after (whole row 0 when masked)."""
+    is_truncated: Any
+    """(B,) bool: the completion ends in neither an EOS nor the pad token."""
+    lengths: Any
+    """(B,) int64: kept length of each completion (EOS included), before masking."""
+    num_items: Any
+    """Number of ones in ``mask`` (TRL's ``num_items_in_batch``): an int for numpy input, a
+    0-d int64 tensor for torch input."""
+
+
+def completion_mask(
+    completion_ids: Any,
+    eos_token_id: int | Sequence[int],
+    pad_token_id: int,
+    *,
+    mask_truncated_completions: bool = False,
+) -> CompletionMask:
+    """The completion mask of right-padded generated ids, exactly as ``GRPOTrainer`` makes it.
+
+    Parameters
+    ----------
+    completion_ids : (B, T), int32 or int64
+        Generated token ids, right-padded (as ``model.generate`` returns them after the prompt).
+    eos_token_id : int or sequence of int
+        The EOS id(s) (``generation_config.eos_token_id`` may list several).
+    pad_token_id : int
+        The pad id; a row without EOS whose last token is the pad is not truncated (TRL's rule).
+    mask_truncated_completions : bool
+        Zero the mask rows of truncated completions (overlong filtering).
+
+    Returns
+    -------
+    CompletionMask
+        ``mask``, ``is_truncated``, ``lengths`` and ``num_items``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from fastalign.overlong import completion_mask
+    >>> ids = np.array([[5, 2, 0], [5, 6, 7]])
+    >>> out = completion_mask(ids, eos_token_id=2, pad_token_id=0)
+    >>> out.mask.tolist(), out.is_truncated.tolist()
+    ([[1, 1, 0], [1, 1, 1]], [False, True])
+    """
+    eos = v.token_ids(eos_token_id, "eos_token_id")
+    pad = v.integer(pad_token_id, "pad_token_id")
+    if not isinstance(mask_truncated_completions, (bool, np.bool_)):
+        raise v.InvalidTypeError(
+            f"expected a bool, got {type(mask_truncated_completions).__name__}", "mask_truncated_completions"
+        )
+    mask_truncated = bool(mask_truncated_completions)
+    if v.on_accelerator(completion_ids):
+        from . import _torch_impl
+
+        ids = v.tensor(completion_ids, "completion_ids", v.INT, (2,))
+        _check_shape(tuple(ids.shape))
+        return _torch_impl.completion_mask(ids, eos, pad, mask_truncated)
+    arr = v.array(completion_ids, "completion_ids", v.INT, (2,))
+    _check_shape(arr.shape)
+    fn = _native.completion_mask_i32 if arr.dtype == np.int32 else _native.completion_mask_i64
+    mask, truncated, lengths, num_items = fn(arr, eos, pad, mask_truncated)
+    like_torch = v.is_torch(completion_ids)
+    if like_torch:
+        num_items = v._torch().tensor(num_items, dtype=v._torch().int64)
+    return CompletionMask(v.wrap(mask, like_torch), v.wrap(truncated, like_torch), v.wrap(lengths, like_torch), num_items)
+
+
+def _check_shape(shape: tuple[int, ...]) -> None:
+    if shape[0] == 0:
+        raise v.InvalidArgumentError("is empty; expected at least one completion", "completion_ids")
+    if shape[1] == 0:
+        raise v.InvalidArgumentError("has no columns; expected shape (batch, length) with length >= 1", "completion_ids")

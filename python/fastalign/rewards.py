@@ -1,0 +1,157 @@
+"""Reward functions for TRL trainers, computed in Rust.
+
+``soft_overlong(max_completion_len, soft_punish_cache)`` is a drop-in for
+``trl.rewards.get_soft_overlong_punishment``: the same values (bit for bit), the same
+``__name__`` (so the same ``rewards/soft_overlong_punishment_reward/...`` metric keys), picklable,
+and callable the way TRL calls reward functions. It also accepts padded ids with a mask, or
+lengths, for use outside TRL. ``soft_overlong_penalty`` is the vectorised form over lengths.
+
+DAPO (arXiv 2503.14476) eq. 13, with ``L_max = max_completion_len`` and
+``L_cache = soft_punish_cache``::
+
+    R(L) = 0                          if L <= L_max - L_cache
+         = (L_max - L_cache - L) / L_cache   if L_max - L_cache < L <= L_max
+         = -1                         if L > L_max
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from . import _native
+from . import _validate as v
+
+__all__ = ["SoftOverlongPunishment", "soft_overlong", "soft_overlong_penalty"]
+
+
+def _check_params(max_completion_len: object, soft_punish_cache: object) -> tuple[int, int]:
+    lmax = v.integer(max_completion_len, "max_completion_len", minimum=1)
+    cache = v.integer(soft_punish_cache, "soft_punish_cache", minimum=0)
+    if cache > lmax:
+        raise v.InvalidArgumentError(f"({cache}) must not exceed max_completion_len ({lmax})", "soft_punish_cache")
+    return lmax, cache
+
+
+class SoftOverlongPunishment:
+    """DAPO's soft overlong punishment as a TRL reward function (see :func:`soft_overlong`)."""
+
+    __name__ = "soft_overlong_punishment_reward"
+
+    def __init__(self, max_completion_len: int, soft_punish_cache: int) -> None:
+        self.max_completion_len, self.soft_punish_cache = _check_params(max_completion_len, soft_punish_cache)
+        self._kernel = _native.SoftOverlong(self.max_completion_len, self.soft_punish_cache)
+
+    def __call__(
+        self,
+        completion_ids: Any = None,
+        *,
+        completion_mask: Any = None,
+        lengths: Any = None,
+        **kwargs: Any,
+    ) -> Any:
+        """Penalties for a batch of completions.
+
+        * ``completion_ids`` as a list of token-id lists (how TRL calls reward functions; other
+          keyword arguments such as ``prompts`` are ignored): returns ``list[float]``.
+        * ``completion_ids`` as a padded (B, T) array/tensor with ``completion_mask=`` (B, T):
+          the lengths are the mask's row sums; returns a float64 array of the input's kind.
+        * ``lengths=`` (B,) int array/tensor: returns a float64 array of the input's kind.
+        """
+        if lengths is not None:
+            return soft_overlong_penalty(lengths, self.max_completion_len, self.soft_punish_cache)
+        if completion_mask is not None:
+            return soft_overlong_penalty(_mask_lengths(completion_mask), self.max_completion_len, self.soft_punish_cache)
+        if completion_ids is None:
+            raise v.InvalidArgumentError("is required (or pass lengths= or completion_mask=)", "completion_ids")
+        if v.is_torch(completion_ids) or isinstance(completion_ids, np.ndarray):
+            raise v.InvalidArgumentError(
+                "is an array: padded ids need completion_mask= to tell the lengths (or pass lengths=)",
+                "completion_ids",
+            )
+        return self._kernel.penalties_of(completion_ids)
+
+    def __reduce__(self):
+        return (type(self), (self.max_completion_len, self.soft_punish_cache))
+
+    def __repr__(self) -> str:
+        return f"soft_overlong(max_completion_len={self.max_completion_len}, soft_punish_cache={self.soft_punish_cache})"
+
+
+def _mask_lengths(mask: Any) -> Any:
+    if v.is_torch(mask):
+        if mask.dim() != 2:
+            raise v.InvalidArgumentError(f"expected a 2-D mask, got shape {tuple(mask.shape)}", "completion_mask")
+        return mask.sum(dim=1, dtype=v._torch().int64)
+    if isinstance(mask, np.ndarray):
+        if mask.ndim != 2:
+            raise v.InvalidArgumentError(f"expected a 2-D mask, got shape {mask.shape}", "completion_mask")
+        return mask.sum(axis=1, dtype=np.int64)
+    raise v.InvalidTypeError(f"expected a numpy array or a torch tensor, got {type(mask).__name__}", "completion_mask")
+
+
+def soft_overlong(max_completion_len: int, soft_punish_cache: int) -> SoftOverlongPunishment:
+    """DAPO's soft overlong punishment, a drop-in for ``trl.rewards.get_soft_overlong_punishment``.
+
+    Parameters
+    ----------
+    max_completion_len : int
+        ``L_max`` (>= 1), normally ``GRPOConfig.max_completion_length``.
+    soft_punish_cache : int
+        ``L_cache``, the length of the soft-penalty ramp (0 <= L_cache <= L_max; 0 means a hard
+        -1 beyond ``L_max``).
+
+    Examples
+    --------
+    >>> from fastalign.rewards import soft_overlong
+    >>> reward = soft_overlong(max_completion_len=100, soft_punish_cache=20)
+    >>> reward(completion_ids=[[1] * 90, [1] * 10])
+    [-0.5, 0.0]
+    """
+    return SoftOverlongPunishment(max_completion_len, soft_punish_cache)
+
+
+def soft_overlong_penalty(lengths: Any, max_completion_len: int, soft_punish_cache: int, *, dtype: Any = None) -> Any:
+    """Vectorised soft overlong penalty of completion lengths.
+
+    Parameters
+    ----------
+    lengths : (B,), int32 or int64
+        Completion lengths (EOS included, as TRL counts them); must be >= 0.
+    max_completion_len, soft_punish_cache : int
+        As in :func:`soft_overlong`.
+    dtype : float64 (default) or float32
+        Output dtype (numpy or torch dtype). float64 values equal TRL's Python floats exactly.
+
+    Returns
+    -------
+    (B,) array of the input's kind (and device).
+    """
+    lmax, cache = _check_params(max_completion_len, soft_punish_cache)
+    float64 = _is_float64(dtype)
+    if v.on_accelerator(lengths):
+        from . import _torch_impl
+
+        t = v.tensor(lengths, "lengths", v.INT, (1,))
+        return _torch_impl.soft_overlong_penalty(t, lmax, cache, float64)
+    arr = v.array(lengths, "lengths", v.INT, (1,))
+    fn = _native.soft_overlong_penalty_i32 if arr.dtype == np.int32 else _native.soft_overlong_penalty_i64
+    return v.wrap(fn(arr, lmax, cache, float64), v.is_torch(lengths))
+
+
+def _is_float64(dtype: Any) -> bool:
+    if dtype is None:
+        return True
+    torch = v._torch()
+    if torch is not None and isinstance(dtype, torch.dtype):
+        if dtype in (torch.float32, torch.float64):
+            return dtype == torch.float64
+    else:
+        try:
+            d = np.dtype(dtype)
+        except TypeError:
+            d = None
+        if d in v.FLOAT:
+            return d == np.float64
+    raise v.InvalidTypeError(f"expected float32 or float64, got {dtype!r}", "dtype")

@@ -1,0 +1,636 @@
+//! Group-relative advantages: GRPO (all TRL 1.16 modes), RLOO, and zero-variance detection.
+//!
+//! Layout: `rewards` is an `(n, k)` row-major matrix (one column per reward function), rows in
+//! contiguous groups of `num_generations` completions of the same prompt. NaN marks a reward
+//! function that returned `None` for that completion.
+
+use multiversion::multiversion;
+
+use crate::error::{ensure, Result};
+use crate::real::Real;
+use crate::stats::{
+    column_nanmean_std, is_close_zero, mean_from, nanmean_std, nansum_count, nansum_sq_dev,
+    std_from,
+};
+
+/// How GRPO scales the centred rewards (`GRPOConfig.scale_rewards`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ScaleRewards {
+    /// Divide by the group's std (the default; legacy `True`).
+    Group,
+    /// Divide by the std of the whole batch (Lite PPO); the mean is still the group mean.
+    Batch,
+    /// Do not divide (Dr. GRPO; legacy `False`). The group std is still computed for logging.
+    None,
+}
+
+impl ScaleRewards {
+    pub fn parse(s: &str) -> Result<Self> {
+        match s {
+            "group" => Ok(Self::Group),
+            "batch" => Ok(Self::Batch),
+            "none" => Ok(Self::None),
+            other => Err(crate::Error::new(
+                "scale_rewards",
+                format!("expected 'group', 'batch' or 'none' (or True/False), got {other:?}"),
+            )),
+        }
+    }
+}
+
+/// How several reward functions are combined (`GRPOConfig.multi_objective_aggregation`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Aggregation {
+    /// Weighted NaN-sum of the raw rewards, then normalise.
+    SumThenNormalize,
+    /// Normalise each reward function within its group, weighted NaN-sum, then normalise over
+    /// the batch (GDPO). `scale_rewards` is ignored, as in TRL.
+    NormalizeThenSum,
+}
+
+impl Aggregation {
+    pub fn parse(s: &str) -> Result<Self> {
+        match s {
+            "sum_then_normalize" => Ok(Self::SumThenNormalize),
+            "normalize_then_sum" => Ok(Self::NormalizeThenSum),
+            other => Err(crate::Error::new(
+                "multi_objective_aggregation",
+                format!("expected 'sum_then_normalize' or 'normalize_then_sum', got {other:?}"),
+            )),
+        }
+    }
+}
+
+/// Options of [`grpo_advantages`].
+#[derive(Debug, Clone, Copy)]
+pub struct GrpoParams {
+    pub num_generations: usize,
+    pub scale_rewards: ScaleRewards,
+    pub aggregation: Aggregation,
+    /// Added to the std before dividing (TRL: `1e-4`).
+    pub eps: f64,
+}
+
+/// Everything GRPOTrainer computes (and logs) in its advantage step.
+#[derive(Debug, Clone)]
+pub struct AdvantageOutput<T> {
+    /// `(n,)` advantages, NaN mapped to 0 and infinities to the finite extremes.
+    pub advantages: Vec<T>,
+    /// `(n,)` per-row flag: the std used for this row is zero (`torch.isclose(std, 0)`).
+    pub std_is_zero: Vec<bool>,
+    /// `(n,)` weighted NaN-sum of the raw rewards, NaN for unscorable rows (TRL logs its stats).
+    pub rewards: Vec<T>,
+    /// Fraction of rows whose std is zero (`frac_reward_zero_std`).
+    pub frac_zero_std: f64,
+}
+
+/// `(nanmean, nanstd)` of every column of a row-major `(n, k)` matrix, TRL style: the
+/// per-reward-function statistics GRPOTrainer logs (`rewards/{name}/mean`, `.../std`), and
+/// with `k = 1` over the summed rewards, `reward` and `reward_std`.
+pub fn column_stats<T: Real>(m: &[T], k: usize) -> Result<Vec<(f64, f64)>> {
+    ensure!(
+        k >= 1 && m.len() % k == 0,
+        "values",
+        "length {} is not a multiple of k={k}",
+        m.len()
+    );
+    Ok(column_nanmean_std(m, k)
+        .into_iter()
+        .map(|(a, b)| (a.to_f64(), b.to_f64()))
+        .collect())
+}
+
+/// Validate the `(n, k)` layout and grouping; return `n`.
+fn check_layout<T>(
+    rewards: &[T],
+    k: usize,
+    weights: &[T],
+    num_generations: usize,
+) -> Result<usize> {
+    ensure!(
+        k >= 1,
+        "rewards",
+        "needs at least one reward column, got shape (n, 0)"
+    );
+    ensure!(
+        rewards.len() % k == 0,
+        "rewards",
+        "length {} is not a multiple of k={k}",
+        rewards.len()
+    );
+    let n = rewards.len() / k;
+    ensure!(
+        n >= 1,
+        "rewards",
+        "is empty; expected at least one completion"
+    );
+    ensure!(
+        weights.len() == k,
+        "reward_weights",
+        "has {} entries but rewards has {k} columns (one weight per reward function)",
+        weights.len()
+    );
+    ensure!(
+        num_generations >= 1,
+        "num_generations",
+        "must be >= 1, got {num_generations}"
+    );
+    ensure!(
+        n % num_generations == 0,
+        "num_generations",
+        "{num_generations} does not divide the number of completions {n} (groups are contiguous blocks of num_generations rows)"
+    );
+    Ok(n)
+}
+
+/// Weighted NaN-sum per row; rows where every input is NaN get `all_nan` (NaN marks a row
+/// "unscorable" for the raw rewards).
+///
+/// The products are formed in `T` and added left to right in `T`, as torch's `nansum` over
+/// a short inner dimension does. Common column counts get a specialised copy so the row
+/// loop vectorises.
+fn weighted_row_sums<T: Real>(rewards: &[T], k: usize, weights: &[T], out: &mut [T], all_nan: T) {
+    match k {
+        1 => row_sums_k::<T, 1>(rewards, weights, out, all_nan),
+        2 => row_sums_k::<T, 2>(rewards, weights, out, all_nan),
+        3 => row_sums_k::<T, 3>(rewards, weights, out, all_nan),
+        4 => row_sums_k::<T, 4>(rewards, weights, out, all_nan),
+        _ => row_sums_dyn(rewards, k, weights, out, all_nan),
+    }
+}
+
+#[multiversion(targets("x86_64+avx2+fma", "x86_64+avx512f+avx512bw+avx512vl+avx2+fma"))]
+fn row_sums_k<T: Real, const K: usize>(rewards: &[T], weights: &[T], out: &mut [T], all_nan: T) {
+    let mut w = [T::ZERO; K];
+    w.copy_from_slice(&weights[..K]);
+    for (o, row) in out.iter_mut().zip(rewards.chunks_exact(K)) {
+        let mut acc = T::ZERO;
+        let mut nan_count = 0u32;
+        for j in 0..K {
+            let r = row[j];
+            nan_count += u32::from(r.is_nan());
+            let p = r * w[j];
+            acc = acc + if p.is_nan() { T::ZERO } else { p };
+        }
+        *o = if nan_count == K as u32 { all_nan } else { acc };
+    }
+}
+
+fn row_sums_dyn<T: Real>(rewards: &[T], k: usize, weights: &[T], out: &mut [T], all_nan: T) {
+    for (o, row) in out.iter_mut().zip(rewards.chunks_exact(k)) {
+        let mut acc = T::ZERO;
+        let mut every_nan = true;
+        for (&r, &w) in row.iter().zip(weights) {
+            every_nan &= r.is_nan();
+            let p = r * w;
+            if !p.is_nan() {
+                acc = acc + p;
+            }
+        }
+        *o = if every_nan { all_nan } else { acc };
+    }
+}
+
+/// Centre (and optionally scale) each group of `g` values of `s` into `adv`, flag the rows
+/// whose std is zero, and return how many rows are flagged.
+///
+/// `batch_std`: use this std for every group (`scale_rewards="batch"`) instead of the group's.
+#[multiversion(targets("x86_64+avx2+fma", "x86_64+avx512f+avx512bw+avx512vl+avx2+fma"))]
+fn normalize_groups<T: Real>(
+    s: &[T],
+    g: usize,
+    batch_std: Option<T>,
+    divide: bool,
+    eps: T,
+    adv: &mut [T],
+    std_is_zero: &mut [bool],
+) -> usize {
+    // Phase by phase over all groups rather than group by group: the divisions and square
+    // roots then run as vector instructions across groups instead of one long latency chain
+    // per group. Every value is still computed exactly as in the scalar formula.
+    let groups = s.len() / g;
+    let mut sums = vec![0.0f64; groups];
+    let mut counts = vec![0usize; groups];
+    for ((xs, sum), count) in s
+        .chunks_exact(g)
+        .zip(sums.iter_mut())
+        .zip(counts.iter_mut())
+    {
+        (*sum, *count) = nansum_count(xs);
+    }
+    let means: Vec<T> = sums
+        .iter()
+        .zip(&counts)
+        .map(|(&sm, &c)| mean_from(sm, c))
+        .collect();
+    let stds: Vec<T> = match batch_std {
+        Some(b) => vec![b; groups],
+        None if g > 1 => {
+            let mut sq = vec![0.0f64; groups];
+            for ((xs, q), &m) in s.chunks_exact(g).zip(sq.iter_mut()).zip(&means) {
+                *q = nansum_sq_dev(xs, m);
+            }
+            // TRL's Bessel factor f32(n)/f32(n-1) for every count a group can have.
+            let bessel: Vec<T> = (0..=g)
+                .map(|c| if c > 1 { T::bessel(c) } else { T::NAN })
+                .collect();
+            let factors: Vec<T> = counts.iter().map(|&c| bessel[c]).collect();
+            sq.iter()
+                .zip(&counts)
+                .zip(&factors)
+                .map(|((&q, &c), &f)| ((T::from_f64(q) / T::from_count(c)) * f).sqrt())
+                .collect()
+        }
+        None => vec![T::ZERO; groups],
+    };
+    let mut zeros = 0usize;
+    for (((xs, out), zero), (&mean, &std)) in s
+        .chunks_exact(g)
+        .zip(adv.chunks_exact_mut(g))
+        .zip(std_is_zero.chunks_exact_mut(g))
+        .zip(means.iter().zip(&stds))
+    {
+        let denom = std + eps;
+        if divide {
+            for (o, &x) in out.iter_mut().zip(xs) {
+                *o = ((x - mean) / denom).nan_to_num();
+            }
+        } else {
+            for (o, &x) in out.iter_mut().zip(xs) {
+                *o = (x - mean).nan_to_num();
+            }
+        }
+        let z = is_close_zero(std);
+        zero.fill(z);
+        zeros += usize::from(z) * g;
+    }
+    zeros
+}
+
+fn frac_true(flags: &[bool]) -> f64 {
+    let c = flags.iter().filter(|&&b| b).count();
+    f64::from(c as f32 / flags.len() as f32)
+}
+
+/// GRPO advantages exactly as `GRPOTrainer._generate_and_score_completions` (TRL 1.16.0).
+pub fn grpo_advantages<T: Real>(
+    rewards: &[T],
+    k: usize,
+    weights: &[T],
+    params: &GrpoParams,
+) -> Result<AdvantageOutput<T>> {
+    let g = params.num_generations;
+    let n = check_layout(rewards, k, weights, g)?;
+    ensure!(
+        params.eps.is_finite() && params.eps >= 0.0,
+        "eps",
+        "must be finite and >= 0, got {}",
+        params.eps
+    );
+    let eps = T::from_f64(params.eps);
+
+    let mut s = vec![T::ZERO; n];
+    weighted_row_sums(rewards, k, weights, &mut s, T::NAN);
+    let mut adv = vec![T::ZERO; n];
+    let mut std_is_zero = vec![false; n];
+
+    match params.aggregation {
+        Aggregation::SumThenNormalize => {
+            let batch_std = match params.scale_rewards {
+                ScaleRewards::Batch => Some(if n > 1 { nanmean_std(&s).1 } else { T::ZERO }),
+                _ => None,
+            };
+            let divide = params.scale_rewards != ScaleRewards::None;
+            normalize_groups(&s, g, batch_std, divide, eps, &mut adv, &mut std_is_zero);
+        }
+        Aggregation::NormalizeThenSum => {
+            // z-score every reward column inside its group, then weighted NaN-sum per row.
+            let mut z = vec![T::ZERO; n * k];
+            let mut col = vec![T::ZERO; g];
+            for (grp, zgrp) in rewards.chunks_exact(g * k).zip(z.chunks_exact_mut(g * k)) {
+                for j in 0..k {
+                    for (c, row) in col.iter_mut().zip(grp.chunks_exact(k)) {
+                        *c = row[j];
+                    }
+                    let (mean, std) = if g > 1 {
+                        nanmean_std(&col)
+                    } else {
+                        (nanmean_std(&col).0, T::ZERO)
+                    };
+                    let denom = std + eps;
+                    for (i, &c) in col.iter().enumerate() {
+                        zgrp[i * k + j] = (c - mean) / denom;
+                    }
+                }
+            }
+            let mut zs = vec![T::ZERO; n];
+            // Rows whose z-scores are all NaN sum to 0 (`nansum`); only rows whose *raw*
+            // rewards are all NaN are unscorable.
+            weighted_row_sums(&z, k, weights, &mut zs, T::ZERO);
+            for (v, row) in zs.iter_mut().zip(rewards.chunks_exact(k)) {
+                if row.iter().all(|r| r.is_nan()) {
+                    *v = T::NAN;
+                }
+            }
+            let (mean, std) = nanmean_std(&zs);
+            let std = if n > 1 { std } else { T::ZERO };
+            let denom = std + eps;
+            for (o, &x) in adv.iter_mut().zip(&zs) {
+                *o = ((x - mean) / denom).nan_to_num();
+            }
+            std_is_zero.fill(is_close_zero(std));
+        }
+    }
+
+    Ok(AdvantageOutput {
+        frac_zero_std: frac_true(&std_is_zero),
+        advantages: adv,
+        std_is_zero,
+        rewards: s,
+    })
+}
+
+/// Options of [`rloo_advantages`].
+#[derive(Debug, Clone, Copy)]
+pub struct RlooParams {
+    pub num_generations: usize,
+    /// `RLOOConfig.reward_clip_range`: clamp the summed reward (NaN stays NaN).
+    pub reward_clip_range: Option<(f64, f64)>,
+    /// `RLOOConfig.beta`: the KL coefficient folded into the reward (`r - beta * kl`).
+    pub beta: f64,
+    /// `RLOOConfig.normalize_advantages`: z-score the advantages over the batch.
+    pub normalize_advantages: bool,
+    pub eps: f64,
+}
+
+/// RLOO advantages exactly as `RLOOTrainer._generate_and_score_completions` (TRL 1.16.0).
+///
+/// `kl` is the per-sequence KL (`sum_t (old - ref) * mask`, gathered), required when
+/// `beta != 0` and ignored otherwise.
+pub fn rloo_advantages<T: Real>(
+    rewards: &[T],
+    k: usize,
+    weights: &[T],
+    kl: Option<&[T]>,
+    params: &RlooParams,
+) -> Result<AdvantageOutput<T>> {
+    let g = params.num_generations;
+    let n = check_layout(rewards, k, weights, g)?;
+    ensure!(
+        params.eps.is_finite() && params.eps >= 0.0,
+        "eps",
+        "must be finite and >= 0, got {}",
+        params.eps
+    );
+    ensure!(
+        params.beta.is_finite(),
+        "beta",
+        "must be finite, got {}",
+        params.beta
+    );
+    if let Some((lo, hi)) = params.reward_clip_range {
+        ensure!(
+            !(lo > hi),
+            "reward_clip_range",
+            "lower bound {lo} is above upper bound {hi}"
+        );
+    }
+    let eps = T::from_f64(params.eps);
+
+    let mut s = vec![T::ZERO; n];
+    weighted_row_sums(rewards, k, weights, &mut s, T::NAN);
+    let logged = s.clone();
+    if let Some((lo, hi)) = params.reward_clip_range {
+        let (lo, hi) = (T::from_f64(lo), T::from_f64(hi));
+        for v in s.iter_mut() {
+            // torch.clamp: NaN stays NaN
+            if *v < lo {
+                *v = lo;
+            } else if *v > hi {
+                *v = hi;
+            }
+        }
+    }
+    if params.beta != 0.0 {
+        let kl = match kl {
+            Some(kl) => kl,
+            None => return Err(crate::Error::new("kl", "is required when beta != 0")),
+        };
+        ensure!(
+            kl.len() == n,
+            "kl",
+            "has {} entries, expected one per completion ({n})",
+            kl.len()
+        );
+        let beta = T::from_f64(params.beta);
+        for (v, &d) in s.iter_mut().zip(kl) {
+            *v = *v - beta * d;
+        }
+    }
+
+    let mut adv = vec![T::ZERO; n];
+    let mut std_is_zero = vec![false; n];
+    for ((xs, out), zero) in s
+        .chunks_exact(g)
+        .zip(adv.chunks_exact_mut(g))
+        .zip(std_is_zero.chunks_exact_mut(g))
+    {
+        let (sum, count) = nansum_count(xs);
+        let std = if g > 1 {
+            std_from::<T>(nansum_sq_dev(xs, mean_from(sum, count)), count)
+        } else {
+            T::ZERO
+        };
+        zero.fill(is_close_zero(std));
+        if g > 1 {
+            let total = T::from_f64(sum);
+            // (n_s - 1) is an int64 tensor in TRL; it becomes T in the division.
+            let others = T::from_f64(count as f64 - 1.0);
+            for (o, &x) in out.iter_mut().zip(xs) {
+                *o = x - (total - x) / others;
+            }
+        } else {
+            out.fill(T::ZERO);
+        }
+    }
+    if params.normalize_advantages {
+        let (mean, std) = nanmean_std(&adv);
+        let denom = std + eps;
+        for a in adv.iter_mut() {
+            *a = (*a - mean) / denom;
+        }
+    }
+    for a in adv.iter_mut() {
+        *a = a.nan_to_num();
+    }
+
+    Ok(AdvantageOutput {
+        frac_zero_std: frac_true(&std_is_zero),
+        advantages: adv,
+        std_is_zero,
+        rewards: logged,
+    })
+}
+
+/// Which groups carry no learning signal: every scorable reward of the group lies within
+/// `atol + rtol * max|r|` of the others (`max - min`), or fewer than two rewards are scorable.
+///
+/// The rewards are first combined like GRPO does (weighted NaN-sum, all-NaN rows unscorable).
+/// Unlike `std == 0`, the test is robust to the last-bit noise of float reductions.
+pub fn zero_variance_groups<T: Real>(
+    rewards: &[T],
+    k: usize,
+    weights: &[T],
+    num_generations: usize,
+    atol: f64,
+    rtol: f64,
+) -> Result<Vec<bool>> {
+    let n = check_layout(rewards, k, weights, num_generations)?;
+    ensure!(
+        atol.is_finite() && atol >= 0.0,
+        "atol",
+        "must be finite and >= 0, got {atol}"
+    );
+    ensure!(
+        rtol.is_finite() && rtol >= 0.0,
+        "rtol",
+        "must be finite and >= 0, got {rtol}"
+    );
+    let mut s = vec![T::ZERO; n];
+    weighted_row_sums(rewards, k, weights, &mut s, T::NAN);
+    Ok(s.chunks_exact(num_generations)
+        .map(|xs| {
+            let mut lo = f64::INFINITY;
+            let mut hi = f64::NEG_INFINITY;
+            let mut count = 0usize;
+            for &x in xs {
+                if !x.is_nan() {
+                    let v = x.to_f64();
+                    lo = lo.min(v);
+                    hi = hi.max(v);
+                    count += 1;
+                }
+            }
+            if count < 2 {
+                return true;
+            }
+            if lo == hi {
+                return true; // also covers a group of equal infinities
+            }
+            let scale = lo.abs().max(hi.abs());
+            hi - lo <= atol + rtol * scale
+        })
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn params(g: usize, scale: ScaleRewards) -> GrpoParams {
+        GrpoParams {
+            num_generations: g,
+            scale_rewards: scale,
+            aggregation: Aggregation::SumThenNormalize,
+            eps: 1e-4,
+        }
+    }
+
+    #[test]
+    fn group_scaling_matches_hand_computation() {
+        let r = [1.0f64, 0.0, 0.0, 0.0, 2.0, 2.0, 2.0, 2.0];
+        let out = grpo_advantages(&r, 1, &[1.0], &params(4, ScaleRewards::Group)).unwrap();
+        let mean = 0.25;
+        let std = (0.1875f64 * f64::from(4.0f32 / 3.0f32)).sqrt();
+        assert_eq!(out.advantages[0], (1.0 - mean) / (std + 1e-4));
+        assert_eq!(out.advantages[1], (0.0 - mean) / (std + 1e-4));
+        assert_eq!(&out.advantages[4..], &[0.0; 4]);
+        assert_eq!(
+            out.std_is_zero,
+            vec![false, false, false, false, true, true, true, true]
+        );
+        assert_eq!(out.frac_zero_std, 0.5);
+    }
+
+    #[test]
+    fn unscorable_rows_are_excluded_and_zeroed() {
+        let nan = f32::NAN;
+        // 2 functions; row 1 is all-NaN, row 2 partially NaN (its other reward counts alone).
+        let r = [1.0f32, 1.0, nan, nan, 3.0, nan, 0.0, 0.0];
+        let out = grpo_advantages(&r, 2, &[1.0, 1.0], &params(4, ScaleRewards::Group)).unwrap();
+        assert_eq!(out.advantages[1], 0.0);
+        assert!(out.rewards[1].is_nan());
+        assert_eq!(out.rewards[2], 3.0);
+        // mean over 3 scorable rows: (2 + 3 + 0) / 3
+        let mean = 5.0f32 / 3.0;
+        assert_eq!(column_stats(&out.rewards, 1).unwrap()[0].0, f64::from(mean));
+    }
+
+    #[test]
+    fn none_and_batch_modes() {
+        let r = [1.0f64, 3.0, 10.0, 30.0];
+        let none = grpo_advantages(&r, 1, &[1.0], &params(2, ScaleRewards::None)).unwrap();
+        assert_eq!(none.advantages, vec![-1.0, 1.0, -10.0, 10.0]);
+        let batch = grpo_advantages(&r, 1, &[1.0], &params(2, ScaleRewards::Batch)).unwrap();
+        let (_, bstd) = nanmean_std(&r);
+        assert_eq!(batch.advantages[0], -1.0 / (bstd + 1e-4));
+    }
+
+    #[test]
+    fn single_generation_gives_zero() {
+        let out =
+            grpo_advantages(&[1.0f32, 2.0], 1, &[1.0], &params(1, ScaleRewards::Group)).unwrap();
+        assert_eq!(out.advantages, vec![0.0, 0.0]);
+        assert!(out.std_is_zero.iter().all(|&b| b));
+    }
+
+    #[test]
+    fn bad_layouts_are_errors() {
+        let e =
+            grpo_advantages(&[1.0f32; 6], 1, &[1.0], &params(4, ScaleRewards::Group)).unwrap_err();
+        assert_eq!(e.argument, "num_generations");
+        let e =
+            grpo_advantages::<f32>(&[], 1, &[1.0], &params(1, ScaleRewards::Group)).unwrap_err();
+        assert_eq!(e.argument, "rewards");
+        let e =
+            grpo_advantages(&[1.0f32; 4], 2, &[1.0], &params(1, ScaleRewards::Group)).unwrap_err();
+        assert_eq!(e.argument, "reward_weights");
+        let e =
+            grpo_advantages(&[1.0f32; 4], 1, &[1.0], &params(0, ScaleRewards::Group)).unwrap_err();
+        assert_eq!(e.argument, "num_generations");
+    }
+
+    #[test]
+    fn rloo_leave_one_out() {
+        let r = [1.0f64, 2.0, 3.0, f64::NAN];
+        let p = RlooParams {
+            num_generations: 4,
+            reward_clip_range: None,
+            beta: 0.0,
+            normalize_advantages: false,
+            eps: 1e-4,
+        };
+        let out = rloo_advantages(&r, 1, &[1.0], None, &p).unwrap();
+        assert_eq!(out.advantages, vec![1.0 - 2.5, 2.0 - 2.0, 3.0 - 1.5, 0.0]);
+    }
+
+    #[test]
+    fn zero_variance() {
+        let r = [
+            0.1f32,
+            0.1,
+            0.1,
+            0.1,
+            0.0,
+            1.0,
+            0.0,
+            0.0,
+            5.0,
+            f32::NAN,
+            f32::NAN,
+            f32::NAN,
+        ];
+        let z = zero_variance_groups(&r, 1, &[1.0], 4, 1e-6, 0.0).unwrap();
+        assert_eq!(z, vec![true, false, true]);
+    }
+}

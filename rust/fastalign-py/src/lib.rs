@@ -1,0 +1,44 @@
+//! `fastalign._native`: the thin PyO3 layer over `fastalign-core`.
+//!
+//! Each function here does four things and nothing else: borrow the numpy inputs (no copy),
+//! check what only the binding can check (contiguity, matching lengths), run the core kernel
+//! with the GIL released ([`detach::run_detached`]), and wrap the outputs. Dtype dispatch,
+//! torch interop and user-facing messages live in `python/fastalign/_validate.py`.
+
+mod advantages;
+mod arrays;
+mod detach;
+mod errors;
+mod overlong;
+mod rewards;
+
+use pyo3::prelude::*;
+
+#[pymodule(gil_used = false)]
+mod _native {
+    use pyo3::prelude::*;
+
+    #[pymodule_export]
+    use crate::advantages::{
+        grpo_advantages_f32, grpo_advantages_f64, rloo_advantages_f32, rloo_advantages_f64,
+        zero_variance_groups_f32, zero_variance_groups_f64,
+    };
+    #[pymodule_export]
+    use crate::overlong::{completion_mask_i32, completion_mask_i64};
+    #[pymodule_export]
+    use crate::rewards::{soft_overlong_penalty_i32, soft_overlong_penalty_i64, SoftOverlong};
+
+    #[pymodule_init]
+    fn init(m: &Bound<'_, PyModule>) -> PyResult<()> {
+        m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+        m.add(
+            "build_profile",
+            if cfg!(debug_assertions) {
+                "debug"
+            } else {
+                "release"
+            },
+        )?;
+        Ok(())
+    }
+}

@@ -1,0 +1,42 @@
+//! Bindings for `fastalign_core::overlong`.
+
+use fastalign_core::overlong::completion_mask;
+use numpy::{IntoPyArray, PyArray1, PyArray2, PyArrayMethods, PyReadonlyArray2};
+use pyo3::prelude::*;
+
+use crate::arrays::slice2;
+use crate::detach::run_detached;
+
+/// `(mask (b, t) int64, is_truncated (b,), lengths (b,) int64, num_items)`
+type MaskTuple<'py> = (
+    Bound<'py, PyArray2<i64>>,
+    Bound<'py, PyArray1<bool>>,
+    Bound<'py, PyArray1<i64>>,
+    i64,
+);
+
+macro_rules! mask_binding {
+    ($t:ty, $name:ident) => {
+        /// Completion mask from right-padded ids; see `fastalign.overlong.completion_mask`.
+        #[pyfunction]
+        #[pyo3(signature = (completion_ids, eos_token_ids, pad_token_id, mask_truncated_completions))]
+        pub fn $name<'py>(
+            py: Python<'py>,
+            completion_ids: PyReadonlyArray2<'py, $t>,
+            eos_token_ids: Vec<i64>,
+            pad_token_id: i64,
+            mask_truncated_completions: bool,
+        ) -> PyResult<MaskTuple<'py>> {
+            let (ids, t) = slice2(&completion_ids, "completion_ids")?;
+            let out = run_detached(py, || {
+                completion_mask(ids, t, &eos_token_ids, pad_token_id, mask_truncated_completions)
+            })?;
+            let b = out.lengths.len();
+            let mask = out.mask.into_pyarray(py).reshape([b, t])?;
+            Ok((mask, out.is_truncated.into_pyarray(py), out.lengths.into_pyarray(py), out.num_items))
+        }
+    };
+}
+
+mask_binding!(i32, completion_mask_i32);
+mask_binding!(i64, completion_mask_i64);

@@ -1,0 +1,144 @@
+//! Bindings for `fastalign_core::rewards`: the soft overlong punishment.
+
+use fastalign_core::rewards::SoftOverlong as Core;
+use numpy::{IntoPyArray, PyReadonlyArray1};
+use pyo3::prelude::*;
+use pyo3::types::{PyFloat, PyList, PySequence};
+
+use crate::arrays::slice1;
+use crate::detach::run_detached;
+use crate::errors::{bad_argument, invalid_argument};
+
+/// The DAPO soft overlong punishment with fixed `L_max`, `L_cache`; evaluates lists of
+/// completions (TRL's reward-function path) and length arrays.
+#[pyclass(module = "fastalign._native", frozen, eq)]
+#[derive(PartialEq)]
+pub struct SoftOverlong {
+    core: Core,
+}
+
+#[pymethods]
+impl SoftOverlong {
+    #[new]
+    fn new(py: Python<'_>, max_completion_len: i64, soft_punish_cache: i64) -> PyResult<Self> {
+        Ok(Self {
+            core: Core::new(max_completion_len, soft_punish_cache)
+                .map_err(|e| invalid_argument(py, e))?,
+        })
+    }
+
+    #[getter]
+    fn max_completion_len(&self) -> i64 {
+        self.core.max_completion_len()
+    }
+
+    #[getter]
+    fn soft_punish_cache(&self) -> i64 {
+        self.core.soft_punish_cache()
+    }
+
+    /// Penalties of a sequence of completions (each a list of token ids, or anything with a
+    /// length), as a list of Python floats: exactly TRL's `_SoftOverlongPunishment.__call__`.
+    ///
+    /// Lists are read with the GIL held (they are Python objects); 0.0 and -1.0, the common
+    /// values, are shared float objects rather than fresh allocations.
+    fn penalties_of<'py>(
+        &self,
+        py: Python<'py>,
+        completion_ids: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyList>> {
+        let zero = PyFloat::new(py, 0.0);
+        let minus_one = PyFloat::new(py, -1.0);
+        let value = |len: usize| -> Bound<'py, PyFloat> {
+            let v = self.core.penalty(len as i64);
+            if v == 0.0 {
+                zero.clone()
+            } else if v == -1.0 {
+                minus_one.clone()
+            } else {
+                PyFloat::new(py, v)
+            }
+        };
+        if let Ok(list) = completion_ids.cast::<PyList>() {
+            let mut out = Vec::with_capacity(list.len());
+            for item in list.iter() {
+                let len = match item.cast::<PyList>() {
+                    Ok(inner) => inner.len(),
+                    Err(_) => item.len().map_err(|_| not_sized(py))?,
+                };
+                out.push(value(len));
+            }
+            return PyList::new(py, out);
+        }
+        let seq = completion_ids.cast::<PySequence>().map_err(|_| {
+            bad_argument(
+                py,
+                "completion_ids",
+                "must be a list (or sequence) of completions, each a list of token ids",
+            )
+        })?;
+        let mut out = Vec::with_capacity(seq.len()?);
+        for item in seq.try_iter()? {
+            out.push(value(item?.len().map_err(|_| not_sized(py))?));
+        }
+        PyList::new(py, out)
+    }
+
+    fn __repr__(&self) -> String {
+        format!(
+            "SoftOverlong(max_completion_len={}, soft_punish_cache={})",
+            self.core.max_completion_len(),
+            self.core.soft_punish_cache()
+        )
+    }
+
+    fn __getnewargs__(&self) -> (i64, i64) {
+        (
+            self.core.max_completion_len(),
+            self.core.soft_punish_cache(),
+        )
+    }
+}
+
+fn not_sized(py: Python<'_>) -> PyErr {
+    bad_argument(
+        py,
+        "completion_ids",
+        "each completion must be a list of token ids (something with a length)",
+    )
+}
+
+macro_rules! penalty_binding {
+    ($t:ty, $name:ident) => {
+        /// Vectorised penalties of a lengths array, as float64 or float32.
+        #[pyfunction]
+        #[pyo3(signature = (lengths, max_completion_len, soft_punish_cache, float64))]
+        pub fn $name<'py>(
+            py: Python<'py>,
+            lengths: PyReadonlyArray1<'py, $t>,
+            max_completion_len: i64,
+            soft_punish_cache: i64,
+            float64: bool,
+        ) -> PyResult<Bound<'py, PyAny>> {
+            let core = Core::new(max_completion_len, soft_punish_cache)
+                .map_err(|e| invalid_argument(py, e))?;
+            let l = slice1(&lengths, "lengths")?;
+            Ok(if float64 {
+                let out = run_detached(py, || {
+                    let mut out = vec![0.0f64; l.len()];
+                    core.penalties(l, &mut out).map(|()| out)
+                })?;
+                out.into_pyarray(py).into_any()
+            } else {
+                let out = run_detached(py, || {
+                    let mut out = vec![0.0f32; l.len()];
+                    core.penalties(l, &mut out).map(|()| out)
+                })?;
+                out.into_pyarray(py).into_any()
+            })
+        }
+    };
+}
+
+penalty_binding!(i32, soft_overlong_penalty_i32);
+penalty_binding!(i64, soft_overlong_penalty_i64);

@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Set up the development environment in .venv (idempotent, safe to re-run):
+#   1. uv (from PyPI) if it is not on PATH;
+#   2. .venv with the exact locked packages (requirements/dev.lock), linked from uv's cache,
+#      so a fresh clone sets up in seconds once the cache is warm;
+#   3. fastalign itself, built by maturin in release mode and installed into .venv.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if ! command -v uv >/dev/null 2>&1; then
+    python3 -m pip install --quiet --user "uv==0.13.9" || python3 -m pip install --quiet "uv==0.13.9"
+    export PATH="$HOME/.local/bin:$PATH"
+fi
+
+if [ ! -x .venv/bin/python ]; then
+    uv venv --quiet --python 3.11 .venv
+fi
+uv pip sync --quiet --python .venv/bin/python requirements/dev.lock
+
+# Release build of the Rust extension, installed into .venv (python/ is put on the path,
+# the compiled module lands in python/fastalign/).
+VIRTUAL_ENV="$PWD/.venv" .venv/bin/maturin develop --release --uv --quiet 2>&1 | grep -vE "^\s*(Compiling|Finished|Building|Installing|Built|📦|🔗|🐍|🛠|✏️|📖|⚠️|💻)" || true
+.venv/bin/python -c "import fastalign, sys; print('fastalign', fastalign.__version__, 'ready in', sys.prefix)"
