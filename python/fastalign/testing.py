@@ -1,0 +1,180 @@
+"""Build tiny TRL trainers offline, for parity checks and demos.
+
+Everything is created locally: a word-level tokenizer from a fixed vocabulary and a small
+randomly initialised Qwen2 causal LM, so nothing is downloaded. ``tiny_grpo_trainer`` returns a
+real ``trl.GRPOTrainer`` (or a subclass) on the CPU; combined with a ``rollout_func`` that
+returns fixed completions and a reward function that reads a dataset column, TRL's own
+``_generate_and_score_completions`` can be driven with exact, chosen inputs.
+
+Requires the ``trl`` extra (``pip install fastalign[trl]``).
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Callable, Sequence
+from typing import Any
+
+__all__ = ["WORDS", "tiny_tokenizer", "tiny_model", "tiny_grpo_trainer", "tiny_rloo_trainer", "fixed_rollout"]
+
+# A small closed vocabulary: special tokens first, then digits and a few words.
+WORDS: tuple[str, ...] = (
+    "<pad>", "<eos>", "<unk>", "<end>",
+    *[str(i) for i in range(10)],
+    "+", "-", "=", "?", "the", "answer", "is", "what", "a", "b", "c", "d", "e", "f", "g", "h",
+)
+
+
+def _quiet_env() -> None:
+    os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")
+    os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+def tiny_tokenizer() -> Any:
+    """A ``PreTrainedTokenizerFast`` over :data:`WORDS` (whitespace split), built locally.
+
+    ``<pad>`` is id 0, ``<eos>`` id 1 (the EOS token) and ``<end>`` id 3 (a second stop token).
+    """
+    _quiet_env()
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    vocab = {w: i for i, w in enumerate(WORDS)}
+    tok = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<unk>"))
+    tok.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    return PreTrainedTokenizerFast(tokenizer_object=tok, eos_token="<eos>", pad_token="<pad>", unk_token="<unk>")
+
+
+def tiny_model(tokenizer: Any, *, seed: int = 0, hidden_size: int = 32, layers: int = 2) -> Any:
+    """A randomly initialised Qwen2 causal LM sized for CPU tests (tens of thousands of weights)."""
+    _quiet_env()
+    import torch
+    from transformers import Qwen2Config, Qwen2ForCausalLM
+
+    config = Qwen2Config(
+        vocab_size=len(tokenizer),
+        hidden_size=hidden_size,
+        intermediate_size=2 * hidden_size,
+        num_hidden_layers=layers,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=512,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+        bos_token_id=None,
+        tie_word_embeddings=True,
+    )
+    torch.manual_seed(seed)
+    model = Qwen2ForCausalLM(config)
+    model.generation_config.eos_token_id = tokenizer.eos_token_id
+    model.generation_config.pad_token_id = tokenizer.pad_token_id
+    return model
+
+
+def fixed_rollout(completion_ids: Sequence[Sequence[int]], prompt_ids: Sequence[int] = (4, 5)) -> Callable:
+    """A ``rollout_func`` that returns the given completions (in order) for every call.
+
+    The number of completions must equal the per-process generation batch (prompts x
+    ``num_generations``). Log-probs are returned as zeros.
+    """
+    completions = [list(map(int, c)) for c in completion_ids]
+
+    def rollout(prompts: list, trainer: Any) -> dict:
+        if len(prompts) != len(completions):
+            raise ValueError(f"fixed_rollout has {len(completions)} completions for {len(prompts)} prompts")
+        return {
+            "prompt_ids": [list(prompt_ids) for _ in prompts],
+            "completion_ids": [list(c) for c in completions],
+            "logprobs": [[0.0] * len(c) for c in completions],
+        }
+
+    return rollout
+
+
+def _config_kwargs(output_dir: str | None, batch: int, num_generations: int, overrides: dict) -> dict:
+    kwargs = dict(
+        output_dir=output_dir or tempfile.mkdtemp(prefix="fastalign-tiny-"),
+        use_cpu=True,
+        bf16=False,
+        report_to=[],
+        per_device_train_batch_size=batch,
+        num_generations=num_generations,
+        max_completion_length=32,
+        logging_steps=1,
+        save_strategy="no",
+        seed=0,
+        gradient_checkpointing=False,
+        disable_tqdm=True,
+    )
+    kwargs.update(overrides)
+    return kwargs
+
+
+def tiny_grpo_trainer(
+    reward_funcs: Any,
+    *,
+    num_generations: int = 4,
+    per_device_train_batch_size: int = 8,
+    rollout_func: Callable | None = None,
+    train_dataset: Any = None,
+    trainer_cls: type | None = None,
+    output_dir: str | None = None,
+    model: Any = None,
+    **config: Any,
+) -> Any:
+    """A real ``trl.GRPOTrainer`` (or ``trainer_cls``) on a tiny local model, on the CPU.
+
+    ``config`` goes to ``GRPOConfig``. The default dataset has one ``prompt`` column of
+    plain-text prompts; pass ``train_dataset`` to add columns for reward functions.
+    """
+    _quiet_env()
+    from datasets import Dataset
+    from trl import GRPOConfig, GRPOTrainer
+
+    tokenizer = tiny_tokenizer()
+    if model is None:
+        model = tiny_model(tokenizer)
+    if train_dataset is None:
+        train_dataset = Dataset.from_dict({"prompt": ["what is 1 + 1 ?"] * 64})
+    args = GRPOConfig(**_config_kwargs(output_dir, per_device_train_batch_size, num_generations, config))
+    cls = trainer_cls or GRPOTrainer
+    trainer = cls(
+        model=model,
+        reward_funcs=reward_funcs,
+        args=args,
+        train_dataset=train_dataset,
+        processing_class=tokenizer,
+        rollout_func=rollout_func,
+    )
+    trainer.model.train()
+    return trainer
+
+
+def tiny_rloo_trainer(
+    reward_funcs: Any,
+    *,
+    num_generations: int = 4,
+    per_device_train_batch_size: int = 8,
+    train_dataset: Any = None,
+    output_dir: str | None = None,
+    **config: Any,
+) -> Any:
+    """A real ``trl.RLOOTrainer`` on a tiny local model (see :func:`tiny_grpo_trainer`)."""
+    _quiet_env()
+    from datasets import Dataset
+    from trl import RLOOConfig, RLOOTrainer
+
+    tokenizer = tiny_tokenizer()
+    model = tiny_model(tokenizer)
+    if train_dataset is None:
+        train_dataset = Dataset.from_dict({"prompt": ["what is 1 + 1 ?"] * 64})
+    config.setdefault("beta", 0.0)
+    args = RLOOConfig(**_config_kwargs(output_dir, per_device_train_batch_size, num_generations, config))
+    trainer = RLOOTrainer(
+        model=model, reward_funcs=reward_funcs, args=args, train_dataset=train_dataset, processing_class=tokenizer
+    )
+    trainer.model.train()
+    return trainer
