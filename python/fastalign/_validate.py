@@ -84,7 +84,7 @@ def array(x: object, name: str, dtypes: tuple[np.dtype, ...], ndims: tuple[int, 
                 name,
             )
         dt = _numpy_dtype_of_torch(x.dtype)  # type: ignore[attr-defined]
-        if dt not in dtypes:
+        if dt is None or dt not in dtypes:  # (np.dtype == None compares equal to float64!)
             raise InvalidTypeError(f"expected dtype {_describe(dtypes)}, got {x.dtype}", name)  # type: ignore[attr-defined]
         if not x.is_contiguous():  # type: ignore[attr-defined]
             raise InvalidArgumentError("must be contiguous; call .contiguous() first", name)
@@ -104,7 +104,7 @@ def array(x: object, name: str, dtypes: tuple[np.dtype, ...], ndims: tuple[int, 
 def tensor(x: object, name: str, dtypes: tuple[np.dtype, ...], ndims: tuple[int, ...]) -> Any:
     """Check a torch tensor headed for the torch path (same rules as :func:`array`)."""
     dt = _numpy_dtype_of_torch(x.dtype)  # type: ignore[attr-defined]
-    if dt not in dtypes:
+    if dt is None or dt not in dtypes:
         raise InvalidTypeError(f"expected dtype {_describe(dtypes)}, got {x.dtype}", name)  # type: ignore[attr-defined]
     if x.dim() not in ndims:  # type: ignore[attr-defined]
         want = " or ".join(f"{d}-D" for d in ndims)

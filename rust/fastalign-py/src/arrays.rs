@@ -41,3 +41,25 @@ pub(crate) fn slice2<'a, T: Element>(
     })?;
     Ok((data, cols))
 }
+
+/// An array of any dtype the kernels read, as the kernels borrow it.
+#[derive(FromPyObject)]
+pub(crate) enum AnyArray<'py> {
+    F32(PyReadonlyArray2<'py, f32>),
+    F64(PyReadonlyArray2<'py, f64>),
+    I32(PyReadonlyArray2<'py, i32>),
+    I64(PyReadonlyArray2<'py, i64>),
+}
+
+/// The address of the memory a kernel reads for this (2-D) array, borrowed exactly as the
+/// kernels borrow their inputs. Tests compare it with the tensor's `data_ptr()` to prove that
+/// no copy is made on the way into Rust.
+#[pyfunction]
+pub(crate) fn _borrowed_address(array: AnyArray<'_>) -> PyResult<usize> {
+    Ok(match &array {
+        AnyArray::F32(a) => slice2(a, "array")?.0.as_ptr() as usize,
+        AnyArray::F64(a) => slice2(a, "array")?.0.as_ptr() as usize,
+        AnyArray::I32(a) => slice2(a, "array")?.0.as_ptr() as usize,
+        AnyArray::I64(a) => slice2(a, "array")?.0.as_ptr() as usize,
+    })
+}

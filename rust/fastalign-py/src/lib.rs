@@ -24,6 +24,8 @@ mod _native {
         zero_variance_groups_f32, zero_variance_groups_f64,
     };
     #[pymodule_export]
+    use crate::arrays::_borrowed_address;
+    #[pymodule_export]
     use crate::overlong::{completion_mask_i32, completion_mask_i64};
     #[pymodule_export]
     use crate::rewards::{soft_overlong_penalty_i32, soft_overlong_penalty_i64, SoftOverlong};

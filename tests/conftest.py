@@ -1,0 +1,13 @@
+"""Shared test configuration.
+
+Hypothesis profiles: ``ci`` (default; bounded examples, no deadline — CI machines are slow and
+shared) and ``long`` (many more examples), chosen with FASTALIGN_HYPOTHESIS_PROFILE=long.
+"""
+
+import os
+
+from hypothesis import HealthCheck, settings
+
+settings.register_profile("ci", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.register_profile("long", deadline=None, max_examples=20_000, suppress_health_check=list(HealthCheck))
+settings.load_profile(os.environ.get("FASTALIGN_HYPOTHESIS_PROFILE", "ci"))

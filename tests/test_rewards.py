@@ -1,0 +1,97 @@
+"""fastalign.rewards.soft_overlong against ``trl.rewards.get_soft_overlong_punishment``.
+
+The values are exact by construction (an integer numerator and one correctly rounded
+division, as in Python), so every comparison here is ``==`` on floats, not approximate.
+"""
+
+from __future__ import annotations
+
+import pickle
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given
+from hypothesis import strategies as st
+from trl.rewards import get_soft_overlong_punishment
+
+from fastalign import _torch_impl
+from fastalign.rewards import SoftOverlongPunishment, soft_overlong, soft_overlong_penalty
+
+
+@st.composite
+def params_and_lengths(draw):
+    lmax = draw(st.integers(1, 5000))
+    cache = draw(st.one_of(st.just(0), st.just(lmax), st.integers(0, lmax)))
+    lengths = draw(st.lists(st.integers(0, lmax + 50), min_size=1, max_size=60))
+    return lmax, cache, lengths
+
+
+@given(params_and_lengths())
+def test_lists_match_trl_exactly(case):
+    lmax, cache, lengths = case
+    completions = [[7] * n for n in lengths]
+    want = get_soft_overlong_punishment(lmax, cache)(completion_ids=completions)
+    got = soft_overlong(lmax, cache)(completion_ids=completions)
+    assert type(got) is list and all(type(x) is float for x in got)
+    assert got == want  # exact
+
+
+@given(params_and_lengths(), st.sampled_from([np.int32, np.int64]))
+def test_vectorised_matches_trl_exactly(case, dtype):
+    lmax, cache, lengths = case
+    want = np.array(get_soft_overlong_punishment(lmax, cache)(completion_ids=[[0] * n for n in lengths]))
+    arr = np.array(lengths, dtype=dtype)
+    got = soft_overlong_penalty(arr, lmax, cache)
+    assert got.dtype == np.float64
+    np.testing.assert_array_equal(got, want)
+    got32 = soft_overlong_penalty(torch.from_numpy(arr), lmax, cache, dtype=torch.float32)
+    assert got32.dtype == torch.float32
+    # TRL turns the reward list into a float32 tensor: the same rounding
+    assert torch.equal(got32, torch.tensor(want.tolist(), dtype=torch.float32))
+    # the plain-torch path (what CUDA runs)
+    assert torch.equal(_torch_impl.soft_overlong_penalty(torch.from_numpy(arr), lmax, cache, True), torch.from_numpy(want))
+
+
+def test_reward_function_contract():
+    trl_fn = get_soft_overlong_punishment(100, 20)
+    ours = soft_overlong(100, 20)
+    assert ours.__name__ == trl_fn.__name__ == "soft_overlong_punishment_reward"
+    kwargs = dict(prompts=["p"] * 3, completions=["c"] * 3, trainer_state=None, log_extra=None, log_metric=None)
+    comps = [[1] * 90, [1] * 10, [1] * 120]
+    assert ours(completion_ids=comps, **kwargs) == trl_fn(completion_ids=comps, **kwargs) == [-0.5, 0.0, -1.0]
+    # tuples, nested tuples and other sized items are accepted like TRL's len()
+    assert ours(completion_ids=[tuple(c) for c in comps]) == [-0.5, 0.0, -1.0]
+    assert ours(completion_ids=tuple(np.array(c) for c in comps)) == [-0.5, 0.0, -1.0]
+    clone = pickle.loads(pickle.dumps(ours))
+    assert isinstance(clone, SoftOverlongPunishment) and clone(completion_ids=comps) == [-0.5, 0.0, -1.0]
+    assert "max_completion_len=100" in repr(ours)
+
+
+def test_padded_ids_with_mask_and_lengths():
+    ours = soft_overlong(10, 4)
+    ids = torch.tensor([[5, 5, 5, 5, 5, 5, 5, 1, 0, 0, 0, 0], [5] * 12])
+    mask = torch.tensor([[1] * 8 + [0] * 4, [1] * 12])
+    got = ours(ids, completion_mask=mask)
+    assert torch.equal(got, torch.tensor([-0.5, -1.0], dtype=torch.float64))  # (6 - 8) / 4; 12 > 10
+    got = ours(lengths=np.array([6, 8, 10, 11]))
+    np.testing.assert_array_equal(got, [0.0, -0.5, -1.0, -1.0])
+    with pytest.raises(ValueError, match="completion_mask"):
+        ours(ids)
+
+
+@pytest.mark.filterwarnings("ignore")
+def test_same_metrics_inside_grpo_trainer():
+    """Both reward functions inside a real GRPOTrainer give the same logged metrics and advantages."""
+    from fastalign.testing import fixed_rollout, tiny_grpo_trainer
+
+    comps = [[5] * n + [1] for n in (3, 10, 20, 31, 0, 28, 25, 15)]
+    results = []
+    for fn in (get_soft_overlong_punishment(32, 8), soft_overlong(32, 8)):
+        trainer = tiny_grpo_trainer(fn, rollout_func=fixed_rollout(comps), max_completion_length=32)
+        out = trainer._generate_and_score_completions([{"prompt": "what is 1 + 1 ?"}] * 8)
+        results.append((out["advantages"], dict(trainer._metrics["train"])))
+    (adv_a, met_a), (adv_b, met_b) = results
+    assert torch.equal(adv_a, adv_b)
+    key = "rewards/soft_overlong_punishment_reward/mean"
+    assert met_a[key] == met_b[key] and met_a["reward_std"] == met_b["reward_std"]
