@@ -158,23 +158,60 @@ def tiny_rloo_trainer(
     *,
     num_generations: int = 4,
     per_device_train_batch_size: int = 8,
+    completion_ids: Sequence[Sequence[int]] | None = None,
     train_dataset: Any = None,
     output_dir: str | None = None,
+    model: Any = None,
     **config: Any,
 ) -> Any:
-    """A real ``trl.RLOOTrainer`` on a tiny local model (see :func:`tiny_grpo_trainer`)."""
+    """A real ``trl.RLOOTrainer`` on a tiny local model (see :func:`tiny_grpo_trainer`).
+
+    ``config`` goes to ``RLOOConfig``; ``beta`` defaults to 0 here (TRL's default is 0.05).
+
+    ``completion_ids``: fixed completions (in order) that every generation returns.
+    ``RLOOTrainer`` has no ``rollout_func``, so they are injected by replacing the instance's
+    ``_generate_single_turn`` (the ``model.generate`` step, which returns the completion ids);
+    tokenisation, decoding, the length metrics and the rest of
+    ``_generate_and_score_completions`` (including its forward pass for the old log-probs) are
+    TRL's own code. The number of completions must equal the number of prompts passed in.
+
+    With ``beta != 0``, RLOOTrainer builds its reference model with ``from_pretrained`` from the
+    policy's ``config._name_or_path``; a policy created from a config has none, so it is first
+    saved under ``output_dir`` and reloaded from there (no network). The reference then starts
+    with the policy's weights.
+    """
     _quiet_env()
     from datasets import Dataset
     from trl import RLOOConfig, RLOOTrainer
 
     tokenizer = tiny_tokenizer()
-    model = tiny_model(tokenizer)
+    if model is None:
+        model = tiny_model(tokenizer)
     if train_dataset is None:
         train_dataset = Dataset.from_dict({"prompt": ["what is 1 + 1 ?"] * 64})
     config.setdefault("beta", 0.0)
-    args = RLOOConfig(**_config_kwargs(output_dir, per_device_train_batch_size, num_generations, config))
+    kwargs = _config_kwargs(output_dir, per_device_train_batch_size, num_generations, config)
+    if config["beta"] != 0.0 and not os.path.isdir(getattr(model.config, "_name_or_path", "") or ""):
+        path = os.path.join(kwargs["output_dir"], "initial-policy")
+        model.save_pretrained(path)
+        model = type(model).from_pretrained(path)
+    args = RLOOConfig(**kwargs)
     trainer = RLOOTrainer(
         model=model, reward_funcs=reward_funcs, args=args, train_dataset=train_dataset, processing_class=tokenizer
     )
+    if completion_ids is not None:
+        trainer._generate_single_turn = _fixed_generation(completion_ids)
     trainer.model.train()
     return trainer
+
+
+def _fixed_generation(completion_ids: Sequence[Sequence[int]]) -> Callable:
+    """A replacement for ``RLOOTrainer._generate_single_turn`` returning fixed completions."""
+    completions = [list(map(int, c)) for c in completion_ids]
+
+    def generate_single_turn(prompt_ids: list, images: Any, multimodal_fields: Any) -> list[list[int]]:
+        if len(prompt_ids) != len(completions):
+            raise ValueError(f"completion_ids has {len(completions)} completions for {len(prompt_ids)} prompts")
+        return [list(c) for c in completions]
+
+    return generate_single_turn

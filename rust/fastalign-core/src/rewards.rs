@@ -1,16 +1,26 @@
 //! Length-based rewards. DAPO's soft overlong punishment (TRL's `get_soft_overlong_punishment`).
 
+use multiversion::multiversion;
+
 use crate::error::{ensure, Error, Result};
 use crate::real::Real;
 
 /// DAPO eq. 13 with `L_max = max_completion_len` and `L_cache = soft_punish_cache`:
 /// 0 up to `L_max - L_cache`, then `(L_max - L_cache - L) / L_cache` down to -1 at `L_max`,
 /// and -1 beyond.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct SoftOverlong {
     max_completion_len: i64,
     soft_punish_cache: i64,
+    /// `table[j]` is the penalty of length `L_max - L_cache + j - 1` clamped to the three
+    /// pieces: `table[0] = 0`, `table[1..=L_cache]` the ramp, `table[L_cache + 1] = -1`.
+    /// Built once, so evaluating many lengths is a clamp and a load, with no division.
+    /// Empty for very long ramps, which are evaluated by division instead.
+    table: Vec<f64>,
 }
+
+/// Longest ramp that gets a lookup table (512 KiB of `f64`).
+const TABLE_MAX: i64 = 1 << 16;
 
 impl SoftOverlong {
     pub fn new(max_completion_len: i64, soft_punish_cache: i64) -> Result<Self> {
@@ -29,10 +39,12 @@ impl SoftOverlong {
             "soft_punish_cache",
             "({soft_punish_cache}) must not exceed max_completion_len ({max_completion_len})"
         );
-        Ok(Self {
-            max_completion_len,
-            soft_punish_cache,
-        })
+        let mut s = Self { max_completion_len, soft_punish_cache, table: Vec::new() };
+        if soft_punish_cache <= TABLE_MAX {
+            let lo = max_completion_len - soft_punish_cache;
+            s.table = (0..soft_punish_cache + 2).map(|j| s.penalty(lo + j)).collect();
+        }
+        Ok(s)
     }
 
     pub fn max_completion_len(&self) -> i64 {
@@ -59,38 +71,43 @@ impl SoftOverlong {
     }
 
     /// Vectorised form over an array of lengths. Negative lengths are an error.
-    pub fn penalties<I: Copy + Into<i64>, T: Real>(
-        &self,
-        lengths: &[I],
-        out: &mut [T],
-    ) -> Result<()> {
-        ensure!(
-            out.len() == lengths.len(),
-            "out",
-            "has {} entries, expected {}",
-            out.len(),
-            lengths.len()
-        );
-        let mut min = 0i64;
-        for (o, &l) in out.iter_mut().zip(lengths) {
-            let l: i64 = l.into();
-            min = min.min(l);
-            *o = T::from_f64(self.penalty(l));
-        }
+    pub fn penalties<I: Copy + Into<i64> + Send + Sync, T: Real>(&self, lengths: &[I], out: &mut [T]) -> Result<()> {
+        ensure!(out.len() == lengths.len(), "out", "has {} entries, expected {}", out.len(), lengths.len());
+        let min = if self.table.is_empty() {
+            let mut min = 0i64;
+            for (o, &l) in out.iter_mut().zip(lengths) {
+                let l: i64 = l.into();
+                min = min.min(l);
+                *o = T::from_f64(self.penalty(l));
+            }
+            min
+        } else {
+            lookup_kernel(&self.table, self.max_completion_len - self.soft_punish_cache, lengths, out)
+        };
         if min < 0 {
-            let (i, l) = lengths
-                .iter()
-                .map(|&l| l.into())
-                .enumerate()
-                .find(|&(_, l)| l < 0)
-                .unwrap_or((0, min));
-            return Err(Error::new(
-                "lengths",
-                format!("must be >= 0, found {l} at index {i}"),
-            ));
+            let i = lengths.iter().position(|&l| l.into() < 0).unwrap_or(0);
+            let l: i64 = lengths[i].into();
+            return Err(Error::new("lengths", format!("must be >= 0, found {l} at index {i}")));
         }
         Ok(())
     }
+}
+
+/// `out[i] = table[clamp(len_i - lo, 0, table.len() - 1)]`: a clamp and a gather per length.
+/// Returns the smallest length seen (and 0 at most), so negative lengths cost no extra pass.
+#[multiversion(targets("x86_64+avx512f+avx512dq+avx512vl+avx2+fma", "x86_64+avx2+fma"))]
+fn lookup_kernel<I: Copy + Into<i64>, T: Real>(table: &[f64], lo: i64, lengths: &[I], out: &mut [T]) -> i64 {
+    let last = table.len() as i64 - 1;
+    let mut min = 0i64;
+    for (o, &l) in out.iter_mut().zip(lengths) {
+        let l: i64 = l.into();
+        min = min.min(l);
+        let j = (l - lo).clamp(0, last) as usize;
+        // `get` instead of indexing: no panic path, so the loop vectorises to a gather
+        // (`j` is always in range, the fallback is never taken).
+        *o = T::from_f64(table.get(j).copied().unwrap_or(0.0));
+    }
+    min
 }
 
 #[cfg(test)]

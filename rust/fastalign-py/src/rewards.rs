@@ -42,21 +42,25 @@ impl SoftOverlong {
     ///
     /// Lists are read with the GIL held (they are Python objects); 0.0 and -1.0, the common
     /// values, are shared float objects rather than fresh allocations.
-    fn penalties_of<'py>(
-        &self,
-        py: Python<'py>,
-        completion_ids: &Bound<'py, PyAny>,
-    ) -> PyResult<Bound<'py, PyList>> {
+    fn penalties_of<'py>(&self, py: Python<'py>, completion_ids: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyList>> {
+        // Each distinct penalty becomes one Python float, shared by every completion that has
+        // it: 0.0, -1.0, and at most `soft_punish_cache` ramp values, created on first use.
         let zero = PyFloat::new(py, 0.0);
         let minus_one = PyFloat::new(py, -1.0);
-        let value = |len: usize| -> Bound<'py, PyFloat> {
-            let v = self.core.penalty(len as i64);
-            if v == 0.0 {
+        let lmax = self.core.max_completion_len();
+        let lo = lmax - self.core.soft_punish_cache();
+        let mut ramp: Vec<Option<Bound<'py, PyFloat>>> = Vec::new();
+        let mut value = |len: usize| -> Bound<'py, PyFloat> {
+            let len = len as i64;
+            if len <= lo {
                 zero.clone()
-            } else if v == -1.0 {
+            } else if len > lmax {
                 minus_one.clone()
             } else {
-                PyFloat::new(py, v)
+                if ramp.is_empty() {
+                    ramp.resize((lmax - lo) as usize, None);
+                }
+                ramp[(len - lo - 1) as usize].get_or_insert_with(|| PyFloat::new(py, self.core.penalty(len))).clone()
             }
         };
         if let Ok(list) = completion_ids.cast::<PyList>() {
@@ -71,11 +75,7 @@ impl SoftOverlong {
             return PyList::new(py, out);
         }
         let seq = completion_ids.cast::<PySequence>().map_err(|_| {
-            bad_argument(
-                py,
-                "completion_ids",
-                "must be a list (or sequence) of completions, each a list of token ids",
-            )
+            bad_argument(py, "completion_ids", "must be a list (or sequence) of completions, each a list of token ids")
         })?;
         let mut out = Vec::with_capacity(seq.len()?);
         for item in seq.try_iter()? {

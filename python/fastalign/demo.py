@@ -1,0 +1,214 @@
+"""fastalign beside TRL 1.16.0: the same numbers, and how much faster.
+
+Run with ``python -m fastalign.demo`` (the README's first command does the set-up too).
+
+1. A real TRL training run: a tiny random Qwen2 model (built locally, nothing downloaded) takes
+   a few ``GRPOTrainer`` steps on the CPU with fastalign's DAPO soft overlong reward as one of
+   its reward functions, and TRL logs it under the same metric names as its own.
+2. Parity: TRL's own ``_generate_and_score_completions`` on a fixed batch (NaN rewards, a
+   constant group, truncated completions) beside fastalign's advantages, masks and rewards.
+3. Speed: fastalign against TRL's code on the same inputs, at training-batch sizes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+import warnings
+
+os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+
+
+def _best(fn, repeat: int) -> float:
+    fn()
+    best = float("inf")
+    for _ in range(repeat):
+        t = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - t)
+    return best
+
+
+def _fmt(seconds: float) -> str:
+    return f"{seconds * 1e6:9.1f} us" if seconds < 1e-3 else f"{seconds * 1e3:9.2f} ms"
+
+
+def train_section(steps: int) -> None:
+    from datasets import Dataset
+
+    from .rewards import soft_overlong
+    from .testing import tiny_grpo_trainer
+
+    print("\n== 1. fastalign inside a real TRL GRPO training run (tiny random model, CPU) ==")
+
+    def ends_with_eos(completion_ids, **kwargs):
+        return [1.0 if ids and ids[-1] == 1 else 0.0 for ids in completion_ids]
+
+    reward = soft_overlong(max_completion_len=16, soft_punish_cache=8)
+    trainer = tiny_grpo_trainer(
+        [ends_with_eos, reward],
+        train_dataset=Dataset.from_dict({"prompt": ["what is 1 + 1 ?", "what is 2 + 3 ?"] * 16}),
+        max_completion_length=16,
+        max_steps=steps,
+        learning_rate=1e-3,
+        mask_truncated_completions=True,
+        epsilon_high=0.28,
+        loss_type="dapo",
+    )
+    from transformers.trainer_callback import PrinterCallback, ProgressCallback
+
+    trainer.remove_callback(PrinterCallback)
+    trainer.remove_callback(ProgressCallback)
+    t = time.perf_counter()
+    trainer.train()
+    elapsed = time.perf_counter() - t
+    key = "rewards/soft_overlong_punishment_reward/mean"
+    print(f"{'step':>4} {'loss':>10} {'reward':>8} {key:>44} {'clipped_ratio':>13}")
+    for row in trainer.state.log_history:
+        if key in row:
+            print(
+                f"{row['step']:>4} {row.get('loss', float('nan')):>10.4f} {row['reward']:>8.3f} "
+                f"{row[key]:>44.4f} {row['completions/clipped_ratio']:>13.3f}"
+            )
+    print(f"{steps} steps in {elapsed:.1f} s; fastalign's reward is logged under TRL's own metric name.")
+
+
+def parity_section() -> None:
+    import torch
+    from datasets import Dataset
+
+    from .advantages import grpo_advantages
+    from .overlong import completion_mask
+    from .rewards import soft_overlong
+    from .testing import fixed_rollout, tiny_grpo_trainer
+
+    print("\n== 2. Parity with TRL's own GRPOTrainer._generate_and_score_completions ==")
+    rewards = [1.0, 0.0, None, 0.5, 0.3, 0.3, 0.3, 0.3]  # a None (NaN) reward, a constant group
+    # completions end in EOS (id 1) or hit max_completion_length=6 without one (truncated)
+    comps = [[5, 6, 1], [5, 1], [7, 7, 7, 7, 7, 7], [5, 5, 5, 5, 1], [6, 1], [6, 6, 1], [8, 9, 9, 9, 9, 9], [9, 1]]
+
+    def from_column(completions, r, **kwargs):
+        return r
+
+    overlong = soft_overlong(max_completion_len=6, soft_punish_cache=3)
+    trainer = tiny_grpo_trainer(
+        [from_column, overlong],
+        rollout_func=fixed_rollout(comps),
+        train_dataset=Dataset.from_dict({"prompt": ["p"] * 8, "r": rewards}),
+        mask_truncated_completions=True,
+        max_completion_length=6,
+    )
+    out = trainer._generate_and_score_completions([{"prompt": "p", "r": r} for r in rewards])
+    trl_metrics = {k: v[-1] for k, v in trainer._metrics["train"].items()}
+
+    matrix = torch.tensor(
+        [[float("nan") if r is None else r, p] for r, p in zip(rewards, overlong(completion_ids=comps))],
+        dtype=torch.float32,
+    )
+    ours = grpo_advantages(matrix, 4)
+    width = max(map(len, comps))
+    padded = torch.tensor([c + [0] * (width - len(c)) for c in comps])  # as model.generate pads
+    mask = completion_mask(padded, trainer.eos_token_ids, 0, mask_truncated_completions=True)
+
+    print(f"{'row':>3} {'TRL advantage':>14} {'fastalign':>10} {'TRL mask':>18} {'fastalign mask':>18}")
+    for i in range(8):
+        trl_m = "".join(map(str, out["completion_mask"][i].tolist()))
+        our_m = "".join(map(str, mask.mask[i, : out["completion_mask"].shape[1]].tolist()))
+        print(f"{i:>3} {out['advantages'][i].item():>14.6f} {ours.advantages[i].item():>10.6f} {trl_m:>18} {our_m:>18}")
+    names = ["from_column", "soft_overlong_punishment_reward"]
+    print(f"{'metric':>48} {'TRL':>12} {'fastalign':>12}")
+    for k, val in ours.metrics(names).items():
+        print(f"{k:>48} {trl_metrics[k]:>12.6f} {val:>12.6f}")
+    print(f"{'num_items_in_batch':>48} {int(out['num_items_in_batch']):>12d} {int(mask.num_items):>12d}")
+    print(f"{'completions/clipped_ratio':>48} {trl_metrics['completions/clipped_ratio']:>12.6f} "
+          f"{mask.is_truncated.float().mean().item():>12.6f}")
+    same = torch.allclose(out["advantages"], ours.advantages, rtol=1e-5, atol=1e-6) and torch.equal(
+        out["completion_mask"], mask.mask[:, : out["completion_mask"].shape[1]]
+    )
+    print("identical within float32 rounding:", same)
+
+
+def speed_section(repeat: int) -> None:
+    import torch
+    from trl.rewards import get_soft_overlong_punishment
+    from trl.trainer.utils import nanstd
+
+    from .advantages import grpo_advantages
+    from .overlong import completion_mask
+    from .rewards import soft_overlong, soft_overlong_penalty
+
+    print(f"\n== 3. Speed against TRL's code, same inputs (best of {repeat}; torch threads: "
+          f"{torch.get_num_threads()}) ==")
+    g = torch.Generator().manual_seed(0)
+
+    def trl_advantages(r, w, n_gen):  # GRPOTrainer's advantage lines (default settings)
+        s = (r * w.unsqueeze(0)).nansum(dim=1)
+        s[torch.isnan(r).all(dim=1)] = torch.nan
+        mean = torch.nanmean(s.view(-1, n_gen), dim=1).repeat_interleave(n_gen, dim=0)
+        std = nanstd(s.view(-1, n_gen), dim=1).repeat_interleave(n_gen, dim=0)
+        adv = torch.nan_to_num((s - mean) / (std + 1e-4), nan=0.0)
+        return adv, torch.isclose(std, torch.zeros_like(std))
+
+    rows = []
+    for n in (8192, 1 << 20):
+        r = torch.rand(n, 3, generator=g)
+        w = torch.ones(3)
+        reps = repeat if n <= 8192 else max(3, repeat // 10)
+        rows.append((f"grpo_advantages N={n}, K=3, G=16", _best(lambda: trl_advantages(r, w, 16), reps),
+                     _best(lambda: grpo_advantages(r, 16, metrics=False), reps)))
+
+    lengths = torch.randint(0, 4097, (8192,), generator=g)
+    lists = [[7] * int(n) for n in lengths]
+    trl_reward = get_soft_overlong_punishment(4096, 1024)
+    our_reward = soft_overlong(4096, 1024)
+    t_trl = _best(lambda: trl_reward(completion_ids=lists), repeat)
+    rows.append(("soft_overlong, 8192 token lists", t_trl, _best(lambda: our_reward(completion_ids=lists), repeat)))
+    rows.append(("soft_overlong_penalty, 8192 lengths", t_trl,
+                 _best(lambda: soft_overlong_penalty(lengths, 4096, 1024), repeat)))
+
+    b, t = 512, 8192
+    ids = torch.randint(2, 1000, (b, t), generator=g)
+    pos = torch.randint(0, t, (b,), generator=g)
+    for i in range(b):
+        if i % 10 < 7:
+            ids[i, pos[i]] = 1
+            ids[i, pos[i] + 1:] = 0
+    eos = torch.tensor([1])
+
+    def trl_mask():
+        is_eos = torch.isin(ids, eos)
+        eos_idx = torch.full((b,), t, dtype=torch.long)
+        eos_idx[is_eos.any(dim=1)] = is_eos.int().argmax(dim=1)[is_eos.any(dim=1)]
+        return (torch.arange(t).expand(b, -1) <= eos_idx.unsqueeze(1)).int()
+
+    reps = max(3, repeat // 10)
+    rows.append((f"completion_mask B={b}, T={t}", _best(trl_mask, reps), _best(lambda: completion_mask(ids, 1, 0), reps)))
+
+    print(f"{'operation':<40} {'TRL':>12} {'fastalign':>12} {'speed-up':>9}")
+    for name, a, b_ in rows:
+        print(f"{name:<40} {_fmt(a):>12} {_fmt(b_):>12} {a / b_:>8.1f}x")
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m fastalign.demo", description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=3, help="GRPO training steps in section 1")
+    parser.add_argument("--repeat", type=int, default=50, help="timing repetitions in section 3")
+    parser.add_argument("--skip-train", action="store_true")
+    args = parser.parse_args(argv)
+    warnings.filterwarnings("ignore")
+    import fastalign
+    import torch
+    import trl
+
+    print(f"fastalign {fastalign.__version__} | trl {trl.__version__} | torch {torch.__version__}")
+    if not args.skip_train:
+        train_section(args.steps)
+    parity_section()
+    speed_section(args.repeat)
+
+
+if __name__ == "__main__":
+    main()
