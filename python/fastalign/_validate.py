@@ -28,21 +28,26 @@ FLOAT = (np.dtype(np.float32), np.dtype(np.float64))
 INT = (np.dtype(np.int32), np.dtype(np.int64))
 
 _TORCH_TO_NUMPY: dict[Any, np.dtype] = {}
+_TORCH: Any = None
 
 
 def _torch():
-    return sys.modules.get("torch")
+    """The torch module if the caller imported it (fastalign never imports torch itself)."""
+    global _TORCH
+    if _TORCH is None:
+        _TORCH = sys.modules.get("torch")
+    return _TORCH
 
 
 def is_torch(x: object) -> bool:
     """Whether ``x`` is a torch tensor (without importing torch)."""
-    torch = _torch()
+    torch = _TORCH or _torch()
     return torch is not None and isinstance(x, torch.Tensor)
 
 
 def on_accelerator(x: object) -> bool:
     """True for a torch tensor that lives on a non-CPU device: it takes the torch path."""
-    return is_torch(x) and x.device.type != "cpu"  # type: ignore[attr-defined]
+    return not isinstance(x, np.ndarray) and is_torch(x) and not x.is_cpu  # type: ignore[attr-defined]
 
 
 def _numpy_dtype_of_torch(dtype: Any) -> np.dtype | None:
@@ -77,7 +82,7 @@ def array(x: object, name: str, dtypes: tuple[np.dtype, ...], ndims: tuple[int, 
         if not dt.isnative:
             raise InvalidTypeError(f"must be in native byte order, got {dt.str}", name)
     elif is_torch(x):
-        if x.device.type != "cpu":  # type: ignore[attr-defined]
+        if not x.is_cpu:  # type: ignore[attr-defined]
             raise InvalidTypeError(
                 f"is on {x.device}, but this operation only reads CPU memory; "  # type: ignore[attr-defined]
                 "move it with .cpu() or pass every array on the same device",
@@ -88,7 +93,7 @@ def array(x: object, name: str, dtypes: tuple[np.dtype, ...], ndims: tuple[int, 
             raise InvalidTypeError(f"expected dtype {_describe(dtypes)}, got {x.dtype}", name)  # type: ignore[attr-defined]
         if not x.is_contiguous():  # type: ignore[attr-defined]
             raise InvalidArgumentError("must be contiguous; call .contiguous() first", name)
-        arr = x.detach().numpy()  # type: ignore[attr-defined]
+        arr = (x.detach() if x.requires_grad else x).numpy()  # type: ignore[attr-defined]
     else:
         raise InvalidTypeError(
             f"expected a numpy array or a torch tensor, got {type(x).__name__}", name
@@ -123,12 +128,17 @@ def same_device(x: object, name: str, device: Any) -> None:
 def wrap(out: np.ndarray, like_torch: bool) -> Any:
     """Return a result in the caller's kind: a torch tensor (sharing memory) or the array."""
     if like_torch:
-        return _torch().from_numpy(out)
+        return _TORCH.from_numpy(out)
     return out
+
+
+_INF = float("inf")
 
 
 def integer(x: object, name: str, *, minimum: int | None = None) -> int:
     """An ``int`` argument (numpy/torch integer scalars accepted; bools and floats are not)."""
+    if type(x) is int and (minimum is None or x >= minimum):
+        return x
     if isinstance(x, bool) or not hasattr(type(x), "__index__"):
         raise InvalidTypeError(f"expected an integer, got {type(x).__name__}", name)
     v = operator.index(x)
@@ -139,6 +149,8 @@ def integer(x: object, name: str, *, minimum: int | None = None) -> int:
 
 def real(x: object, name: str, *, minimum: float | None = None) -> float:
     """A finite ``float`` argument."""
+    if type(x) is float and x == x and -_INF < x < _INF and (minimum is None or x >= minimum):
+        return x  # the common case, checked cheaply
     if isinstance(x, bool) or not isinstance(x, (int, float, np.integer, np.floating)):
         raise InvalidTypeError(f"expected a number, got {type(x).__name__}", name)
     v = float(x)

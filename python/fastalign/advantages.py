@@ -71,6 +71,8 @@ class Advantages(NamedTuple):
 
 
 def _scale_mode(scale_rewards: object) -> str:
+    if scale_rewards == "group" and type(scale_rewards) is str:
+        return "group"
     if scale_rewards is True:
         return "group"
     if scale_rewards is False:
@@ -96,9 +98,16 @@ def _check_layout(shape: tuple[int, ...], num_generations: object) -> tuple[int,
     return n, k, g
 
 
+_ONES: dict[tuple[int, np.dtype], np.ndarray] = {}
+
+
 def _weights(reward_weights: object, k: int, dtype: np.dtype) -> np.ndarray:
     if reward_weights is None:
-        return np.ones(k, dtype=dtype)
+        w = _ONES.get((k, dtype))
+        if w is None:
+            w = _ONES[(k, dtype)] = np.ones(k, dtype=dtype)
+            w.flags.writeable = False  # shared between calls; Rust only reads it
+        return w
     if v.is_torch(reward_weights):
         reward_weights = reward_weights.detach().cpu().numpy()  # type: ignore[attr-defined]
     try:

@@ -149,91 +149,85 @@ fn check_layout<T>(
 /// The products are formed in `T` and added left to right in `T`, as torch's `nansum` over
 /// a short inner dimension does. Common column counts get a specialised copy so the row
 /// loop vectorises.
-fn weighted_row_sums<T: Real>(rewards: &[T], k: usize, weights: &[T], out: &mut [T], all_nan: T) {
+fn weighted_row_sums<T: Real>(rewards: &[T], k: usize, weights: &[T], all_nan: T) -> Vec<T> {
     match k {
-        1 => row_sums_k::<T, 1>(rewards, weights, out, all_nan),
-        2 => row_sums_k::<T, 2>(rewards, weights, out, all_nan),
-        3 => row_sums_k::<T, 3>(rewards, weights, out, all_nan),
-        4 => row_sums_k::<T, 4>(rewards, weights, out, all_nan),
-        _ => row_sums_dyn(rewards, k, weights, out, all_nan),
+        1 => row_sums_k::<T, 1>(rewards, weights, all_nan),
+        2 => row_sums_k::<T, 2>(rewards, weights, all_nan),
+        3 => row_sums_k::<T, 3>(rewards, weights, all_nan),
+        4 => row_sums_k::<T, 4>(rewards, weights, all_nan),
+        _ => row_sums_dyn(rewards, k, weights, all_nan),
     }
 }
 
 #[multiversion(targets("x86_64+avx2+fma", "x86_64+avx512f+avx512bw+avx512vl+avx2+fma"))]
-fn row_sums_k<T: Real, const K: usize>(rewards: &[T], weights: &[T], out: &mut [T], all_nan: T) {
+fn row_sums_k<T: Real, const K: usize>(rewards: &[T], weights: &[T], all_nan: T) -> Vec<T> {
     let mut w = [T::ZERO; K];
     w.copy_from_slice(&weights[..K]);
-    for (o, row) in out.iter_mut().zip(rewards.chunks_exact(K)) {
-        let mut acc = T::ZERO;
-        let mut nan_count = 0u32;
-        for j in 0..K {
-            let r = row[j];
-            nan_count += u32::from(r.is_nan());
-            let p = r * w[j];
-            acc = acc + if p.is_nan() { T::ZERO } else { p };
-        }
-        *o = if nan_count == K as u32 { all_nan } else { acc };
-    }
-}
-
-fn row_sums_dyn<T: Real>(rewards: &[T], k: usize, weights: &[T], out: &mut [T], all_nan: T) {
-    for (o, row) in out.iter_mut().zip(rewards.chunks_exact(k)) {
-        let mut acc = T::ZERO;
-        let mut every_nan = true;
-        for (&r, &w) in row.iter().zip(weights) {
-            every_nan &= r.is_nan();
-            let p = r * w;
-            if !p.is_nan() {
-                acc = acc + p;
+    rewards
+        .chunks_exact(K)
+        .map(|row| {
+            let mut acc = T::ZERO;
+            let mut nan_count = 0u32;
+            for j in 0..K {
+                let r = row[j];
+                nan_count += u32::from(r.is_nan());
+                let p = r * w[j];
+                acc = acc + if p.is_nan() { T::ZERO } else { p };
             }
-        }
-        *o = if every_nan { all_nan } else { acc };
-    }
+            if nan_count == K as u32 {
+                all_nan
+            } else {
+                acc
+            }
+        })
+        .collect()
 }
 
-/// Centre (and optionally scale) each group of `g` values of `s` into `adv`, flag the rows
-/// whose std is zero, and return how many rows are flagged.
+fn row_sums_dyn<T: Real>(rewards: &[T], k: usize, weights: &[T], all_nan: T) -> Vec<T> {
+    rewards
+        .chunks_exact(k)
+        .map(|row| {
+            let mut acc = T::ZERO;
+            let mut every_nan = true;
+            for (&r, &w) in row.iter().zip(weights) {
+                every_nan &= r.is_nan();
+                let p = r * w;
+                if !p.is_nan() {
+                    acc = acc + p;
+                }
+            }
+            if every_nan {
+                all_nan
+            } else {
+                acc
+            }
+        })
+        .collect()
+}
+
+/// Centre (and optionally scale) each group of `g` values of `s`; return the advantages and
+/// the per-row "std is zero" flags.
 ///
 /// `batch_std`: use this std for every group (`scale_rewards="batch"`) instead of the group's.
 #[multiversion(targets("x86_64+avx2+fma", "x86_64+avx512f+avx512bw+avx512vl+avx2+fma"))]
-fn normalize_groups<T: Real>(
-    s: &[T],
-    g: usize,
-    batch_std: Option<T>,
-    divide: bool,
-    eps: T,
-    adv: &mut [T],
-    std_is_zero: &mut [bool],
-) -> usize {
+fn normalize_groups<T: Real>(s: &[T], g: usize, batch_std: Option<T>, divide: bool, eps: T) -> (Vec<T>, Vec<bool>) {
     // Phase by phase over all groups rather than group by group: the divisions and square
     // roots then run as vector instructions across groups instead of one long latency chain
-    // per group. Every value is still computed exactly as in the scalar formula.
+    // per group. Every value is still computed exactly as in the scalar formula. Outputs are
+    // written in place.
     let groups = s.len() / g;
     let mut sums = vec![0.0f64; groups];
     let mut counts = vec![0usize; groups];
-    for ((xs, sum), count) in s
-        .chunks_exact(g)
-        .zip(sums.iter_mut())
-        .zip(counts.iter_mut())
-    {
+    for ((xs, sum), count) in s.chunks_exact(g).zip(sums.iter_mut()).zip(counts.iter_mut()) {
         (*sum, *count) = nansum_count(xs);
     }
-    let means: Vec<T> = sums
-        .iter()
-        .zip(&counts)
-        .map(|(&sm, &c)| mean_from(sm, c))
-        .collect();
+    let means: Vec<T> = sums.iter().zip(&counts).map(|(&sm, &c)| mean_from(sm, c)).collect();
     let stds: Vec<T> = match batch_std {
-        Some(b) => vec![b; groups],
+        Some(b) => vec![b; means.len()],
         None if g > 1 => {
-            let mut sq = vec![0.0f64; groups];
-            for ((xs, q), &m) in s.chunks_exact(g).zip(sq.iter_mut()).zip(&means) {
-                *q = nansum_sq_dev(xs, m);
-            }
+            let sq: Vec<f64> = s.chunks_exact(g).zip(&means).map(|(xs, &m)| nansum_sq_dev(xs, m)).collect();
             // TRL's Bessel factor f32(n)/f32(n-1) for every count a group can have.
-            let bessel: Vec<T> = (0..=g)
-                .map(|c| if c > 1 { T::bessel(c) } else { T::NAN })
-                .collect();
+            let bessel: Vec<T> = (0..=g).map(|c| if c > 1 { T::bessel(c) } else { T::NAN }).collect();
             let factors: Vec<T> = counts.iter().map(|&c| bessel[c]).collect();
             sq.iter()
                 .zip(&counts)
@@ -241,14 +235,12 @@ fn normalize_groups<T: Real>(
                 .map(|((&q, &c), &f)| ((T::from_f64(q) / T::from_count(c)) * f).sqrt())
                 .collect()
         }
-        None => vec![T::ZERO; groups],
+        None => vec![T::ZERO; means.len()],
     };
-    let mut zeros = 0usize;
-    for (((xs, out), zero), (&mean, &std)) in s
-        .chunks_exact(g)
-        .zip(adv.chunks_exact_mut(g))
-        .zip(std_is_zero.chunks_exact_mut(g))
-        .zip(means.iter().zip(&stds))
+    let mut adv = vec![T::ZERO; s.len()];
+    let mut std_is_zero = vec![false; s.len()];
+    for (((xs, out), zero), (&mean, &std)) in
+        s.chunks_exact(g).zip(adv.chunks_exact_mut(g)).zip(std_is_zero.chunks_exact_mut(g)).zip(means.iter().zip(&stds))
     {
         let denom = std + eps;
         if divide {
@@ -260,11 +252,9 @@ fn normalize_groups<T: Real>(
                 *o = (x - mean).nan_to_num();
             }
         }
-        let z = is_close_zero(std);
-        zero.fill(z);
-        zeros += usize::from(z) * g;
+        zero.fill(is_close_zero(std));
     }
-    zeros
+    (adv, std_is_zero)
 }
 
 fn frac_true(flags: &[bool]) -> f64 {
@@ -289,19 +279,16 @@ pub fn grpo_advantages<T: Real>(
     );
     let eps = T::from_f64(params.eps);
 
-    let mut s = vec![T::ZERO; n];
-    weighted_row_sums(rewards, k, weights, &mut s, T::NAN);
-    let mut adv = vec![T::ZERO; n];
-    let mut std_is_zero = vec![false; n];
+    let s = weighted_row_sums(rewards, k, weights, T::NAN);
 
-    match params.aggregation {
+    let (adv, std_is_zero) = match params.aggregation {
         Aggregation::SumThenNormalize => {
             let batch_std = match params.scale_rewards {
                 ScaleRewards::Batch => Some(if n > 1 { nanmean_std(&s).1 } else { T::ZERO }),
                 _ => None,
             };
             let divide = params.scale_rewards != ScaleRewards::None;
-            normalize_groups(&s, g, batch_std, divide, eps, &mut adv, &mut std_is_zero);
+            normalize_groups(&s, g, batch_std, divide, eps)
         }
         Aggregation::NormalizeThenSum => {
             // z-score every reward column inside its group, then weighted NaN-sum per row.
@@ -323,10 +310,9 @@ pub fn grpo_advantages<T: Real>(
                     }
                 }
             }
-            let mut zs = vec![T::ZERO; n];
             // Rows whose z-scores are all NaN sum to 0 (`nansum`); only rows whose *raw*
             // rewards are all NaN are unscorable.
-            weighted_row_sums(&z, k, weights, &mut zs, T::ZERO);
+            let mut zs = weighted_row_sums(&z, k, weights, T::ZERO);
             for (v, row) in zs.iter_mut().zip(rewards.chunks_exact(k)) {
                 if row.iter().all(|r| r.is_nan()) {
                     *v = T::NAN;
@@ -335,12 +321,10 @@ pub fn grpo_advantages<T: Real>(
             let (mean, std) = nanmean_std(&zs);
             let std = if n > 1 { std } else { T::ZERO };
             let denom = std + eps;
-            for (o, &x) in adv.iter_mut().zip(&zs) {
-                *o = ((x - mean) / denom).nan_to_num();
-            }
-            std_is_zero.fill(is_close_zero(std));
+            let adv = zs.iter().map(|&x| ((x - mean) / denom).nan_to_num()).collect();
+            (adv, vec![is_close_zero(std); n])
         }
-    }
+    };
 
     Ok(AdvantageOutput {
         frac_zero_std: frac_true(&std_is_zero),
@@ -397,8 +381,7 @@ pub fn rloo_advantages<T: Real>(
     }
     let eps = T::from_f64(params.eps);
 
-    let mut s = vec![T::ZERO; n];
-    weighted_row_sums(rewards, k, weights, &mut s, T::NAN);
+    let mut s = weighted_row_sums(rewards, k, weights, T::NAN);
     let logged = s.clone();
     if let Some((lo, hi)) = params.reward_clip_range {
         let (lo, hi) = (T::from_f64(lo), T::from_f64(hi));
@@ -485,7 +468,7 @@ pub fn zero_variance_groups<T: Real>(
     atol: f64,
     rtol: f64,
 ) -> Result<Vec<bool>> {
-    let n = check_layout(rewards, k, weights, num_generations)?;
+    check_layout(rewards, k, weights, num_generations)?;
     ensure!(
         atol.is_finite() && atol >= 0.0,
         "atol",
@@ -496,8 +479,7 @@ pub fn zero_variance_groups<T: Real>(
         "rtol",
         "must be finite and >= 0, got {rtol}"
     );
-    let mut s = vec![T::ZERO; n];
-    weighted_row_sums(rewards, k, weights, &mut s, T::NAN);
+    let s = weighted_row_sums(rewards, k, weights, T::NAN);
     Ok(s.chunks_exact(num_generations)
         .map(|xs| {
             let mut lo = f64::INFINITY;
