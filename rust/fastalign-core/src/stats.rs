@@ -83,9 +83,20 @@ pub(crate) fn nanmean_std<T: Real>(xs: &[T]) -> (T, T) {
 /// Two passes over the matrix; each column keeps four accumulators (rows `4i..4i+3` go to
 /// different lanes) so the `f64` additions do not form one long dependency chain.
 pub(crate) fn column_nanmean_std<T: Real>(m: &[T], k: usize) -> Vec<(T, T)> {
-    if k == 1 {
-        return vec![nanmean_std(m)];
+    match k {
+        1 => vec![nanmean_std(m)],
+        2 => columns_k::<T, 2>(m, k),
+        3 => columns_k::<T, 3>(m, k),
+        4 => columns_k::<T, 4>(m, k),
+        _ => columns_k::<T, 0>(m, k),
     }
+}
+
+/// [`column_nanmean_std`] with the column count a constant (`K > 0`), so the accumulators
+/// live in registers, or dynamic (`K == 0`).
+#[multiversion::multiversion(targets("x86_64+avx2+fma"))]
+fn columns_k<T: Real, const K: usize>(m: &[T], k: usize) -> Vec<(T, T)> {
+    let k = if K > 0 { K } else { k };
     let mut sum = vec![[0.0f64; 4]; k];
     let mut cnt = vec![[0usize; 4]; k];
     let mut blocks = m.chunks_exact(4 * k);
