@@ -19,5 +19,11 @@ uv pip sync --quiet --python .venv/bin/python requirements/dev.lock
 
 # Release build of the Rust extension, installed into .venv (python/ is put on the path,
 # the compiled module lands in python/fastalign/).
-VIRTUAL_ENV="$PWD/.venv" .venv/bin/maturin develop --release --uv --quiet 2>&1 | grep -vE "^\s*(Compiling|Finished|Building|Installing|Built|📦|🔗|🐍|🛠|✏️|📖|⚠️|💻)" || true
+log=$(mktemp)
+if ! VIRTUAL_ENV="$PWD/.venv" .venv/bin/maturin develop --release --uv >"$log" 2>&1; then
+    cat "$log"
+    echo "setup: building fastalign's Rust extension failed (log above)" >&2
+    exit 1
+fi
+rm -f "$log"
 .venv/bin/python -c "import fastalign, sys; print('fastalign', fastalign.__version__, 'ready in', sys.prefix)"
