@@ -68,3 +68,49 @@ def grpo_advantages(rewards_per_func, reward_weights, num_generations, scale_rew
         metrics["reward_std"] = nanstd(logged).item()
         metrics["frac_reward_zero_std"] = is_std_zero.float().mean().item()
     return advantages, is_std_zero, metrics
+
+
+def rloo_advantages(rewards_per_func, reward_weights, num_generations, reward_clip_range=None, beta=0.0, kl=None,
+                    normalize_advantages=False, log_metrics=True):
+    """RLOOTrainer._generate_and_score_completions (trl/trainer/rloo_trainer.py), from the reward
+    matrix to the advantages (and, with ``log_metrics``, the reward metrics it logs).
+
+    ``kl`` (needed when ``beta != 0``) is the gathered per-sequence KL the trainer computes from
+    its two forward passes, ``((old_per_token_logps - ref_per_token_logps) * completion_mask).sum(-1)``.
+    Returns (advantages, is_std_zero, metrics); ``is_std_zero`` is per *group*, as in TRL."""
+    unscorable_mask = torch.isnan(rewards_per_func).all(dim=1)
+    rewards = (rewards_per_func * reward_weights.unsqueeze(0)).nansum(dim=1)
+    rewards[unscorable_mask] = torch.nan
+    if reward_clip_range:
+        rewards = rewards.clamp(min=reward_clip_range[0], max=reward_clip_range[1])
+    if beta != 0.0:
+        rewards = rewards - beta * kl
+    grouped_rewards = rewards.view(-1, num_generations)
+    mean_grouped_rewards = torch.nanmean(grouped_rewards, dim=1)
+    if num_generations > 1:
+        std_rewards = nanstd(grouped_rewards, dim=1)
+    else:
+        std_rewards = torch.zeros_like(mean_grouped_rewards)
+    scorable_counts = (~torch.isnan(grouped_rewards)).sum(dim=1, keepdim=True)
+    grouped_sum = torch.nansum(grouped_rewards, dim=1, keepdim=True)
+    if num_generations > 1:
+        baselines = (grouped_sum - grouped_rewards) / (scorable_counts - 1)
+        baselines = baselines.view(-1)
+        advantages = rewards - baselines
+    else:
+        advantages = torch.zeros_like(rewards)
+    if normalize_advantages:
+        advantages = (advantages - torch.nanmean(advantages)) / (nanstd(advantages) + 1e-4)
+    advantages = torch.nan_to_num(advantages, nan=0.0)
+    is_std_zero = torch.isclose(std_rewards, torch.zeros_like(std_rewards))
+    metrics = {}
+    if log_metrics:
+        for i in range(rewards_per_func.shape[1]):
+            metrics[f"rewards/reward_{i}/mean"] = torch.nanmean(rewards_per_func[:, i]).item()
+            metrics[f"rewards/reward_{i}/std"] = nanstd(rewards_per_func[:, i]).item()
+        logged = (rewards_per_func * reward_weights.unsqueeze(0)).nansum(dim=1)
+        logged[unscorable_mask] = torch.nan
+        metrics["reward"] = torch.nanmean(logged).item()
+        metrics["reward_std"] = nanstd(logged).item()
+        metrics["frac_reward_zero_std"] = is_std_zero.float().mean().item()
+    return advantages, is_std_zero, metrics

@@ -1,0 +1,736 @@
+"""fastalign.advantages against TRL 1.16.0, on many random inputs (hypothesis).
+
+The reference is ``tests/trl_reference.py``: GRPOTrainer's and RLOOTrainer's advantage lines
+restated verbatim (calling TRL's own ``trl.trainer.utils.nanstd``). ``test_trl_trainer_parity.py``
+proves once that the restatement equals the real trainers bit for bit, so here it can be run
+thousands of times cheaply. Compared:
+
+* ``grpo_advantages`` / ``rloo_advantages`` on the Rust path, with numpy arrays and CPU torch
+  tensors (float32 and float64): advantages, ``std_is_zero``, ``frac_reward_zero_std`` and the
+  logged reward statistics. The numpy and the tensor call run the same kernel and must agree
+  bit for bit.
+* ``fastalign._torch_impl`` (what CUDA tensors run) against the Rust path and against TRL, on
+  the same CPU tensors.
+* ``zero_variance_groups`` against its definition, computed here in float64 with numpy, and its
+  relation to GRPO.
+
+Inputs: K = 1..4 reward columns, G in {1, 2, 3, 4, 5, 8}, 1..6 groups, random or no weights
+(zeros and negatives included); per group one of: random, dyadic, constant (dyadic and not),
+constant up to 1-2 ulp, all-NaN, a single scorable row, NaN rows, NaN entries; magnitudes 1,
+1e3, 1e30, 1e-30, and groups mixing 1e30 with 1e-30.
+
+Tolerances (``C_ULP``, ``RTOL``)
+--------------------------------
+Element-wise steps are identical in both implementations (same dtype, same order), so every
+difference comes from the reductions: fastalign accumulates ``nansum``/``nanmean``/``nanstd`` in
+float64 and rounds once, torch uses vectorised cascades in the input dtype. Both are within a
+few ulp of the exact sum. Let ``u(M)`` be the ulp, in the input dtype, of ``M``, the largest
+magnitude entering the reduction (the rewards times their weights and their sums, over the
+group, or over the batch for batch-level statistics). Then
+
+* a mean, or any centred value ``s - mean``, differs by at most ``C_ULP * u(M)``;
+* a std differs by at most ``RTOL * std + C_ULP * u(M)`` (the relative part from summing the
+  squares, the absolute part from the mean it is centred on);
+* hence an advantage ``a = (s - mean) / (std + 1e-4)`` may differ by
+  ``|Δa| <= RTOL * |a| + C_ULP * u(M) * (1 + |a|) / (std + 1e-4)``,
+  with ``std`` the exact (float64) std. The second term is the amplification the spec warns
+  about (§0): when ``std ≈ 0``, a mean that is off by one ulp of ``M`` becomes
+  ``u(M) / 1e-4``. A constant float32 group of 1000.1 gets 0.349 per row from TRL and
+  fastalign alike with G = 3 (both means are one ulp off), but with G = 7 torch's float32 sum is
+  one ulp off and fastalign's is exact: TRL gives every row -0.368 and counts the group as not
+  zero-std, fastalign gives 0 and flags it. This term (and the flag exemption below) is what
+  accepts that difference; it is inherent to reproducing a noisy reduction with a more
+  accurate one. ``scale_rewards="none"``: ``|Δa| <= RTOL*|a| + C_ULP*u(M)``. ``normalize_then_sum`` and
+  RLOO propagate the same bounds through their two stages (``_gdpo_bounds``, ``rloo_bounds``).
+  Where a column is constant up to an ulp inside a group *and* the batch std of the z-score sums
+  is small as well, GDPO amplifies the noise twice; TRL's own result is then noise and the
+  propagated bound, correctly, becomes O(1).
+
+``C_ULP = 8`` and ``RTOL = 8 * machine epsilon`` (float32 9.5e-7, float64 1.8e-15) were
+calibrated on random cases drawn like the strategies below: 20,000 GRPO cases (fastalign
+against TRL and against ``_torch_impl``) and 20,000 RLOO cases (against TRL). ``C_ULP = 3``
+already passes every case and 2 fails one, and with ``C_ULP = 8`` even ``RTOL = 0`` passes (the
+relative term covers the rounding of the sum of squares, which never bound). The file also
+passes with 20,000 examples per test (FASTALIGN_HYPOTHESIS_PROFILE=long). So the bound leaves
+a margin of about 3 while staying tight enough to fail on: a relative error of 3e-6 (float32) or 1e-14 (float64) in the
+advantages; TRL's float32 Bessel factor replaced by the exact one (float64 inputs); the
+population std; ``eps = 1e-5``; NaN rewards read as 0; the sign of ``beta``. float64 needs no
+looser bound for TRL's float32 Bessel factor ``f32(n)/f32(n-1)`` (spec §2.2) because fastalign
+reproduces it, so float64 is compared at float64 precision.
+
+The float64 "exact" std in these bounds is +inf wherever the computation in the rewards' dtype
+overflows (a float32 group holding 1e30 and 0 squares its deviations past 3.4e38): both
+implementations then divide by inf, and the bound must not assume a finite std.
+
+Exact: rows that are zero by construction (unscorable rows, groups with fewer than two scorable
+rows, G = 1) must be exactly 0.0 in both; ``std_is_zero`` must match exactly except where the
+exact std is within the noise ``2 * C_ULP * u(M)`` (or ``RTOL``) of the ``isclose`` threshold
+1e-8 (a group constant up to reduction noise: fastalign's exact mean gives std 0 where torch's
+gives one ulp, or, for 1e30 in float32, the ulp squared overflows to an infinite std);
+``frac_reward_zero_std`` must then equal the mean of the returned flags, and is exact otherwise.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+import trl_reference
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from fastalign import _torch_impl
+from fastalign.advantages import Advantages, grpo_advantages, rloo_advantages, zero_variance_groups
+
+C_ULP = 8.0
+RTOL = {np.dtype(t): 8 * float(np.finfo(t).eps) for t in (np.float32, np.float64)}
+EPS = 1e-4  # TRL's epsilon on the std
+THR = 1e-8  # torch.isclose(std, 0): |std| <= atol
+
+# 200 examples per test by default; a larger conftest profile (FASTALIGN_HYPOTHESIS_PROFILE=long) wins
+SETTINGS = settings(max_examples=max(200, settings.default.max_examples), deadline=None)
+
+
+# ---------------------------------------------------------------------------------------------
+# float64 helpers (no numpy nan* reductions: they warn on empty slices, and warnings are errors)
+
+
+def _ulp(m, dtype) -> np.ndarray:
+    """ulp of |m| in ``dtype``, as float64."""
+    m = np.abs(np.asarray(m, dtype=np.float64))
+    m = np.minimum(np.nan_to_num(m, nan=0.0), float(np.finfo(dtype).max))
+    return np.spacing(m.astype(dtype)).astype(np.float64)
+
+
+def _absmax(x, axis=None) -> np.ndarray:
+    """max |x| ignoring NaN (0 for an all-NaN slice)."""
+    return np.nan_to_num(np.abs(np.asarray(x, dtype=np.float64)), nan=0.0).max(axis=axis)
+
+
+def _count(x, axis=None, keepdims=False):
+    return (~np.isnan(x)).sum(axis=axis, keepdims=keepdims)
+
+
+def _nanmean64(x, axis=None, keepdims=False):
+    with np.errstate(all="ignore"):
+        return np.nansum(x, axis=axis, keepdims=keepdims) / _count(x, axis, keepdims)
+
+
+def _nanstd64(x, axis=None, keepdims=False, dtype=None):
+    """Bessel-corrected NaN-std in float64; NaN with fewer than two values.
+
+    With ``dtype``: +inf where the computation in that dtype overflows (the squared deviations
+    or their sum exceed its largest value, e.g. a float32 group holding 1e30 and 0), as TRL's
+    and fastalign's do."""
+    x = np.asarray(x, dtype=np.float64)
+    with np.errstate(all="ignore"):
+        c = _count(x, axis)
+        m = _nanmean64(x, axis, keepdims=True)
+        sq = np.nansum((x - m) ** 2, axis=axis)
+        out = np.where(c > 1, np.sqrt(sq / (c - 1)), np.nan)
+        if dtype is not None:
+            out = np.where((c > 1) & (sq > float(np.finfo(dtype).max)), np.inf, out)
+    return np.expand_dims(out, axis) if keepdims else out
+
+
+def row_sums(r: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """Weighted NaN-sum of each row, in the rewards' dtype, left to right; NaN for all-NaN rows."""
+    acc = np.zeros(r.shape[0], dtype=r.dtype)
+    with np.errstate(all="ignore"):
+        for j in range(r.shape[1]):
+            p = r[:, j] * w[j]
+            acc = acc + np.where(np.isnan(p), r.dtype.type(0), p)
+    return np.where(np.isnan(r).all(axis=1), r.dtype.type(np.nan), acc)
+
+
+def _row_mag(r: np.ndarray, w: np.ndarray, *extra) -> np.ndarray:
+    """Per row: the largest magnitude among the weighted rewards, their sum and ``extra``."""
+    with np.errstate(all="ignore"):
+        prods = r.astype(np.float64) * w.astype(np.float64)
+    m = _absmax(prods, axis=1)
+    for e in extra:
+        m = np.maximum(m, np.nan_to_num(np.abs(np.asarray(e, dtype=np.float64)), nan=0.0))
+    return m
+
+
+def _group_max(x: np.ndarray, g: int) -> np.ndarray:
+    return np.repeat(x.reshape(-1, g).max(axis=1), g)
+
+
+# ---------------------------------------------------------------------------------------------
+# bounds
+
+
+class Bounds:
+    """Per-row tolerance, rows that must be exactly zero, rows whose zero-std flag may differ."""
+
+    def __init__(self, tol, zero, free):
+        self.tol = np.where(np.isnan(tol), 0.0, tol)
+        self.zero = zero
+        self.free = free
+
+
+def grpo_bounds(r, w, g, scale, agg, expected) -> Bounds:
+    """Bounds for comparing GRPO advantages with ``expected`` (see the module docstring)."""
+    dt = r.dtype
+    rt = RTOL[dt]
+    n = r.shape[0]
+    b = np.abs(np.asarray(expected, dtype=np.float64))
+    scale = {True: "group", False: "none"}.get(scale, scale)
+    unscorable = np.isnan(r).all(axis=1)
+    if agg == "normalize_then_sum":
+        return _gdpo_bounds(r, w, g, b, unscorable)
+    s = row_sums(r, w).astype(np.float64)
+    mag = _row_mag(r, w, s)
+    counts = np.repeat(_count(s.reshape(-1, g), axis=1), g)
+    zero = unscorable | (counts < 2)
+    if scale == "batch":
+        noise = C_ULP * _ulp(mag.max(), dt) * np.ones(n)
+        std = np.full(n, _nanstd64(s, dtype=dt) if n > 1 else 0.0)
+    else:
+        noise = C_ULP * _ulp(_group_max(mag, g), dt)
+        std = np.repeat(_nanstd64(s.reshape(-1, g), axis=1, dtype=dt), g) if g > 1 else np.zeros(n)
+    with np.errstate(all="ignore"):
+        if scale == "none":
+            tol = rt * b + noise
+        else:
+            tol = rt * b + noise * (1 + b) / (std + EPS)
+        free = std <= THR * (1 + rt) + 2 * noise
+    return Bounds(np.where(zero, 0.0, tol), zero, free)
+
+
+def _gdpo_bounds(r, w, g, b, unscorable) -> Bounds:
+    """normalize_then_sum: per-column group z-scores, weighted sum, batch z-score."""
+    dt = r.dtype
+    rt = RTOL[dt]
+    n, k = r.shape
+    x = r.astype(np.float64).reshape(-1, g, k)
+    wf = w.astype(np.float64)
+    with np.errstate(all="ignore"):
+        mean_k = _nanmean64(x, axis=1, keepdims=True)
+        std_k = _nanstd64(x, axis=1, keepdims=True, dtype=dt) if g > 1 else np.zeros_like(mean_k)
+        z = (x - mean_k) / (std_k + EPS)
+        mag_k = np.expand_dims(_absmax(x, axis=1), 1)
+        dz = rt * np.abs(z) + C_ULP * _ulp(mag_k, dt) * (1 + np.abs(z)) / (std_k + EPS)
+        z = z.reshape(n, k)
+        dz = dz.reshape(n, k)
+        wz = z * wf
+        zs = np.where(unscorable, np.nan, np.nansum(wz, axis=1))
+        dzs = np.nansum(np.abs(wf) * dz, axis=1) + C_ULP * _ulp(_absmax(wz, axis=1), dt)
+        delta = _absmax(np.where(unscorable, np.nan, dzs)) + C_ULP * _ulp(_absmax(zs), dt)
+        std = _nanstd64(zs, dtype=dt) if n > 1 else 0.0
+        tol = rt * b + delta * (1 + b) / (std + EPS)
+        free = np.full(n, bool(std <= THR * (1 + rt) + 2 * delta))
+    return Bounds(np.where(unscorable, 0.0, tol), unscorable, free)
+
+
+def rloo_s(r, w, clip, beta, kl) -> np.ndarray:
+    """The RLOO reward after clipping and the KL penalty, in the rewards' dtype."""
+    s = row_sums(r, w)
+    if clip is not None:
+        s = np.clip(s, r.dtype.type(clip[0]), r.dtype.type(clip[1]))
+    if beta != 0.0:
+        s = s - r.dtype.type(beta) * kl
+    return s
+
+
+def rloo_bounds(r, w, g, clip, beta, kl, normalize, expected) -> Bounds:
+    dt = r.dtype
+    rt = RTOL[dt]
+    n = r.shape[0]
+    b = np.abs(np.asarray(expected, dtype=np.float64))
+    unscorable = np.isnan(r).all(axis=1)
+    logged = row_sums(r, w)
+    s = rloo_s(r, w, clip, beta, kl).astype(np.float64)
+    extra = [logged, s] + ([dt.type(beta) * kl] if beta != 0.0 else [])
+    mag = _row_mag(r, w, *extra)
+    gmag = _group_max(mag, g)
+    counts = np.repeat(_count(s.reshape(-1, g), axis=1), g)
+    # unscorable rows and groups with < 2 scorable rows are NaN until nan_to_num; G = 1 is all zeros
+    zero = unscorable | (counts < 2) if g > 1 else np.ones(n, dtype=bool)
+    with np.errstate(all="ignore"):
+        if g > 1:
+            total = np.repeat(np.nansum(s.reshape(-1, g), axis=1), g)
+            raw = s - (total - s) / (counts - 1)
+        else:
+            raw = np.zeros(n)
+        # the group sum is within C_ULP ulp of g * M; s - (S - s)/(n-1) inherits it
+        d_raw = rt * np.abs(raw) + C_ULP * _ulp(g * gmag, dt)
+        if normalize:
+            delta = _absmax(np.where(np.isnan(raw), np.nan, d_raw)) + C_ULP * _ulp(_absmax(raw), dt)
+            std = _nanstd64(raw, dtype=dt)
+            tol = rt * b + delta * (1 + b) / (std + EPS)
+        else:
+            tol = d_raw + rt * b
+        gstd = np.repeat(_nanstd64(s.reshape(-1, g), axis=1, dtype=dt), g) if g > 1 else np.zeros(n)
+        free = gstd <= THR * (1 + rt) + 2 * C_ULP * _ulp(gmag, dt)
+    return Bounds(np.where(zero, 0.0, tol), zero, free)
+
+
+# ---------------------------------------------------------------------------------------------
+# comparisons
+
+
+def _np(x) -> np.ndarray:
+    if isinstance(x, torch.Tensor):
+        return x.detach().cpu().numpy()
+    return np.asarray(x)
+
+
+def assert_advantages(actual, expected, bounds: Bounds, label: str = "") -> None:
+    a = _np(actual).astype(np.float64)
+    e = _np(expected).astype(np.float64)
+    assert a.shape == e.shape, label
+    assert np.isfinite(a).all() and np.isfinite(e).all(), f"{label}: non-finite advantages\n{a}\n{e}"
+    z = bounds.zero
+    assert (a[z] == 0.0).all(), f"{label}: rows that must be exactly 0: {np.flatnonzero(z)}\nactual {a[z]}"
+    assert (e[z] == 0.0).all(), f"{label}: reference not 0 on rows {np.flatnonzero(z)}: {e[z]}"
+    bad = ~(np.abs(a - e) <= bounds.tol)
+    if bad.any():
+        i = np.flatnonzero(bad)
+        raise AssertionError(
+            f"{label}: advantages differ at rows {i.tolist()}\n actual   {a[i].tolist()}\n"
+            f" expected {e[i].tolist()}\n |diff|   {np.abs(a - e)[i].tolist()}\n tol      {bounds.tol[i].tolist()}"
+        )
+
+
+def assert_flags(actual, expected, bounds: Bounds, label: str = "") -> None:
+    a = _np(actual).astype(bool)
+    e = _np(expected).astype(bool)
+    assert a.shape == e.shape, label
+    bad = (a != e) & ~bounds.free
+    assert not bad.any(), f"{label}: std_is_zero differs at rows {np.flatnonzero(bad).tolist()}: {a} vs {e}"
+
+
+def _stat_close(a: float, e: float, data: np.ndarray, dt, kind: str) -> bool:
+    """A logged mean/std of ``data`` (float64 copy of the dtype values) within the bounds."""
+    if math.isnan(e) or math.isnan(a):
+        return math.isnan(e) and math.isnan(a)
+    noise = C_ULP * float(_ulp(_absmax(data), dt))
+    rt = RTOL[np.dtype(dt)]
+    if kind == "std" and float(_nanstd64(data)) <= 2 * noise:
+        # constant up to reduction noise: one side may see an ulp (or its overflowing square)
+        return (math.isinf(a) or a <= 4 * noise) and (math.isinf(e) or e <= 4 * noise)
+    if math.isinf(a) or math.isinf(e):
+        return a == e
+    return abs(a - e) <= rt * abs(e) + noise
+
+
+def assert_metrics(actual: dict, expected: dict, columns: dict, dt, frac_free: bool, flags=None, label="") -> None:
+    """``columns``: metric prefix -> the float64 data it summarises ('reward' -> the summed rewards,
+    'rewards/NAME' -> column NAME)."""
+    for key, data in columns.items():
+        for kind in ("mean", "std"):
+            k = f"{key}/{kind}" if key != "reward" else ("reward" if kind == "mean" else "reward_std")
+            assert _stat_close(actual[k], expected[k], data, dt, kind), f"{label}: {k}: {actual[k]} vs {expected[k]}"
+    fa, fe = actual["frac_reward_zero_std"], expected["frac_reward_zero_std"]
+    if not frac_free:
+        assert fa == fe, f"{label}: frac_reward_zero_std {fa} vs {fe}"
+    elif flags is not None:
+        f = _np(flags)
+        assert fa == float(np.float32(f.sum()) / np.float32(f.size)), f"{label}: frac {fa} vs flags {f}"
+
+
+def metric_columns(r: np.ndarray, w: np.ndarray, names) -> dict:
+    cols = {f"rewards/{name}": r[:, i].astype(np.float64) for i, name in enumerate(names)}
+    cols["reward"] = row_sums(r, w).astype(np.float64)
+    return cols
+
+
+def check_grpo(out: Advantages, exp_adv, exp_flags, exp_metrics, r, w, g, scale, agg, names=None, label=""):
+    """Everything fastalign returns for GRPO against an expected (TRL) result. ``exp_flags`` may
+    be None (the trainer only logs their mean)."""
+    names = names or [f"reward_{i}" for i in range(r.shape[1])]
+    bounds = grpo_bounds(r, w, g, scale, agg, _np(exp_adv))
+    assert_advantages(out.advantages, exp_adv, bounds, label)
+    flags = _np(out.std_is_zero)
+    if exp_flags is not None:
+        assert_flags(flags, exp_flags, bounds, label)
+    frac_free = bool(bounds.free.any())
+    assert_metrics(out.metrics(names), exp_metrics, metric_columns(r, w, names), r.dtype.type, frac_free, flags, label)
+    if exp_flags is None and frac_free:
+        diff = abs(out.frac_reward_zero_std - exp_metrics["frac_reward_zero_std"])
+        assert diff <= bounds.free.mean() + 1e-7, label
+    _check_logged_rewards(out.rewards, r, w, label)
+
+
+def check_rloo(out: Advantages, exp_adv, exp_group_flags, exp_metrics, r, w, g, clip, beta, kl, normalize,
+               names=None, label=""):
+    names = names or [f"reward_{i}" for i in range(r.shape[1])]
+    bounds = rloo_bounds(r, w, g, clip, beta, kl, normalize, _np(exp_adv))
+    assert_advantages(out.advantages, exp_adv, bounds, label)
+    flags = _np(out.std_is_zero)
+    assert (flags.reshape(-1, g) == flags.reshape(-1, g)[:, :1]).all(), f"{label}: per-row flags not per group"
+    if exp_group_flags is not None:
+        assert_flags(flags, np.repeat(_np(exp_group_flags), g), bounds, label)
+    frac_free = bool(bounds.free.any())
+    assert_metrics(out.metrics(names), exp_metrics, metric_columns(r, w, names), r.dtype.type, frac_free, flags, label)
+    if exp_group_flags is None and frac_free:
+        diff = abs(out.frac_reward_zero_std - exp_metrics["frac_reward_zero_std"])
+        assert diff <= bounds.free.mean() + 1e-7, label
+    _check_logged_rewards(out.rewards, r, w, label)
+
+
+def _check_logged_rewards(actual, r, w, label):
+    a = _np(actual).astype(np.float64)
+    e = row_sums(r, w).astype(np.float64)
+    assert (np.isnan(a) == np.isnan(e)).all(), f"{label}: NaN pattern of the summed rewards"
+    ok = np.isnan(e) | (np.abs(a - e) <= C_ULP * _ulp(_row_mag(r, w, e), r.dtype))
+    assert ok.all(), f"{label}: summed rewards {a} vs {e}"
+
+
+def weights_array(w, k, dtype) -> np.ndarray:
+    return np.ones(k, dtype=dtype) if w is None else np.asarray(w, dtype=np.float64).astype(dtype)
+
+
+# ---------------------------------------------------------------------------------------------
+# strategies
+
+GROUP_KINDS = (
+    "uniform", "uniform", "dyadic", "constant", "constant_dyadic", "near_constant", "all_nan", "one_scorable",
+    "nan_rows", "mixed",
+)
+MAGNITUDES = (1.0, 1.0, 1e3, 1e30, 1e-30)
+
+
+def _nan_entries(rng, x, p):
+    if p > 0:
+        x[rng.random(x.shape) < p] = np.nan
+    return x
+
+
+def _nan_rows(rng, x, p):
+    if p > 0:
+        x[rng.random(x.shape[0]) < p, :] = np.nan
+    return x
+
+
+def _make_group(rng, kind, g, k, mag, p_nan, dtype):
+    pow2 = 2.0 ** round(math.log2(mag))
+    if kind == "uniform":
+        return _nan_entries(rng, rng.uniform(-1, 1, (g, k)) * mag, p_nan).astype(dtype)
+    if kind == "dyadic":
+        return _nan_entries(rng, rng.integers(-8, 9, (g, k)) / 4 * pow2, p_nan).astype(dtype)
+    if kind == "constant":
+        return _nan_rows(rng, np.tile(rng.uniform(-1, 1, k) * mag, (g, 1)), p_nan).astype(dtype)
+    if kind == "constant_dyadic":
+        return _nan_rows(rng, np.tile(rng.integers(-8, 9, k) / 4 * pow2, (g, 1)), p_nan).astype(dtype)
+    if kind == "near_constant":  # equal up to 0-2 ulp in the rewards' dtype
+        base = np.tile((rng.uniform(-1, 1, k) * mag).astype(dtype), (g, 1))
+        steps = rng.integers(-2, 3, (g, k))
+        out = base.copy()
+        for _ in range(2):
+            move = steps != 0
+            out[move] = np.nextafter(out[move], np.where(steps[move] > 0, np.inf, -np.inf).astype(dtype))
+            steps = steps - np.sign(steps)
+        return out
+    if kind == "all_nan":
+        return np.full((g, k), np.nan, dtype=dtype)
+    if kind == "one_scorable":
+        x = np.full((g, k), np.nan)
+        x[rng.integers(g)] = rng.uniform(-1, 1, k) * mag
+        return x.astype(dtype)
+    if kind == "nan_rows":
+        return _nan_rows(rng, rng.uniform(-1, 1, (g, k)) * mag, 0.5).astype(dtype)
+    if kind == "mixed":
+        x = rng.uniform(-1, 1, (g, k)) * rng.choice([1.0, 1e30, 1e-30], (g, k))
+        return _nan_entries(rng, x, p_nan).astype(dtype)
+    raise AssertionError(kind)
+
+
+@st.composite
+def reward_batches(draw, gs=(1, 2, 2, 3, 4, 5, 8), max_k=4, max_groups=6):
+    """(rewards (N, K) float32/float64, weights list or None, G)."""
+    dtype = draw(st.sampled_from((np.float32, np.float64)))
+    k = draw(st.integers(1, max_k))
+    g = draw(st.sampled_from(gs))
+    n_groups = draw(st.integers(1, max_groups))
+    kinds = draw(st.lists(st.sampled_from(GROUP_KINDS), min_size=n_groups, max_size=n_groups))
+    mags = draw(st.lists(st.sampled_from(MAGNITUDES), min_size=n_groups, max_size=n_groups))
+    p_nan = draw(st.sampled_from((0.0, 0.1, 0.3)))
+    wkind = draw(st.sampled_from(("none", "ones", "dyadic", "random")))
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    r = np.concatenate([_make_group(rng, kd, g, k, m, p_nan, dtype) for kd, m in zip(kinds, mags)])
+    if wkind == "none":
+        w = None
+    elif wkind == "ones":
+        w = [1.0] * k
+    elif wkind == "dyadic":
+        w = (rng.integers(-8, 9, k) / 4).tolist()
+    else:
+        w = rng.choice([0.0, 1.0, -1.0, 0.5, 2.5], k).tolist() if rng.random() < 0.5 else rng.uniform(-2, 2, k).tolist()
+    return np.ascontiguousarray(r), w, g
+
+
+SCALES = st.sampled_from(("group", "batch", "none", True, False))
+AGGREGATIONS = st.sampled_from(("sum_then_normalize", "normalize_then_sum"))
+
+
+def _reference_grpo(r, w, g, scale, agg):
+    wt = torch.from_numpy(weights_array(w, r.shape[1], r.dtype))
+    return trl_reference.grpo_advantages(torch.from_numpy(r.copy()), wt, g, scale, agg)
+
+
+def _reference_rloo(r, w, g, clip, beta, kl, normalize):
+    wt = torch.from_numpy(weights_array(w, r.shape[1], r.dtype))
+    kl_t = torch.from_numpy(kl) if kl is not None else None
+    return trl_reference.rloo_advantages(torch.from_numpy(r.copy()), wt, g, clip, beta, kl_t, normalize)
+
+
+def _assert_same(a: Advantages, b: Advantages) -> None:
+    """The numpy and the CPU-tensor call run the same kernel: identical bits."""
+    for x, y in ((a.advantages, b.advantages), (a.std_is_zero, b.std_is_zero), (a.rewards, b.rewards)):
+        np.testing.assert_array_equal(_np(x), _np(y))
+        assert _np(x).dtype == _np(y).dtype
+    assert np.array_equal(
+        np.array([a.frac_reward_zero_std, a.reward_mean, a.reward_std, *a.reward_func_means, *a.reward_func_stds]),
+        np.array([b.frac_reward_zero_std, b.reward_mean, b.reward_std, *b.reward_func_means, *b.reward_func_stds]),
+        equal_nan=True,
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# GRPO
+
+
+@SETTINGS
+@given(batch=reward_batches(), scale=SCALES, agg=AGGREGATIONS)
+def test_grpo_matches_trl(batch, scale, agg):
+    r, w, g = batch
+    out = grpo_advantages(r, g, scale_rewards=scale, reward_weights=w, multi_objective_aggregation=agg)
+    out_t = grpo_advantages(torch.from_numpy(r), g, scale_rewards=scale, reward_weights=w,
+                            multi_objective_aggregation=agg)
+    assert isinstance(out.advantages, np.ndarray) and out.advantages.dtype == r.dtype
+    assert isinstance(out_t.advantages, torch.Tensor) and out_t.advantages.dtype == torch.from_numpy(r).dtype
+    _assert_same(out, out_t)
+    adv, zero, metrics = _reference_grpo(r, w, g, scale, agg)
+    check_grpo(out, adv, zero, metrics, r, weights_array(w, r.shape[1], r.dtype), g, scale, agg, label="fastalign/TRL")
+
+
+@SETTINGS
+@given(batch=reward_batches(), scale=SCALES, agg=AGGREGATIONS)
+def test_grpo_torch_impl_matches_rust_and_trl(batch, scale, agg):
+    r, w, g = batch
+    wa = weights_array(w, r.shape[1], r.dtype)
+    mode = {True: "group", False: "none"}.get(scale, scale)
+    t = torch.from_numpy(r)
+    ti = _torch_impl.grpo_advantages(t, wa, g, mode, agg, EPS, True)
+    assert isinstance(ti.advantages, torch.Tensor) and ti.advantages.dtype == t.dtype
+    rust = grpo_advantages(t, g, scale_rewards=scale, reward_weights=w, multi_objective_aggregation=agg)
+    check_grpo(rust, ti.advantages, ti.std_is_zero, ti.metrics(), r, wa, g, scale, agg, label="rust/torch_impl")
+    adv, zero, metrics = _reference_grpo(r, w, g, scale, agg)
+    check_grpo(ti, adv, zero, metrics, r, wa, g, scale, agg, label="torch_impl/TRL")
+
+
+# ---------------------------------------------------------------------------------------------
+# RLOO
+
+
+@st.composite
+def rloo_cases(draw):
+    r, w, g = draw(reward_batches())
+    clip = draw(st.sampled_from((None, (-0.5, 0.5), (0.0, 2.0), (-1e30, 1e29), (0.25, 0.25))))
+    beta = draw(st.sampled_from((0.0, 0.0, 0.05, -0.3, 1.0)))
+    normalize = draw(st.booleans())
+    kl = None
+    if beta != 0.0:
+        rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+        kl = (rng.normal(size=r.shape[0]) * draw(st.sampled_from((1.0, 10.0, 1e-3)))).astype(r.dtype)
+    return r, w, g, clip, beta, kl, normalize
+
+
+@SETTINGS
+@given(case=rloo_cases())
+def test_rloo_matches_trl(case):
+    r, w, g, clip, beta, kl, normalize = case
+    kw = dict(reward_weights=w, reward_clip_range=clip, beta=beta, normalize_advantages=normalize)
+    out = rloo_advantages(r, g, kl=kl, **kw)
+    out_t = rloo_advantages(torch.from_numpy(r), g, kl=None if kl is None else torch.from_numpy(kl), **kw)
+    assert isinstance(out_t.advantages, torch.Tensor) and isinstance(out.advantages, np.ndarray)
+    _assert_same(out, out_t)
+    adv, zero, metrics = _reference_rloo(r, w, g, clip, beta, kl, normalize)
+    check_rloo(out, adv, zero, metrics, r, weights_array(w, r.shape[1], r.dtype), g, clip, beta, kl, normalize,
+               label="fastalign/TRL")
+
+
+@SETTINGS
+@given(case=rloo_cases())
+def test_rloo_torch_impl_matches_rust_and_trl(case):
+    r, w, g, clip, beta, kl, normalize = case
+    wa = weights_array(w, r.shape[1], r.dtype)
+    t = torch.from_numpy(r)
+    kl_t = None if kl is None else torch.from_numpy(kl)
+    ti = _torch_impl.rloo_advantages(t, wa, g, kl_t, beta, clip, normalize, EPS, True)
+    rust = rloo_advantages(t, g, reward_weights=w, reward_clip_range=clip, beta=beta, kl=kl_t,
+                           normalize_advantages=normalize)
+    ti_group_flags = _np(ti.std_is_zero).reshape(-1, g)[:, 0]
+    check_rloo(rust, ti.advantages, ti_group_flags, ti.metrics(), r, wa, g, clip, beta, kl, normalize,
+               label="rust/torch_impl")
+    adv, zero, metrics = _reference_rloo(r, w, g, clip, beta, kl, normalize)
+    check_rloo(ti, adv, zero, metrics, r, wa, g, clip, beta, kl, normalize, label="torch_impl/TRL")
+
+
+# ---------------------------------------------------------------------------------------------
+# zero_variance_groups
+
+
+def zero_variance_truth(r, w, g, atol, rtol) -> np.ndarray:
+    """The definition: rewards combined as GRPO does (weighted NaN-sum in the rewards' dtype), then
+    per group, in float64: fewer than two scorable, or max - min <= atol + rtol * max(|min|, |max|)."""
+    s = row_sums(r, w).astype(np.float64).reshape(-1, g)
+    out = []
+    for grp in s:
+        v = grp[~np.isnan(grp)]
+        if v.size < 2:
+            out.append(True)
+            continue
+        lo, hi = float(v.min()), float(v.max())
+        out.append(lo == hi or hi - lo <= atol + rtol * max(abs(lo), abs(hi)))
+    return np.array(out)
+
+
+TOLERANCES = st.sampled_from(((0.0, 0.0), (1e-6, 1e-5), (1e-3, 0.0), (0.0, 1e-3), (0.5, 0.1), (1e-40, 1e-7)))
+
+
+@SETTINGS
+@given(batch=reward_batches(), tols=TOLERANCES)
+def test_zero_variance_definition(batch, tols):
+    r, w, g = batch
+    atol, rtol = tols
+    truth = zero_variance_truth(r, weights_array(w, r.shape[1], r.dtype), g, atol, rtol)
+    got = zero_variance_groups(r, g, reward_weights=w, atol=atol, rtol=rtol)
+    assert isinstance(got, np.ndarray) and got.dtype == np.bool_ and got.shape == (r.shape[0] // g,)
+    np.testing.assert_array_equal(got, truth)
+    got_t = zero_variance_groups(torch.from_numpy(r), g, reward_weights=w, atol=atol, rtol=rtol)
+    assert isinstance(got_t, torch.Tensor)
+    np.testing.assert_array_equal(got_t.numpy(), truth)
+    ti = _torch_impl.zero_variance_groups(torch.from_numpy(r), weights_array(w, r.shape[1], r.dtype), g, atol, rtol)
+    np.testing.assert_array_equal(ti.numpy(), truth)
+
+
+@st.composite
+def spread_groups(draw):
+    """(rewards, G, flagged-by-construction) where every group is either exactly equal (with
+    optional unscorable rows) or holds two values at least ``gap`` apart."""
+    dtype = draw(st.sampled_from((np.float32, np.float64)))
+    g = draw(st.integers(2, 8))
+    n_groups = draw(st.integers(1, 5))
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    equal = draw(st.lists(st.booleans(), min_size=n_groups, max_size=n_groups))
+    mag = draw(st.sampled_from(MAGNITUDES))
+    blocks = []
+    for eq in equal:
+        c = dtype(rng.uniform(-1, 1) * mag)
+        x = np.full(g, c, dtype=dtype)
+        if eq:
+            x[rng.random(g) < 0.3] = np.nan
+        else:
+            # c and a second value whose spread is 2x the tolerance (at least), at 1..g-1 rows
+            tol = 1e-6 + 1e-5 * abs(float(c))
+            other = dtype(float(c) + rng.choice([-1.0, 1.0]) * (2 + 10 * rng.random()) * max(tol, float(np.spacing(c))))
+            x[rng.choice(g, rng.integers(1, g), replace=False)] = other
+            assert abs(float(other) - float(c)) > 1e-6 + 1e-5 * max(abs(float(c)), abs(float(other)))
+        blocks.append(x)
+    return np.concatenate(blocks), g, np.array(equal)
+
+
+@SETTINGS
+@given(case=spread_groups(), tols=st.sampled_from(((0.0, 0.0), (1e-6, 1e-5))))
+def test_zero_variance_equal_groups_flagged_spread_groups_not(case, tols):
+    r, g, equal = case
+    atol, rtol = tols
+    got = zero_variance_groups(r, g, atol=atol, rtol=rtol)
+    np.testing.assert_array_equal(got, equal)
+
+
+@st.composite
+def exact_constant_batches(draw):
+    """Dyadic rewards and weights with short mantissas: every weighted sum, group sum and mean is
+    exact in float32, so a group of equal rewards has a mean exactly equal to them."""
+    dtype = draw(st.sampled_from((np.float32, np.float64)))
+    k = draw(st.integers(1, 3))
+    g = draw(st.integers(1, 8))
+    n_groups = draw(st.integers(1, 5))
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    e = draw(st.sampled_from((0, 10, -10, 90, -90)))
+    blocks = []
+    for _ in range(n_groups):
+        if rng.random() < 0.5:
+            x = np.tile(rng.integers(-16, 17, k) / 4.0, (g, 1))
+            x[rng.random(g) < 0.3, :] = np.nan
+        else:
+            x = rng.integers(-16, 17, (g, k)) / 4.0
+        blocks.append(x * 2.0**e)
+    w = (rng.integers(-4, 5, k) / 2.0).tolist()
+    return np.concatenate(blocks).astype(dtype), w, g
+
+
+@SETTINGS
+@given(batch=exact_constant_batches(), scale=SCALES)
+def test_zero_variance_flag_implies_zero_grpo_advantages(batch, scale):
+    """A group flagged with atol = rtol = 0 (all scorable rewards equal, or fewer than two) gets
+    exactly zero GRPO advantages, in fastalign and in TRL, when its mean is exact (see
+    ``test_constant_non_dyadic_group_is_not_exactly_zero`` for when it is not)."""
+    r, w, g = batch
+    flagged = zero_variance_groups(r, g, reward_weights=w, atol=0.0, rtol=0.0)
+    out = grpo_advantages(r, g, scale_rewards=scale, reward_weights=w)
+    adv = out.advantages.reshape(-1, g)
+    ref, _, _ = _reference_grpo(r, w, g, scale, "sum_then_normalize")
+    ref = ref.numpy().reshape(-1, g)
+    assert (adv[flagged] == 0.0).all(), (r, adv)
+    assert (ref[flagged] == 0.0).all(), (r, ref)
+    if scale in ("group", True):
+        # and its std is flagged zero, unless fewer than two rows are scorable (std NaN)
+        counts = (~np.isnan(row_sums(r, weights_array(w, r.shape[1], r.dtype)))).reshape(-1, g).sum(1)
+        z = out.std_is_zero.reshape(-1, g)[:, 0]
+        assert (z[flagged & (counts >= 2)]).all()
+
+
+def test_constant_non_dyadic_group_is_not_exactly_zero():
+    """The relation above needs an exact mean. A float32 group [1000.1] * 3 is flagged, but
+    f32(3 * 1000.1) / 3 != 1000.1, so TRL's (s - mean) / (std + 1e-4) amplifies a one-ulp mean
+    error (6.1e-5) to ≈ 0.35 for every row; fastalign reproduces it (it does not 'fix' TRL)."""
+    r = np.full(3, 1000.1, dtype=np.float32)
+    assert zero_variance_groups(r, 3, atol=0.0, rtol=0.0).all()
+    out = grpo_advantages(r, 3)
+    ref, zero, metrics = _reference_grpo(r.reshape(-1, 1), None, 3, "group", "sum_then_normalize")
+    assert (ref.numpy() != 0).all()
+    check_grpo(out, ref, zero, metrics, r.reshape(-1, 1), np.ones(1, np.float32), 3, "group", "sum_then_normalize")
+    # hand computation: mean m = f32(f32(3 * c) / 3), deviation d = c - m, std = sqrt(d^2 * 3/3 * 3/2)
+    c = np.float32(1000.1)
+    m = np.float32(np.float32(3 * np.float64(c)) / np.float32(3))
+    d = c - m
+    std = np.sqrt(np.float32(d * d) * np.float32(1.5))
+    np.testing.assert_allclose(out.advantages, np.full(3, d / (std + np.float32(1e-4))), rtol=1e-6)
+
+
+# ---------------------------------------------------------------------------------------------
+# hand-computed cases (independent of both implementations)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_hand_computed_grpo(dtype):
+    nan = np.nan
+    r = np.array([1.0, 0.0, 0.0, 0.0, 2.0, 2.0, 2.0, 2.0, 3.0, nan, nan, nan, nan, nan, nan, nan], dtype=dtype)
+    out = grpo_advantages(r, 4)
+    std = math.sqrt(0.1875 * 4 / 3)  # sample std of [1, 0, 0, 0] = 0.5
+    expected = [0.75 / (std + 1e-4)] + [-0.25 / (std + 1e-4)] * 3 + [0.0] * 12
+    np.testing.assert_allclose(out.advantages, expected, rtol=1e-6)
+    assert out.std_is_zero.tolist() == [False] * 4 + [True] * 4 + [False] * 8
+    assert out.frac_reward_zero_std == 0.25
+    assert out.reward_mean == pytest.approx(12 / 9)  # mean of the 9 scorable rewards
+    assert (out.advantages[8:] == 0.0).all()
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_hand_computed_rloo(dtype):
+    r = np.array([1.0, 2.0, 3.0, np.nan, 5.0, np.nan, np.nan, np.nan], dtype=dtype)
+    out = rloo_advantages(r, 4)
+    np.testing.assert_array_equal(out.advantages, np.array([1 - 2.5, 2 - 2.0, 3 - 1.5, 0, 0, 0, 0, 0], dtype=dtype))
+    out = rloo_advantages(r, 4, reward_clip_range=(1.5, 2.5))  # -> [1.5, 2, 2.5] -> [-.75, 0, .75]
+    np.testing.assert_array_equal(out.advantages, np.array([-0.75, 0, 0.75, 0, 0, 0, 0, 0], dtype=dtype))
+    kl = np.array([1, 0, 0, 0, 0, 0, 0, 0], dtype=dtype)
+    out = rloo_advantages(r, 4, beta=0.5, kl=kl)  # -> [0.5, 2, 3] -> [0.5-2.5, 2-1.75, 3-1.25]
+    np.testing.assert_allclose(out.advantages, [-2.0, 0.25, 1.75, 0, 0, 0, 0, 0], rtol=1e-6)
