@@ -51,6 +51,10 @@ def on_accelerator(x: object) -> bool:
 
 
 def _numpy_dtype_of_torch(dtype: Any) -> np.dtype | None:
+    return (_TORCH_TO_NUMPY or _numpy_dtype_map()).get(dtype)
+
+
+def _numpy_dtype_map() -> dict[Any, np.dtype]:
     if not _TORCH_TO_NUMPY:
         torch = _torch()
         for t, n in (
@@ -61,7 +65,7 @@ def _numpy_dtype_of_torch(dtype: Any) -> np.dtype | None:
             (torch.bool, np.bool_),
         ):
             _TORCH_TO_NUMPY[t] = np.dtype(n)
-    return _TORCH_TO_NUMPY.get(dtype)
+    return _TORCH_TO_NUMPY
 
 
 def _describe(dtypes: tuple[np.dtype, ...]) -> str:
@@ -81,29 +85,33 @@ def array(x: object, name: str, dtypes: tuple[np.dtype, ...], ndims: tuple[int, 
             raise InvalidTypeError(f"expected dtype {_describe(dtypes)}, got {dt}", name)
         if not dt.isnative:
             raise InvalidTypeError(f"must be in native byte order, got {dt.str}", name)
-    elif is_torch(x):
+        if arr.ndim not in ndims:
+            raise _rank_error(name, ndims, arr.shape)
+        if not arr.flags.c_contiguous:
+            raise InvalidArgumentError("must be C-contiguous; call np.ascontiguousarray first", name)
+        return arr
+    if is_torch(x):
         if not x.is_cpu:  # type: ignore[attr-defined]
             raise InvalidTypeError(
                 f"is on {x.device}, but this operation only reads CPU memory; "  # type: ignore[attr-defined]
                 "move it with .cpu() or pass every array on the same device",
                 name,
             )
-        dt = _numpy_dtype_of_torch(x.dtype)  # type: ignore[attr-defined]
+        dt = (_TORCH_TO_NUMPY or _numpy_dtype_map()).get(x.dtype)  # type: ignore[attr-defined]
         if dt is None or dt not in dtypes:  # (np.dtype == None compares equal to float64!)
             raise InvalidTypeError(f"expected dtype {_describe(dtypes)}, got {x.dtype}", name)  # type: ignore[attr-defined]
+        if x.dim() not in ndims:  # type: ignore[attr-defined]
+            raise _rank_error(name, ndims, tuple(x.shape))  # type: ignore[attr-defined]
         if not x.is_contiguous():  # type: ignore[attr-defined]
             raise InvalidArgumentError("must be contiguous; call .contiguous() first", name)
-        arr = (x.detach() if x.requires_grad else x).numpy()  # type: ignore[attr-defined]
-    else:
-        raise InvalidTypeError(
-            f"expected a numpy array or a torch tensor, got {type(x).__name__}", name
-        )
-    if arr.ndim not in ndims:
-        want = " or ".join(f"{d}-D" for d in ndims)
-        raise InvalidArgumentError(f"expected a {want} array, got shape {tuple(arr.shape)}", name)
-    if not arr.flags.c_contiguous:
-        raise InvalidArgumentError("must be C-contiguous; call np.ascontiguousarray / .contiguous() first", name)
-    return arr
+        # a contiguous CPU tensor's numpy view is C-contiguous and shares its memory
+        return (x.detach() if x.requires_grad else x).numpy()  # type: ignore[attr-defined]
+    raise InvalidTypeError(f"expected a numpy array or a torch tensor, got {type(x).__name__}", name)
+
+
+def _rank_error(name: str, ndims: tuple[int, ...], shape: tuple[int, ...]) -> InvalidArgumentError:
+    want = " or ".join(f"{d}-D" for d in ndims)
+    return InvalidArgumentError(f"expected a {want} array, got shape {tuple(shape)}", name)
 
 
 def tensor(x: object, name: str, dtypes: tuple[np.dtype, ...], ndims: tuple[int, ...]) -> Any:

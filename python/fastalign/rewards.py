@@ -16,6 +16,7 @@ DAPO (arXiv 2503.14476) eq. 13, with ``L_max = max_completion_len`` and
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import numpy as np
@@ -34,6 +35,12 @@ def _check_params(max_completion_len: object, soft_punish_cache: object) -> tupl
     return lmax, cache
 
 
+@functools.lru_cache(maxsize=64)
+def _kernel(max_completion_len: int, soft_punish_cache: int) -> _native.SoftOverlong:
+    """The Rust evaluator for these parameters; it precomputes the ramp's values once."""
+    return _native.SoftOverlong(max_completion_len, soft_punish_cache)
+
+
 class SoftOverlongPunishment:
     """DAPO's soft overlong punishment as a TRL reward function (see :func:`soft_overlong`)."""
 
@@ -41,7 +48,7 @@ class SoftOverlongPunishment:
 
     def __init__(self, max_completion_len: int, soft_punish_cache: int) -> None:
         self.max_completion_len, self.soft_punish_cache = _check_params(max_completion_len, soft_punish_cache)
-        self._kernel = _native.SoftOverlong(self.max_completion_len, self.soft_punish_cache)
+        self._kernel = _kernel(self.max_completion_len, self.soft_punish_cache)
 
     def __call__(
         self,
@@ -136,8 +143,9 @@ def soft_overlong_penalty(lengths: Any, max_completion_len: int, soft_punish_cac
         t = v.tensor(lengths, "lengths", v.INT, (1,))
         return _torch_impl.soft_overlong_penalty(t, lmax, cache, float64)
     arr = v.array(lengths, "lengths", v.INT, (1,))
-    fn = _native.soft_overlong_penalty_i32 if arr.dtype == np.int32 else _native.soft_overlong_penalty_i64
-    return v.wrap(fn(arr, lmax, cache, float64), v.is_torch(lengths))
+    kernel = _kernel(lmax, cache)
+    fn = kernel.penalties_i32 if arr.dtype == np.int32 else kernel.penalties_i64
+    return v.wrap(fn(arr, float64), v.is_torch(lengths))
 
 
 def _is_float64(dtype: Any) -> bool:

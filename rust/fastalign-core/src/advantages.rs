@@ -8,10 +8,7 @@ use multiversion::multiversion;
 
 use crate::error::{ensure, Result};
 use crate::real::Real;
-use crate::stats::{
-    column_nanmean_std, is_close_zero, mean_from, nanmean_std, nansum_count, nansum_sq_dev,
-    std_from,
-};
+use crate::stats::{column_nanmean_std, is_close_zero, mean_from, nanmean_std, nansum_count, nansum_sq_dev, std_from};
 
 /// How GRPO scales the centred rewards (`GRPOConfig.scale_rewards`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -88,53 +85,23 @@ pub struct AdvantageOutput<T> {
 /// per-reward-function statistics GRPOTrainer logs (`rewards/{name}/mean`, `.../std`), and
 /// with `k = 1` over the summed rewards, `reward` and `reward_std`.
 pub fn column_stats<T: Real>(m: &[T], k: usize) -> Result<Vec<(f64, f64)>> {
-    ensure!(
-        k >= 1 && m.len() % k == 0,
-        "values",
-        "length {} is not a multiple of k={k}",
-        m.len()
-    );
-    Ok(column_nanmean_std(m, k)
-        .into_iter()
-        .map(|(a, b)| (a.to_f64(), b.to_f64()))
-        .collect())
+    ensure!(k >= 1 && m.len() % k == 0, "values", "length {} is not a multiple of k={k}", m.len());
+    Ok(column_nanmean_std(m, k).into_iter().map(|(a, b)| (a.to_f64(), b.to_f64())).collect())
 }
 
 /// Validate the `(n, k)` layout and grouping; return `n`.
-fn check_layout<T>(
-    rewards: &[T],
-    k: usize,
-    weights: &[T],
-    num_generations: usize,
-) -> Result<usize> {
-    ensure!(
-        k >= 1,
-        "rewards",
-        "needs at least one reward column, got shape (n, 0)"
-    );
-    ensure!(
-        rewards.len() % k == 0,
-        "rewards",
-        "length {} is not a multiple of k={k}",
-        rewards.len()
-    );
+fn check_layout<T>(rewards: &[T], k: usize, weights: &[T], num_generations: usize) -> Result<usize> {
+    ensure!(k >= 1, "rewards", "needs at least one reward column, got shape (n, 0)");
+    ensure!(rewards.len() % k == 0, "rewards", "length {} is not a multiple of k={k}", rewards.len());
     let n = rewards.len() / k;
-    ensure!(
-        n >= 1,
-        "rewards",
-        "is empty; expected at least one completion"
-    );
+    ensure!(n >= 1, "rewards", "is empty; expected at least one completion");
     ensure!(
         weights.len() == k,
         "reward_weights",
         "has {} entries but rewards has {k} columns (one weight per reward function)",
         weights.len()
     );
-    ensure!(
-        num_generations >= 1,
-        "num_generations",
-        "must be >= 1, got {num_generations}"
-    );
+    ensure!(num_generations >= 1, "num_generations", "must be >= 1, got {num_generations}");
     ensure!(
         n % num_generations == 0,
         "num_generations",
@@ -150,6 +117,24 @@ fn check_layout<T>(
 /// a short inner dimension does. Common column counts get a specialised copy so the row
 /// loop vectorises.
 fn weighted_row_sums<T: Real>(rewards: &[T], k: usize, weights: &[T], all_nan: T) -> Vec<T> {
+    let n = rewards.len() / k;
+    match crate::par::pool_for(rewards.len()) {
+        None => row_sums_serial(rewards, k, weights, all_nan),
+        Some(pool) => {
+            use rayon::prelude::*;
+            let per = crate::par::units_per_task(n, pool);
+            let mut out = vec![T::ZERO; n];
+            pool.install(|| {
+                out.par_chunks_mut(per)
+                    .zip(rewards.par_chunks(per * k))
+                    .for_each(|(o, r)| o.copy_from_slice(&row_sums_serial(r, k, weights, all_nan)));
+            });
+            out
+        }
+    }
+}
+
+fn row_sums_serial<T: Real>(rewards: &[T], k: usize, weights: &[T], all_nan: T) -> Vec<T> {
     match k {
         1 => row_sums_k::<T, 1>(rewards, weights, all_nan),
         2 => row_sums_k::<T, 2>(rewards, weights, all_nan),
@@ -210,6 +195,34 @@ fn row_sums_dyn<T: Real>(rewards: &[T], k: usize, weights: &[T], all_nan: T) -> 
 ///
 /// `batch_std`: use this std for every group (`scale_rewards="batch"`) instead of the group's.
 fn normalize_groups<T: Real>(s: &[T], g: usize, batch_std: Option<T>, divide: bool, eps: T) -> (Vec<T>, Vec<bool>) {
+    // Groups are independent: large batches are split into blocks of whole groups over
+    // fastalign's pool, each block computed exactly as the serial code does.
+    match crate::par::pool_for(s.len()) {
+        None => normalize_groups_serial(s, g, batch_std, divide, eps),
+        Some(pool) => {
+            use rayon::prelude::*;
+            let per = crate::par::units_per_task(s.len() / g, pool) * g;
+            let mut adv = vec![T::ZERO; s.len()];
+            let mut zero = vec![false; s.len()];
+            pool.install(|| {
+                adv.par_chunks_mut(per).zip(zero.par_chunks_mut(per)).zip(s.par_chunks(per)).for_each(|((a, z), x)| {
+                    let (block_adv, block_zero) = normalize_groups_serial(x, g, batch_std, divide, eps);
+                    a.copy_from_slice(&block_adv);
+                    z.copy_from_slice(&block_zero);
+                });
+            });
+            (adv, zero)
+        }
+    }
+}
+
+fn normalize_groups_serial<T: Real>(
+    s: &[T],
+    g: usize,
+    batch_std: Option<T>,
+    divide: bool,
+    eps: T,
+) -> (Vec<T>, Vec<bool>) {
     // Common group sizes get their own copy: with `g` a constant the per-group loops unroll
     // completely, which removes most of the per-group overhead (a group is only 8-64 values).
     match g {
@@ -292,12 +305,7 @@ pub fn grpo_advantages<T: Real>(
 ) -> Result<AdvantageOutput<T>> {
     let g = params.num_generations;
     let n = check_layout(rewards, k, weights, g)?;
-    ensure!(
-        params.eps.is_finite() && params.eps >= 0.0,
-        "eps",
-        "must be finite and >= 0, got {}",
-        params.eps
-    );
+    ensure!(params.eps.is_finite() && params.eps >= 0.0, "eps", "must be finite and >= 0, got {}", params.eps);
     let eps = T::from_f64(params.eps);
 
     let s = weighted_row_sums(rewards, k, weights, T::NAN);
@@ -320,11 +328,7 @@ pub fn grpo_advantages<T: Real>(
                     for (c, row) in col.iter_mut().zip(grp.chunks_exact(k)) {
                         *c = row[j];
                     }
-                    let (mean, std) = if g > 1 {
-                        nanmean_std(&col)
-                    } else {
-                        (nanmean_std(&col).0, T::ZERO)
-                    };
+                    let (mean, std) = if g > 1 { nanmean_std(&col) } else { (nanmean_std(&col).0, T::ZERO) };
                     let denom = std + eps;
                     for (i, &c) in col.iter().enumerate() {
                         zgrp[i * k + j] = (c - mean) / denom;
@@ -347,12 +351,7 @@ pub fn grpo_advantages<T: Real>(
         }
     };
 
-    Ok(AdvantageOutput {
-        frac_zero_std: frac_true(&std_is_zero),
-        advantages: adv,
-        std_is_zero,
-        rewards: s,
-    })
+    Ok(AdvantageOutput { frac_zero_std: frac_true(&std_is_zero), advantages: adv, std_is_zero, rewards: s })
 }
 
 /// Options of [`rloo_advantages`].
@@ -381,24 +380,10 @@ pub fn rloo_advantages<T: Real>(
 ) -> Result<AdvantageOutput<T>> {
     let g = params.num_generations;
     let n = check_layout(rewards, k, weights, g)?;
-    ensure!(
-        params.eps.is_finite() && params.eps >= 0.0,
-        "eps",
-        "must be finite and >= 0, got {}",
-        params.eps
-    );
-    ensure!(
-        params.beta.is_finite(),
-        "beta",
-        "must be finite, got {}",
-        params.beta
-    );
+    ensure!(params.eps.is_finite() && params.eps >= 0.0, "eps", "must be finite and >= 0, got {}", params.eps);
+    ensure!(params.beta.is_finite(), "beta", "must be finite, got {}", params.beta);
     if let Some((lo, hi)) = params.reward_clip_range {
-        ensure!(
-            !(lo > hi),
-            "reward_clip_range",
-            "lower bound {lo} is above upper bound {hi}"
-        );
+        ensure!(!(lo > hi), "reward_clip_range", "lower bound {lo} is above upper bound {hi}");
     }
     let eps = T::from_f64(params.eps);
 
@@ -420,12 +405,7 @@ pub fn rloo_advantages<T: Real>(
             Some(kl) => kl,
             None => return Err(crate::Error::new("kl", "is required when beta != 0")),
         };
-        ensure!(
-            kl.len() == n,
-            "kl",
-            "has {} entries, expected one per completion ({n})",
-            kl.len()
-        );
+        ensure!(kl.len() == n, "kl", "has {} entries, expected one per completion ({n})", kl.len());
         let beta = T::from_f64(params.beta);
         for (v, &d) in s.iter_mut().zip(kl) {
             *v = *v - beta * d;
@@ -434,17 +414,9 @@ pub fn rloo_advantages<T: Real>(
 
     let mut adv = vec![T::ZERO; n];
     let mut std_is_zero = vec![false; n];
-    for ((xs, out), zero) in s
-        .chunks_exact(g)
-        .zip(adv.chunks_exact_mut(g))
-        .zip(std_is_zero.chunks_exact_mut(g))
-    {
+    for ((xs, out), zero) in s.chunks_exact(g).zip(adv.chunks_exact_mut(g)).zip(std_is_zero.chunks_exact_mut(g)) {
         let (sum, count) = nansum_count(xs);
-        let std = if g > 1 {
-            std_from::<T>(nansum_sq_dev(xs, mean_from(sum, count)), count)
-        } else {
-            T::ZERO
-        };
+        let std = if g > 1 { std_from::<T>(nansum_sq_dev(xs, mean_from(sum, count)), count) } else { T::ZERO };
         zero.fill(is_close_zero(std));
         if g > 1 {
             let total = T::from_f64(sum);
@@ -468,12 +440,7 @@ pub fn rloo_advantages<T: Real>(
         *a = a.nan_to_num();
     }
 
-    Ok(AdvantageOutput {
-        frac_zero_std: frac_true(&std_is_zero),
-        advantages: adv,
-        std_is_zero,
-        rewards: logged,
-    })
+    Ok(AdvantageOutput { frac_zero_std: frac_true(&std_is_zero), advantages: adv, std_is_zero, rewards: logged })
 }
 
 /// Which groups carry no learning signal: every scorable reward of the group lies within
@@ -490,16 +457,8 @@ pub fn zero_variance_groups<T: Real>(
     rtol: f64,
 ) -> Result<Vec<bool>> {
     check_layout(rewards, k, weights, num_generations)?;
-    ensure!(
-        atol.is_finite() && atol >= 0.0,
-        "atol",
-        "must be finite and >= 0, got {atol}"
-    );
-    ensure!(
-        rtol.is_finite() && rtol >= 0.0,
-        "rtol",
-        "must be finite and >= 0, got {rtol}"
-    );
+    ensure!(atol.is_finite() && atol >= 0.0, "atol", "must be finite and >= 0, got {atol}");
+    ensure!(rtol.is_finite() && rtol >= 0.0, "rtol", "must be finite and >= 0, got {rtol}");
     let s = weighted_row_sums(rewards, k, weights, T::NAN);
     Ok(s.chunks_exact(num_generations)
         .map(|xs| {
@@ -531,12 +490,7 @@ mod tests {
     use super::*;
 
     fn params(g: usize, scale: ScaleRewards) -> GrpoParams {
-        GrpoParams {
-            num_generations: g,
-            scale_rewards: scale,
-            aggregation: Aggregation::SumThenNormalize,
-            eps: 1e-4,
-        }
+        GrpoParams { num_generations: g, scale_rewards: scale, aggregation: Aggregation::SumThenNormalize, eps: 1e-4 }
     }
 
     #[test]
@@ -548,10 +502,7 @@ mod tests {
         assert_eq!(out.advantages[0], (1.0 - mean) / (std + 1e-4));
         assert_eq!(out.advantages[1], (0.0 - mean) / (std + 1e-4));
         assert_eq!(&out.advantages[4..], &[0.0; 4]);
-        assert_eq!(
-            out.std_is_zero,
-            vec![false, false, false, false, true, true, true, true]
-        );
+        assert_eq!(out.std_is_zero, vec![false, false, false, false, true, true, true, true]);
         assert_eq!(out.frac_zero_std, 0.5);
     }
 
@@ -581,25 +532,20 @@ mod tests {
 
     #[test]
     fn single_generation_gives_zero() {
-        let out =
-            grpo_advantages(&[1.0f32, 2.0], 1, &[1.0], &params(1, ScaleRewards::Group)).unwrap();
+        let out = grpo_advantages(&[1.0f32, 2.0], 1, &[1.0], &params(1, ScaleRewards::Group)).unwrap();
         assert_eq!(out.advantages, vec![0.0, 0.0]);
         assert!(out.std_is_zero.iter().all(|&b| b));
     }
 
     #[test]
     fn bad_layouts_are_errors() {
-        let e =
-            grpo_advantages(&[1.0f32; 6], 1, &[1.0], &params(4, ScaleRewards::Group)).unwrap_err();
+        let e = grpo_advantages(&[1.0f32; 6], 1, &[1.0], &params(4, ScaleRewards::Group)).unwrap_err();
         assert_eq!(e.argument, "num_generations");
-        let e =
-            grpo_advantages::<f32>(&[], 1, &[1.0], &params(1, ScaleRewards::Group)).unwrap_err();
+        let e = grpo_advantages::<f32>(&[], 1, &[1.0], &params(1, ScaleRewards::Group)).unwrap_err();
         assert_eq!(e.argument, "rewards");
-        let e =
-            grpo_advantages(&[1.0f32; 4], 2, &[1.0], &params(1, ScaleRewards::Group)).unwrap_err();
+        let e = grpo_advantages(&[1.0f32; 4], 2, &[1.0], &params(1, ScaleRewards::Group)).unwrap_err();
         assert_eq!(e.argument, "reward_weights");
-        let e =
-            grpo_advantages(&[1.0f32; 4], 1, &[1.0], &params(0, ScaleRewards::Group)).unwrap_err();
+        let e = grpo_advantages(&[1.0f32; 4], 1, &[1.0], &params(0, ScaleRewards::Group)).unwrap_err();
         assert_eq!(e.argument, "num_generations");
     }
 
@@ -618,21 +564,38 @@ mod tests {
     }
 
     #[test]
+    fn parallel_blocks_equal_serial() {
+        // 2^20 rows x 2 columns with NaNs: above the parallel threshold
+        let n = 1 << 20;
+        let mut x = 99u64;
+        let r: Vec<f32> = (0..2 * n)
+            .map(|i| {
+                x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                if i % 97 == 0 {
+                    f32::NAN
+                } else {
+                    ((x >> 40) as f32) / 16777216.0
+                }
+            })
+            .collect();
+        let w = [1.0f32, 0.5];
+        for scale in [ScaleRewards::Group, ScaleRewards::Batch, ScaleRewards::None] {
+            let out = grpo_advantages(&r, 2, &w, &params(16, scale)).unwrap();
+            let s = row_sums_serial(&r, 2, &w, f32::NAN);
+            assert_eq!(
+                out.rewards.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+                s.iter().map(|v| v.to_bits()).collect::<Vec<_>>()
+            );
+            let batch = if scale == ScaleRewards::Batch { Some(nanmean_std(&s).1) } else { None };
+            let (adv, zero) = normalize_groups_serial(&s, 16, batch, scale != ScaleRewards::None, 1e-4);
+            assert!(out.advantages.iter().zip(&adv).all(|(a, b)| a.to_bits() == b.to_bits()));
+            assert_eq!(out.std_is_zero, zero);
+        }
+    }
+
+    #[test]
     fn zero_variance() {
-        let r = [
-            0.1f32,
-            0.1,
-            0.1,
-            0.1,
-            0.0,
-            1.0,
-            0.0,
-            0.0,
-            5.0,
-            f32::NAN,
-            f32::NAN,
-            f32::NAN,
-        ];
+        let r = [0.1f32, 0.1, 0.1, 0.1, 0.0, 1.0, 0.0, 0.0, 5.0, f32::NAN, f32::NAN, f32::NAN];
         let z = zero_variance_groups(&r, 1, &[1.0], 4, 1e-6, 0.0).unwrap();
         assert_eq!(z, vec![true, false, true]);
     }

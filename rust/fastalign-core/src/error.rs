@@ -14,10 +14,7 @@ pub struct Error {
 
 impl Error {
     pub fn new(argument: &'static str, message: impl Into<String>) -> Self {
-        Self {
-            argument,
-            message: message.into(),
-        }
+        Self { argument, message: message.into() }
     }
 }
 

@@ -38,7 +38,7 @@ pub struct CompletionMask {
 
 /// Index of the first element of `row` that is in `eos`, scanning 32 tokens at a time so the
 /// common "no EOS in this block" case runs as a vectorised compare.
-#[inline]
+#[inline(always)]
 fn first_eos<I: TokenId>(row: &[I], eos: &[I]) -> Option<usize> {
     const BLOCK: usize = 32;
     let hit = |x: I| eos.iter().any(|&e| e == x);
@@ -47,9 +47,7 @@ fn first_eos<I: TokenId>(row: &[I], eos: &[I]) -> Option<usize> {
         let any = match eos {
             [] => false,
             [e] => block.iter().fold(false, |acc, &x| acc | (x == *e)),
-            [e0, e1] => block
-                .iter()
-                .fold(false, |acc, &x| acc | (x == *e0) | (x == *e1)),
+            [e0, e1] => block.iter().fold(false, |acc, &x| acc | (x == *e0) | (x == *e1)),
             _ => block.iter().any(|&x| hit(x)),
         };
         if any {
@@ -68,11 +66,40 @@ pub fn completion_mask<I: TokenId>(
     pad_token_id: i64,
     mask_truncated_completions: bool,
 ) -> Result<CompletionMask> {
-    ensure!(
-        t >= 1,
-        "completion_ids",
-        "has no columns; expected shape (batch, length) with length >= 1"
-    );
+    let mut mask = vec![0i64; completion_ids.len()];
+    let rows = completion_mask_into(
+        completion_ids,
+        t,
+        eos_token_ids,
+        pad_token_id,
+        mask_truncated_completions,
+        &mut mask,
+        true,
+    )?;
+    Ok(CompletionMask { mask, is_truncated: rows.is_truncated, lengths: rows.lengths, num_items: rows.num_items })
+}
+
+/// The per-row outputs of [`completion_mask_into`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MaskRows {
+    pub is_truncated: Vec<bool>,
+    pub lengths: Vec<i64>,
+    pub num_items: i64,
+}
+
+/// [`completion_mask`] writing the `(b, t)` mask into a caller's buffer (e.g. one that numpy
+/// allocated, with huge pages). With `zeroed` the buffer is known to hold zeros and only the
+/// ones are written; otherwise every element is written.
+pub fn completion_mask_into<I: TokenId>(
+    completion_ids: &[I],
+    t: usize,
+    eos_token_ids: &[i64],
+    pad_token_id: i64,
+    mask_truncated_completions: bool,
+    mask: &mut [i64],
+    zeroed: bool,
+) -> Result<MaskRows> {
+    ensure!(t >= 1, "completion_ids", "has no columns; expected shape (batch, length) with length >= 1");
     ensure!(
         completion_ids.len() % t == 0,
         "completion_ids",
@@ -80,57 +107,82 @@ pub fn completion_mask<I: TokenId>(
         completion_ids.len()
     );
     let b = completion_ids.len() / t;
+    ensure!(b >= 1, "completion_ids", "is empty; expected at least one completion");
     ensure!(
-        b >= 1,
-        "completion_ids",
-        "is empty; expected at least one completion"
+        mask.len() == completion_ids.len(),
+        "mask",
+        "has {} elements, expected {}",
+        mask.len(),
+        completion_ids.len()
     );
-    let eos: Vec<I> = eos_token_ids
-        .iter()
-        .filter_map(|&e| I::from_i64(e))
-        .collect();
+    let eos: Vec<I> = eos_token_ids.iter().filter_map(|&e| I::from_i64(e)).collect();
     let pad = I::from_i64(pad_token_id);
 
-    let mut mask = vec![0i64; b * t];
     let mut is_truncated = vec![false; b];
     let mut lengths = vec![0i64; b];
-    let mut num_items = 0i64;
-    for (((row, out), trunc), len_out) in completion_ids
-        .chunks_exact(t)
-        .zip(mask.chunks_exact_mut(t))
-        .zip(is_truncated.iter_mut())
-        .zip(lengths.iter_mut())
+    let rows = |ids: &[I], mask: &mut [i64], truncated: &mut [bool], lengths: &mut [i64]| -> i64 {
+        mask_rows(ids, t, &eos, pad, mask_truncated_completions, zeroed, mask, truncated, lengths)
+    };
+    // Large batches are split into blocks of whole rows over fastalign's pool: writing the
+    // mask is bound by page faults and memory bandwidth, both of which scale with threads.
+    let num_items = match crate::par::pool_for(b * t) {
+        None => rows(completion_ids, mask, &mut is_truncated, &mut lengths),
+        Some(pool) => {
+            use rayon::prelude::*;
+            let per = crate::par::units_per_task(b, pool);
+            pool.install(|| {
+                completion_ids
+                    .par_chunks(per * t)
+                    .zip(mask.par_chunks_mut(per * t))
+                    .zip(is_truncated.par_chunks_mut(per))
+                    .zip(lengths.par_chunks_mut(per))
+                    .map(|(((ids, m), tr), l)| rows(ids, m, tr, l))
+                    .sum()
+            })
+        }
+    };
+    Ok(MaskRows { is_truncated, lengths, num_items })
+}
+
+/// Fill the mask rows of a block of completions; return the number of ones written.
+/// (Compiled for AVX2 too: the EOS scan is a 64-bit compare, which baseline SSE2 lacks.)
+#[allow(clippy::too_many_arguments)]
+#[multiversion::multiversion(targets("x86_64+avx2+fma", "x86_64+sse4.2"))]
+fn mask_rows<I: TokenId>(
+    ids: &[I],
+    t: usize,
+    eos: &[I],
+    pad: Option<I>,
+    mask_truncated_completions: bool,
+    zeroed: bool,
+    mask: &mut [i64],
+    is_truncated: &mut [bool],
+    lengths: &mut [i64],
+) -> i64 {
+    let mut items = 0i64;
+    for (((row, out), trunc), len_out) in
+        ids.chunks_exact(t).zip(mask.chunks_exact_mut(t)).zip(is_truncated.iter_mut()).zip(lengths.iter_mut())
     {
-        let (len, truncated) = match first_eos(row, &eos) {
+        let (len, truncated) = match first_eos(row, eos) {
             Some(p) => (p + 1, false),
             None => (t, Some(row[t - 1]) != pad),
         };
         *trunc = truncated;
         *len_out = len as i64;
-        if !(truncated && mask_truncated_completions) {
-            out[..len].fill(1);
-            num_items += len as i64;
+        let keep = if truncated && mask_truncated_completions { 0 } else { len };
+        out[..keep].fill(1);
+        if !zeroed {
+            out[keep..].fill(0);
         }
+        items += keep as i64;
     }
-    Ok(CompletionMask {
-        mask,
-        is_truncated,
-        lengths,
-        num_items,
-    })
+    items
 }
 
 /// Truncation flags from unpadded completions given as their last token: a completion is
 /// truncated when its last token is neither an EOS nor the pad token (TRL's `is_truncated`).
-pub fn is_truncated_last<I: TokenId>(
-    last_tokens: &[I],
-    eos_token_ids: &[i64],
-    pad_token_id: i64,
-) -> Vec<bool> {
-    let mut stop: Vec<I> = eos_token_ids
-        .iter()
-        .filter_map(|&e| I::from_i64(e))
-        .collect();
+pub fn is_truncated_last<I: TokenId>(last_tokens: &[I], eos_token_ids: &[i64], pad_token_id: i64) -> Vec<bool> {
+    let mut stop: Vec<I> = eos_token_ids.iter().filter_map(|&e| I::from_i64(e)).collect();
     stop.extend(I::from_i64(pad_token_id));
     last_tokens.iter().map(|x| !stop.contains(x)).collect()
 }
@@ -184,18 +236,37 @@ mod tests {
     }
 
     #[test]
+    fn parallel_blocks_equal_one_serial_pass() {
+        // 1M ids: above the parallel threshold, so the pool splits the rows into blocks
+        let (b, t) = (256usize, 4096usize);
+        let mut x = 12345u64;
+        let ids: Vec<i64> = (0..b * t)
+            .map(|_| {
+                x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                ((x >> 33) % 4000) as i64
+            })
+            .collect();
+        for mask_truncated in [false, true] {
+            let got = completion_mask(&ids, t, &[7, 9], 0, mask_truncated).unwrap();
+            let (mut m, mut tr, mut l) = (vec![0i64; b * t], vec![false; b], vec![0i64; b]);
+            let items = mask_rows(&ids, t, &[7, 9], Some(0), mask_truncated, true, &mut m, &mut tr, &mut l);
+            assert_eq!((got.mask, got.is_truncated, got.lengths, got.num_items), (m, tr, l, items));
+        }
+    }
+
+    #[test]
+    fn into_a_dirty_buffer_writes_every_element() {
+        let ids: [i64; 6] = [5, 2, 0, 5, 6, 7];
+        let mut buf = [9i64; 6];
+        let rows = completion_mask_into(&ids, 3, &[2], 0, true, &mut buf, false).unwrap();
+        assert_eq!(buf, [1, 1, 0, 0, 0, 0]);
+        assert_eq!(rows.num_items, 2);
+        assert_eq!(completion_mask_into(&ids, 3, &[2], 0, true, &mut [0i64; 5], true).unwrap_err().argument, "mask");
+    }
+
+    #[test]
     fn empty_is_error() {
-        assert_eq!(
-            completion_mask::<i64>(&[], 4, &[2], 0, false)
-                .unwrap_err()
-                .argument,
-            "completion_ids"
-        );
-        assert_eq!(
-            completion_mask::<i64>(&[], 0, &[2], 0, false)
-                .unwrap_err()
-                .argument,
-            "completion_ids"
-        );
+        assert_eq!(completion_mask::<i64>(&[], 4, &[2], 0, false).unwrap_err().argument, "completion_ids");
+        assert_eq!(completion_mask::<i64>(&[], 0, &[2], 0, false).unwrap_err().argument, "completion_ids");
     }
 }

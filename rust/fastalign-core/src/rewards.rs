@@ -24,16 +24,8 @@ const TABLE_MAX: i64 = 1 << 16;
 
 impl SoftOverlong {
     pub fn new(max_completion_len: i64, soft_punish_cache: i64) -> Result<Self> {
-        ensure!(
-            max_completion_len >= 1,
-            "max_completion_len",
-            "must be >= 1, got {max_completion_len}"
-        );
-        ensure!(
-            soft_punish_cache >= 0,
-            "soft_punish_cache",
-            "must be >= 0, got {soft_punish_cache}"
-        );
+        ensure!(max_completion_len >= 1, "max_completion_len", "must be >= 1, got {max_completion_len}");
+        ensure!(soft_punish_cache >= 0, "soft_punish_cache", "must be >= 0, got {soft_punish_cache}");
         ensure!(
             soft_punish_cache <= max_completion_len,
             "soft_punish_cache",
@@ -137,13 +129,7 @@ mod tests {
         let e = s.penalties(&[3i64, -2], &mut [0.0f64; 2]).unwrap_err();
         assert_eq!(e.argument, "lengths");
         assert!(e.message.contains("index 1"));
-        assert_eq!(
-            SoftOverlong::new(10, 11).unwrap_err().argument,
-            "soft_punish_cache"
-        );
-        assert_eq!(
-            SoftOverlong::new(0, 0).unwrap_err().argument,
-            "max_completion_len"
-        );
+        assert_eq!(SoftOverlong::new(10, 11).unwrap_err().argument, "soft_punish_cache");
+        assert_eq!(SoftOverlong::new(0, 0).unwrap_err().argument, "max_completion_len");
     }
 }

@@ -113,10 +113,7 @@ fn columns_k<T: Real, const K: usize>(m: &[T], k: usize) -> Vec<(T, T)> {
     let mut means = Vec::with_capacity(k);
     let mut counts = Vec::with_capacity(k);
     for j in 0..k {
-        let (mut s, mut c) = (
-            (sum[j][0] + sum[j][1]) + (sum[j][2] + sum[j][3]),
-            cnt[j].iter().sum::<usize>(),
-        );
+        let (mut s, mut c) = ((sum[j][0] + sum[j][1]) + (sum[j][2] + sum[j][3]), cnt[j].iter().sum::<usize>());
         for row in blocks.remainder().chunks_exact(k) {
             if !row[j].is_nan() {
                 s += row[j].to_f64();

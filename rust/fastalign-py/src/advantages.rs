@@ -1,8 +1,8 @@
 //! Bindings for `fastalign_core::advantages`.
 
 use fastalign_core::advantages::{
-    column_stats, grpo_advantages, rloo_advantages, zero_variance_groups, AdvantageOutput,
-    Aggregation, GrpoParams, RlooParams, ScaleRewards,
+    column_stats, grpo_advantages, rloo_advantages, zero_variance_groups, AdvantageOutput, Aggregation, GrpoParams,
+    RlooParams, ScaleRewards,
 };
 use fastalign_core::Real;
 use numpy::{IntoPyArray, PyArray1, PyReadonlyArray1, PyReadonlyArray2};
@@ -16,13 +16,8 @@ use crate::errors::invalid_argument;
 type Metrics = ((f64, f64), Vec<(f64, f64)>);
 
 /// `(advantages, std_is_zero, rewards, frac_zero_std, metrics or None)`
-type AdvantageTuple<'py, T> = (
-    Bound<'py, PyArray1<T>>,
-    Bound<'py, PyArray1<bool>>,
-    Bound<'py, PyArray1<T>>,
-    f64,
-    Option<Metrics>,
-);
+type AdvantageTuple<'py, T> =
+    (Bound<'py, PyArray1<T>>, Bound<'py, PyArray1<bool>>, Bound<'py, PyArray1<T>>, f64, Option<Metrics>);
 
 /// Run an advantage kernel and, when asked, the statistics TRL logs for the step.
 fn run_with_metrics<'py, T: Real + numpy::Element>(
@@ -34,20 +29,10 @@ fn run_with_metrics<'py, T: Real + numpy::Element>(
 ) -> PyResult<AdvantageTuple<'py, T>> {
     let (o, m) = run_detached(py, || {
         let o = kernel()?;
-        let m = if metrics {
-            Some((column_stats(&o.rewards, 1)?[0], column_stats(rewards, k)?))
-        } else {
-            None
-        };
+        let m = if metrics { Some((column_stats(&o.rewards, 1)?[0], column_stats(rewards, k)?)) } else { None };
         Ok((o, m))
     })?;
-    Ok((
-        o.advantages.into_pyarray(py),
-        o.std_is_zero.into_pyarray(py),
-        o.rewards.into_pyarray(py),
-        o.frac_zero_std,
-        m,
-    ))
+    Ok((o.advantages.into_pyarray(py), o.std_is_zero.into_pyarray(py), o.rewards.into_pyarray(py), o.frac_zero_std, m))
 }
 
 macro_rules! advantage_bindings {
@@ -119,15 +104,5 @@ macro_rules! advantage_bindings {
     };
 }
 
-advantage_bindings!(
-    f32,
-    grpo_advantages_f32,
-    rloo_advantages_f32,
-    zero_variance_groups_f32
-);
-advantage_bindings!(
-    f64,
-    grpo_advantages_f64,
-    rloo_advantages_f64,
-    zero_variance_groups_f64
-);
+advantage_bindings!(f32, grpo_advantages_f32, rloo_advantages_f32, zero_variance_groups_f32);
+advantage_bindings!(f64, grpo_advantages_f64, rloo_advantages_f64, zero_variance_groups_f64);

@@ -6,16 +6,9 @@ use pyo3::prelude::*;
 use crate::errors::bad_argument;
 
 /// The data of a C-contiguous 1-D array, borrowed in place.
-pub(crate) fn slice1<'a, T: Element>(
-    arr: &'a PyReadonlyArray1<'_, T>,
-    name: &'static str,
-) -> PyResult<&'a [T]> {
+pub(crate) fn slice1<'a, T: Element>(arr: &'a PyReadonlyArray1<'_, T>, name: &'static str) -> PyResult<&'a [T]> {
     arr.as_slice().map_err(|_| {
-        bad_argument(
-            arr.py(),
-            name,
-            "must be contiguous (call .contiguous() / np.ascontiguousarray first)",
-        )
+        bad_argument(arr.py(), name, "must be contiguous (call .contiguous() / np.ascontiguousarray first)")
     })
 }
 
@@ -33,11 +26,7 @@ pub(crate) fn slice2<'a, T: Element>(
     }
     let cols = arr.shape()[1];
     let data = arr.as_slice().map_err(|_| {
-        bad_argument(
-            arr.py(),
-            name,
-            "must be C-contiguous (call .contiguous() / np.ascontiguousarray first)",
-        )
+        bad_argument(arr.py(), name, "must be C-contiguous (call .contiguous() / np.ascontiguousarray first)")
     })?;
     Ok((data, cols))
 }

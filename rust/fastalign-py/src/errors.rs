@@ -22,11 +22,7 @@ pub(crate) fn invalid_argument(py: Python<'_>, e: fastalign_core::Error) -> PyEr
 }
 
 /// A wrong argument detected in the binding itself (shape, contiguity).
-pub(crate) fn bad_argument(
-    py: Python<'_>,
-    argument: &'static str,
-    message: impl Into<String>,
-) -> PyErr {
+pub(crate) fn bad_argument(py: Python<'_>, argument: &'static str, message: impl Into<String>) -> PyErr {
     invalid_argument(py, fastalign_core::Error::new(argument, message))
 }
 

@@ -20,27 +20,20 @@ mod _native {
 
     #[pymodule_export]
     use crate::advantages::{
-        grpo_advantages_f32, grpo_advantages_f64, rloo_advantages_f32, rloo_advantages_f64,
-        zero_variance_groups_f32, zero_variance_groups_f64,
+        grpo_advantages_f32, grpo_advantages_f64, rloo_advantages_f32, rloo_advantages_f64, zero_variance_groups_f32,
+        zero_variance_groups_f64,
     };
     #[pymodule_export]
     use crate::arrays::_borrowed_address;
     #[pymodule_export]
     use crate::overlong::{completion_mask_i32, completion_mask_i64};
     #[pymodule_export]
-    use crate::rewards::{soft_overlong_penalty_i32, soft_overlong_penalty_i64, SoftOverlong};
+    use crate::rewards::SoftOverlong;
 
     #[pymodule_init]
     fn init(m: &Bound<'_, PyModule>) -> PyResult<()> {
         m.add("__version__", env!("CARGO_PKG_VERSION"))?;
-        m.add(
-            "build_profile",
-            if cfg!(debug_assertions) {
-                "debug"
-            } else {
-                "release"
-            },
-        )?;
+        m.add("build_profile", if cfg!(debug_assertions) { "debug" } else { "release" })?;
         Ok(())
     }
 }

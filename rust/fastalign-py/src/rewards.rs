@@ -21,10 +21,7 @@ pub struct SoftOverlong {
 impl SoftOverlong {
     #[new]
     fn new(py: Python<'_>, max_completion_len: i64, soft_punish_cache: i64) -> PyResult<Self> {
-        Ok(Self {
-            core: Core::new(max_completion_len, soft_punish_cache)
-                .map_err(|e| invalid_argument(py, e))?,
-        })
+        Ok(Self { core: Core::new(max_completion_len, soft_punish_cache).map_err(|e| invalid_argument(py, e))? })
     }
 
     #[getter]
@@ -84,6 +81,28 @@ impl SoftOverlong {
         PyList::new(py, out)
     }
 
+    /// Vectorised penalties of an int32 lengths array (float64 output, or float32).
+    fn penalties_i32<'py>(
+        &self,
+        py: Python<'py>,
+        lengths: PyReadonlyArray1<'py, i32>,
+        float64: bool,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let l = slice1(&lengths, "lengths")?;
+        self.penalties(py, l, float64)
+    }
+
+    /// Vectorised penalties of an int64 lengths array (float64 output, or float32).
+    fn penalties_i64<'py>(
+        &self,
+        py: Python<'py>,
+        lengths: PyReadonlyArray1<'py, i64>,
+        float64: bool,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let l = slice1(&lengths, "lengths")?;
+        self.penalties(py, l, float64)
+    }
+
     fn __repr__(&self) -> String {
         format!(
             "SoftOverlong(max_completion_len={}, soft_punish_cache={})",
@@ -93,52 +112,34 @@ impl SoftOverlong {
     }
 
     fn __getnewargs__(&self) -> (i64, i64) {
-        (
-            self.core.max_completion_len(),
-            self.core.soft_punish_cache(),
-        )
+        (self.core.max_completion_len(), self.core.soft_punish_cache())
+    }
+}
+
+impl SoftOverlong {
+    fn penalties<'py, I: Copy + Into<i64> + Send + Sync>(
+        &self,
+        py: Python<'py>,
+        lengths: &[I],
+        float64: bool,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let core = &self.core;
+        Ok(if float64 {
+            let out = run_detached(py, || {
+                let mut out = vec![0.0f64; lengths.len()];
+                core.penalties(lengths, &mut out).map(|()| out)
+            })?;
+            out.into_pyarray(py).into_any()
+        } else {
+            let out = run_detached(py, || {
+                let mut out = vec![0.0f32; lengths.len()];
+                core.penalties(lengths, &mut out).map(|()| out)
+            })?;
+            out.into_pyarray(py).into_any()
+        })
     }
 }
 
 fn not_sized(py: Python<'_>) -> PyErr {
-    bad_argument(
-        py,
-        "completion_ids",
-        "each completion must be a list of token ids (something with a length)",
-    )
+    bad_argument(py, "completion_ids", "each completion must be a list of token ids (something with a length)")
 }
-
-macro_rules! penalty_binding {
-    ($t:ty, $name:ident) => {
-        /// Vectorised penalties of a lengths array, as float64 or float32.
-        #[pyfunction]
-        #[pyo3(signature = (lengths, max_completion_len, soft_punish_cache, float64))]
-        pub fn $name<'py>(
-            py: Python<'py>,
-            lengths: PyReadonlyArray1<'py, $t>,
-            max_completion_len: i64,
-            soft_punish_cache: i64,
-            float64: bool,
-        ) -> PyResult<Bound<'py, PyAny>> {
-            let core = Core::new(max_completion_len, soft_punish_cache)
-                .map_err(|e| invalid_argument(py, e))?;
-            let l = slice1(&lengths, "lengths")?;
-            Ok(if float64 {
-                let out = run_detached(py, || {
-                    let mut out = vec![0.0f64; l.len()];
-                    core.penalties(l, &mut out).map(|()| out)
-                })?;
-                out.into_pyarray(py).into_any()
-            } else {
-                let out = run_detached(py, || {
-                    let mut out = vec![0.0f32; l.len()];
-                    core.penalties(l, &mut out).map(|()| out)
-                })?;
-                out.into_pyarray(py).into_any()
-            })
-        }
-    };
-}
-
-penalty_binding!(i32, soft_overlong_penalty_i32);
-penalty_binding!(i64, soft_overlong_penalty_i64);

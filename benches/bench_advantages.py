@@ -1,0 +1,139 @@
+"""fastalign.advantages.grpo_advantages vs TRL 1.16.0's GRPO advantage block.
+
+Reference: ``tests/trl_reference.grpo_advantages`` (GRPOTrainer's lines, scale_rewards="group",
+sum_then_normalize), ``log_metrics=False`` for the advantage block alone and ``log_metrics=True``
+for the block plus the reward metrics TRL logs each step. fastalign runs with ``metrics=False`` /
+``metrics=True`` respectively, on the same float32 CPU tensor and the same weights tensor.
+
+At 64 groups x 8 (N=512, K=1) rlox's group advantages are timed too when rlox is installed
+(optional; never a dependency). rlox's published 7.8 us (Apple M3 Pro) is 64 calls of
+``compute_group_advantages``, one per pre-split float64 group; ``compute_batch_group_advantages``
+is its one-call form. rlox takes float64 without NaN and computes a different formula (population
+std, no eps, no NaN handling), so it gets the same draws without NaN as float64, and fastalign is
+timed on exactly that array as well ("fastalign-np64").
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import trl_reference
+from _common import run, tag
+
+from fastalign.advantages import grpo_advantages
+
+IMPLS = ["trl", "fastalign"]
+
+
+def _nbytes(n: int, k: int, itemsize: int) -> int:
+    # read: rewards (N, K); written: advantages (N,), rewards sum (N,), std_is_zero (N,) bool
+    return n * k * itemsize + 2 * n * itemsize + n
+
+
+_reference_cache: dict = {}
+
+
+def _check(out, rewards, weights, g, metrics):
+    key = (tuple(rewards.shape), g, metrics)
+    if key not in _reference_cache:
+        _reference_cache[key] = trl_reference.grpo_advantages(rewards, weights, g, log_metrics=metrics)
+    adv, is_std_zero, ref_metrics = _reference_cache[key]
+    torch.testing.assert_close(out.advantages, adv, rtol=1e-5, atol=1e-5)
+    assert torch.equal(out.std_is_zero, is_std_zero)
+    if metrics:
+        got = out.metrics()
+        for name, value in ref_metrics.items():
+            assert got[name] == pytest.approx(value, rel=1e-5, abs=1e-6, nan_ok=True), name
+
+
+def _grpo(benchmark, grpo_rewards, impl, *, n, k, g, metrics, target, rounds=None):
+    rewards, weights, _ = grpo_rewards(n, k)
+    what = "advantages + logged metrics" if metrics else "advantages"
+    benchmark.group = f"grpo_advantages ({what}) N={n} K={k} G={g}"
+    size = f"N={n:,} K={k} G={g}"
+    op = "grpo_advantages" + (" +metrics" if metrics else "")
+    if impl == "trl":
+        tag(benchmark, op=op, size=size, impl="trl", role="reference")
+        run(benchmark, trl_reference.grpo_advantages, rewards, weights, g, log_metrics=metrics,
+            rounds=rounds)
+    else:
+        tag(benchmark, op=op, size=size, impl="fastalign", role="fastalign", target=target,
+            nbytes=_nbytes(n, k, 4))
+        out = run(benchmark, grpo_advantages, rewards, g, reward_weights=weights, metrics=metrics,
+                  rounds=None if rounds is None else 3 * rounds)
+        _check(out, rewards, weights, g, metrics)
+
+
+# --- N=8192, K=3, G=16: target >= 30x -------------------------------------------------------
+
+@pytest.mark.parametrize("impl", IMPLS)
+def test_grpo_8192x3(benchmark, grpo_rewards, impl):
+    _grpo(benchmark, grpo_rewards, impl, n=8192, k=3, g=16, metrics=False, target=30)
+
+
+@pytest.mark.parametrize("impl", IMPLS)
+def test_grpo_8192x3_metrics(benchmark, grpo_rewards, impl):
+    _grpo(benchmark, grpo_rewards, impl, n=8192, k=3, g=16, metrics=True, target=30)
+
+
+# --- N=1,048,576, K=3, G=16: target >= 10x --------------------------------------------------
+
+@pytest.mark.parametrize("impl", IMPLS)
+def test_grpo_1Mx3(benchmark, grpo_rewards, impl):
+    _grpo(benchmark, grpo_rewards, impl, n=1 << 20, k=3, g=16, metrics=False, target=10, rounds=20)
+
+
+@pytest.mark.parametrize("impl", IMPLS)
+def test_grpo_1Mx3_metrics(benchmark, grpo_rewards, impl):
+    _grpo(benchmark, grpo_rewards, impl, n=1 << 20, k=3, g=16, metrics=True, target=10, rounds=15)
+
+
+# --- 64 groups x 8 (N=512, K=1): beside rlox (published 7.8 us on an Apple M3 Pro) -----------
+
+N64, G64 = 64 * 8, 8
+
+
+@pytest.mark.parametrize("impl", ["trl", "fastalign", "fastalign-np64", "rlox-per-group", "rlox-batch"])
+def test_grpo_64x8(benchmark, grpo_rewards, impl):
+    rewards, weights, clean64 = grpo_rewards(N64, 1)
+    benchmark.group = f"grpo_advantages (advantages) 64 groups x {G64} (N={N64} K=1)"
+    size = f"64x{G64} (N={N64} K=1)"
+    op = "grpo_advantages"
+    if impl == "trl":
+        tag(benchmark, op=op, size=size, impl="trl", role="reference")
+        run(benchmark, trl_reference.grpo_advantages, rewards, weights, G64, log_metrics=False)
+    elif impl == "fastalign":
+        tag(benchmark, op=op, size=size, impl="fastalign", role="fastalign", nbytes=_nbytes(N64, 1, 4),
+            note="float32 tensor with NaN, weights tensor (TRL's inputs)")
+        out = run(benchmark, grpo_advantages, rewards, G64, reward_weights=weights, metrics=False)
+        _check(out, rewards, weights, G64, False)
+    elif impl == "fastalign-np64":
+        flat = np.ascontiguousarray(clean64[:, 0])
+        tag(benchmark, op=op, size=size, impl="fastalign (numpy f64, no NaN)", role="other",
+            nbytes=_nbytes(N64, 1, 8), note="rlox's input: flat float64 numpy, no NaN")
+        out = run(benchmark, grpo_advantages, flat, G64, metrics=False)
+        ref, _, _ = trl_reference.grpo_advantages(torch.from_numpy(flat).reshape(-1, 1),
+                                                  torch.ones(1, dtype=torch.float64), G64, log_metrics=False)
+        np.testing.assert_allclose(out.advantages, ref.numpy(), rtol=1e-12, atol=1e-12)
+    else:
+        rlox = pytest.importorskip("rlox", reason="rlox is optional (uv pip install rlox)")
+        flat = np.ascontiguousarray(clean64[:, 0])
+        if impl == "rlox-per-group":
+            groups = [np.ascontiguousarray(flat[i:i + G64]) for i in range(0, N64, G64)]
+            fn = rlox.compute_group_advantages
+
+            def per_group():
+                return [fn(grp) for grp in groups]
+
+            tag(benchmark, op=op, size=size, impl="rlox compute_group_advantages x64", role="other",
+                note="64 calls on pre-split float64 groups, as rlox's published 7.8 us")
+            out = np.concatenate(run(benchmark, per_group))
+        else:
+            tag(benchmark, op=op, size=size, impl="rlox compute_batch_group_advantages", role="other",
+                note="one call, flat float64")
+            out = run(benchmark, rlox.compute_batch_group_advantages, flat, G64)
+        # rlox's formula: population std, no eps. Check it ran on the same data.
+        grouped = flat.reshape(-1, G64)
+        expect = (grouped - grouped.mean(1, keepdims=True)) / grouped.std(1, keepdims=True)
+        np.testing.assert_allclose(out, expect.ravel(), rtol=1e-9, atol=1e-9)
