@@ -15,6 +15,7 @@ Results come back as the caller's kind (tensor in, tensor out).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any, NamedTuple
 
@@ -102,6 +103,7 @@ _ONES: dict[tuple[int, np.dtype], np.ndarray] = {}
 
 
 def _weights(reward_weights: object, k: int, dtype: np.dtype) -> np.ndarray:
+    """The reward weights as a (k,) array of the rewards' dtype (TRL: ``torch.tensor(w, float32)``)."""
     if reward_weights is None:
         w = _ONES.get((k, dtype))
         if w is None:
@@ -110,17 +112,21 @@ def _weights(reward_weights: object, k: int, dtype: np.dtype) -> np.ndarray:
         return w
     if v.is_torch(reward_weights):
         reward_weights = reward_weights.detach().cpu().numpy()  # type: ignore[attr-defined]
-    try:
-        w = np.asarray(reward_weights, dtype=np.float64)
-    except (TypeError, ValueError):
-        raise v.InvalidTypeError("expected a sequence of numbers", "reward_weights") from None
+    if isinstance(reward_weights, np.ndarray) and reward_weights.dtype.kind == "f":
+        w = reward_weights  # no copy unless the dtype differs (the common case: same dtype)
+    else:
+        try:
+            w = np.asarray(reward_weights, dtype=np.float64)
+        except (TypeError, ValueError):
+            raise v.InvalidTypeError("expected a sequence of numbers", "reward_weights") from None
     if w.ndim != 1 or w.shape[0] != k:
         raise InvalidArgumentError(
             f"expected {k} weights (one per reward function), got shape {tuple(w.shape)}", "reward_weights"
         )
-    if not np.isfinite(w).all():
+    w = w.astype(dtype, copy=False)
+    if not all(map(math.isfinite, w.tolist())):
         raise InvalidArgumentError("must be finite", "reward_weights")
-    return w.astype(dtype)
+    return np.ascontiguousarray(w)
 
 
 def _rows(arr: np.ndarray) -> np.ndarray:
