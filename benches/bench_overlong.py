@@ -4,8 +4,10 @@ B=512 rows x T=8192 generated int64 ids (CPU tensor), one EOS id and a pad id; ~
 stop with an EOS at a uniformly random position (pad after it), the rest run to T.
 
 * ``test_completion_mask``: TRL's tensor ops in ``GRPOTrainer._generate_single_turn`` (isin,
-  argmax of the first EOS, arange compare) -> the mask. fastalign's single call returns the mask
-  plus ``is_truncated``, ``lengths`` and ``num_items`` (so it does more than this reference).
+  argmax of the first EOS, arange compare) -> the mask, as int32 (``.int()``). fastalign's single
+  call returns the mask plus ``is_truncated``, ``lengths`` and ``num_items`` (so it does more than
+  this reference); it is timed making the same int32 mask, and making the int64 mask that
+  ``GRPOTrainer`` later uses as ``completion_mask`` (its default dtype).
 * ``test_completion_mask_truncation``: TRL's whole path to the same outputs: the tensor ops, then
   each masked row as a Python list (``c[m].tolist()``), the lengths (``len(ids)``) and
   ``is_truncated`` (``ids[-1] not in eos_and_pad``) from those lists. The list part alone is a
@@ -23,11 +25,11 @@ from _reference import trl_completion_mask, trl_completion_mask_and_truncation, 
 from fastalign.overlong import completion_mask
 
 
-def _nbytes(ids: torch.Tensor, lengths: torch.Tensor) -> int:
+def _nbytes(ids: torch.Tensor, lengths: torch.Tensor, mask_itemsize: int = 8) -> int:
     # read: each row up to and including its first EOS (the kernel stops there; rows without EOS
-    # are read whole); written: the (B, T) int64 mask, lengths (int64) and is_truncated (bool).
+    # are read whole); written: the (B, T) mask, lengths (int64) and is_truncated (bool).
     b, t = ids.shape
-    return int(lengths.sum()) * ids.element_size() + b * t * 8 + b * 8 + b
+    return int(lengths.sum()) * ids.element_size() + b * t * mask_itemsize + b * 8 + b
 
 
 def _size(ids):
@@ -52,17 +54,24 @@ def _check(out, ids):
     assert int(out.num_items) == int(mask.sum())
 
 
-@pytest.mark.parametrize("impl", ["trl", "fastalign"])
+@pytest.mark.parametrize("impl", ["trl", "fastalign", "fastalign-int64"])
 def test_completion_mask(benchmark, completion_ids, impl):
     ids = completion_ids
     benchmark.group = f"completion_mask (tensor ops) {_size(ids)}"
     if impl == "trl":
-        tag(benchmark, op="completion_mask", size=_size(ids), impl="trl (isin/argmax/arange)", role="reference")
+        tag(benchmark, op="completion_mask", size=_size(ids), impl="trl (isin/argmax/arange, int32 mask)",
+            role="reference")
         run(benchmark, trl_completion_mask, ids, [EOS_ID], rounds=15)
+    elif impl == "fastalign":
+        _, lengths, _ = _reference_outputs(ids)
+        tag(benchmark, op="completion_mask", size=_size(ids), impl="fastalign (int32 mask)", role="fastalign",
+            target=5, nbytes=_nbytes(ids, lengths, 4), note="also returns is_truncated, lengths, num_items")
+        out = run(benchmark, completion_mask, ids, EOS_ID, PAD_ID, dtype=torch.int32, rounds=40)
+        _check(out, ids)
     else:
         _, lengths, _ = _reference_outputs(ids)
-        tag(benchmark, op="completion_mask", size=_size(ids), impl="fastalign", role="fastalign", target=5,
-            nbytes=_nbytes(ids, lengths), note="also returns is_truncated, lengths, num_items")
+        tag(benchmark, op="completion_mask", size=_size(ids), impl="fastalign (int64 mask, the default)",
+            role="other", nbytes=_nbytes(ids, lengths, 8))
         out = run(benchmark, completion_mask, ids, EOS_ID, PAD_ID, rounds=40)
         _check(out, ids)
 

@@ -85,6 +85,8 @@ def _cases():
     add("mask-flag-type", completion_mask, (IDS, 1, 0), {"mask_truncated_completions": 1}, T,
         "mask_truncated_completions")
 
+    add("mask-dtype", completion_mask, (IDS, 1, 0), {"dtype": np.float32}, T, "dtype")
+    add("mask-dtype-str", completion_mask, (IDS, 1, 0), {"dtype": "uint8"}, T, "dtype")
     add("soft-cache-too-big", soft_overlong, (10, 11), {}, V, "soft_punish_cache")
     add("soft-cache-negative", soft_overlong, (10, -1), {}, V, "soft_punish_cache")
     add("soft-max-zero", soft_overlong, (0, 0), {}, V, "max_completion_len")

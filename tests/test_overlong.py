@@ -67,6 +67,19 @@ def test_matches_trl_lines(batch, mask_truncated):
     assert torch.equal(t.lengths, want[2]) and int(t.num_items) == want[3]
 
 
+@given(batches(), st.booleans(), st.sampled_from(["int32", "bool"]))
+def test_other_mask_dtypes(batch, mask_truncated, kind):
+    ids, eos, pad = batch
+    want = _trl_mask(ids.long(), eos, pad, mask_truncated)
+    tdtype = getattr(torch, kind)
+    got = completion_mask(ids, eos, pad, mask_truncated_completions=mask_truncated, dtype=tdtype)
+    assert got.mask.dtype == tdtype and torch.equal(got.mask, want[0].to(tdtype))
+    got_np = completion_mask(ids.numpy(), eos, pad, mask_truncated_completions=mask_truncated, dtype=kind)
+    assert got_np.mask.dtype == np.dtype(kind) and int(got_np.num_items) == want[3]
+    t = _torch_impl.completion_mask(ids, eos, pad, mask_truncated, kind)
+    assert t.mask.dtype == tdtype and torch.equal(t.mask, want[0].to(tdtype)) and int(t.num_items) == want[3]
+
+
 def test_output_kinds_and_dtypes():
     ids = torch.tensor([[5, EOS, PAD], [5, 6, 7]], dtype=torch.int32)
     out = completion_mask(ids, EOS, PAD)

@@ -122,7 +122,7 @@ def zero_variance_groups(r: torch.Tensor, w_np: np.ndarray, g: int, atol: float,
     return (count < 2) | (lo == hi) | ((hi - lo) <= atol + rtol * scale)
 
 
-def completion_mask(ids: torch.Tensor, eos: list[int], pad: int, mask_truncated: bool) -> CompletionMask:
+def completion_mask(ids: torch.Tensor, eos: list[int], pad: int, mask_truncated: bool, kind: str = "int64") -> CompletionMask:
     b, t = ids.shape
     is_eos = torch.isin(ids, torch.tensor(eos, dtype=ids.dtype, device=ids.device))
     has_eos = is_eos.any(dim=1)
@@ -132,8 +132,8 @@ def completion_mask(ids: torch.Tensor, eos: list[int], pad: int, mask_truncated:
     keep = torch.arange(t, device=ids.device).unsqueeze(0) < lengths.unsqueeze(1)
     if mask_truncated:
         keep = keep & ~truncated.unsqueeze(1)
-    mask = keep.to(torch.int64)
-    return CompletionMask(mask, truncated, lengths, mask.sum())
+    mask = keep.to(getattr(torch, kind))
+    return CompletionMask(mask, truncated, lengths, keep.sum())
 
 
 def soft_overlong_penalty(lengths: torch.Tensor, lmax: int, cache: int, float64: bool) -> Any:

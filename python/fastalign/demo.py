@@ -185,8 +185,12 @@ def speed_section(repeat: int) -> None:
         return (torch.arange(t).expand(b, -1) <= eos_idx.unsqueeze(1)).int()
 
     reps = max(3, repeat // 10)
-    rows.append((f"completion_mask B={b}, T={t}", _best(trl_mask, reps), _best(lambda: completion_mask(ids, 1, 0), reps)))
+    t_mask = _best(trl_mask, reps)
+    rows.append((f"completion_mask B={b}, T={t} (int32)", t_mask,
+                 _best(lambda: completion_mask(ids, 1, 0, dtype=torch.int32), reps)))
+    rows.append((f"completion_mask B={b}, T={t} (int64)", t_mask, _best(lambda: completion_mask(ids, 1, 0), reps)))
 
+    print("(TRL's mask line makes an int32 mask; int64 is the dtype of its final completion_mask)")
     print(f"{'operation':<40} {'TRL':>12} {'fastalign':>12} {'speed-up':>9}")
     for name, a, b_ in rows:
         print(f"{name:<40} {_fmt(a):>12} {_fmt(b_):>12} {a / b_:>8.1f}x")

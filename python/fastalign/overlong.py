@@ -23,7 +23,8 @@ class CompletionMask(NamedTuple):
     """Result of :func:`completion_mask`; arrays are of the input's kind and device."""
 
     mask: Any
-    """(B, T) int64: 1 up to and including the first EOS, 0 after (whole row 0 when masked)."""
+    """(B, T) int64 (or the ``dtype`` asked for): 1 up to and including the first EOS, 0 after
+    (the whole row 0 when masked)."""
     is_truncated: Any
     """(B,) bool: the completion ends in neither an EOS nor the pad token."""
     lengths: Any
@@ -39,6 +40,7 @@ def completion_mask(
     pad_token_id: int,
     *,
     mask_truncated_completions: bool = False,
+    dtype: Any = None,
 ) -> CompletionMask:
     """The completion mask of right-padded generated ids, exactly as ``GRPOTrainer`` makes it.
 
@@ -52,6 +54,9 @@ def completion_mask(
         The pad id; a row without EOS whose last token is the pad is not truncated (TRL's rule).
     mask_truncated_completions : bool
         Zero the mask rows of truncated completions (overlong filtering).
+    dtype : int64 (default), int32 or bool, numpy or torch dtype
+        The mask's dtype: int64 is TRL's ``completion_mask``; ``_generate_single_turn`` makes an
+        int32 one; bool halves the memory again.
 
     Returns
     -------
@@ -74,20 +79,48 @@ def completion_mask(
             f"expected a bool, got {type(mask_truncated_completions).__name__}", "mask_truncated_completions"
         )
     mask_truncated = bool(mask_truncated_completions)
+    kind = _mask_kind(dtype)
     if v.on_accelerator(completion_ids):
         from . import _torch_impl
 
         ids = v.tensor(completion_ids, "completion_ids", v.INT, (2,))
         _check_shape(tuple(ids.shape))
-        return _torch_impl.completion_mask(ids, eos, pad, mask_truncated)
+        return _torch_impl.completion_mask(ids, eos, pad, mask_truncated, kind)
     arr = v.array(completion_ids, "completion_ids", v.INT, (2,))
     _check_shape(arr.shape)
-    fn = _native.completion_mask_i32 if arr.dtype == np.int32 else _native.completion_mask_i64
-    mask, truncated, lengths, num_items = fn(arr, eos, pad, mask_truncated)
+    mask, truncated, lengths, num_items = _KERNELS[(arr.dtype == np.int32, kind)](arr, eos, pad, mask_truncated)
     like_torch = v.is_torch(completion_ids)
     if like_torch:
         num_items = v._torch().tensor(num_items, dtype=v._torch().int64)
     return CompletionMask(v.wrap(mask, like_torch), v.wrap(truncated, like_torch), v.wrap(lengths, like_torch), num_items)
+
+
+_KERNELS = {
+    (True, "int64"): _native.completion_mask_i32,
+    (False, "int64"): _native.completion_mask_i64,
+    (True, "int32"): _native.completion_mask_i32_to_i32,
+    (False, "int32"): _native.completion_mask_i64_to_i32,
+    (True, "bool"): _native.completion_mask_i32_to_bool,
+    (False, "bool"): _native.completion_mask_i64_to_bool,
+}
+
+
+def _mask_kind(dtype: Any) -> str:
+    if dtype is None:
+        return "int64"
+    torch = v._torch()
+    if torch is not None and isinstance(dtype, torch.dtype):
+        names = {torch.int64: "int64", torch.int32: "int32", torch.bool: "bool"}
+        if dtype in names:
+            return names[dtype]
+    else:
+        try:
+            d = np.dtype(dtype)
+        except TypeError:
+            d = None
+        if d is not None and d.name in ("int64", "int32", "bool"):
+            return d.name
+    raise v.InvalidTypeError(f"expected int64, int32 or bool, got {dtype!r}", "dtype")
 
 
 def _check_shape(shape: tuple[int, ...]) -> None:

@@ -22,6 +22,25 @@ impl TokenId for i64 {
     }
 }
 
+/// Element types a mask can be written as (`int64` like TRL's `completion_mask`, `int32`
+/// like the mask `_generate_single_turn` builds, or `bool`).
+pub trait MaskElem: Copy + Send + Sync + 'static {
+    const ZERO: Self;
+    const ONE: Self;
+}
+impl MaskElem for i64 {
+    const ZERO: Self = 0;
+    const ONE: Self = 1;
+}
+impl MaskElem for i32 {
+    const ZERO: Self = 0;
+    const ONE: Self = 1;
+}
+impl MaskElem for bool {
+    const ZERO: Self = false;
+    const ONE: Self = true;
+}
+
 /// Outputs of [`completion_mask`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CompletionMask {
@@ -90,13 +109,13 @@ pub struct MaskRows {
 /// [`completion_mask`] writing the `(b, t)` mask into a caller's buffer (e.g. one that numpy
 /// allocated, with huge pages). With `zeroed` the buffer is known to hold zeros and only the
 /// ones are written; otherwise every element is written.
-pub fn completion_mask_into<I: TokenId>(
+pub fn completion_mask_into<I: TokenId, M: MaskElem>(
     completion_ids: &[I],
     t: usize,
     eos_token_ids: &[i64],
     pad_token_id: i64,
     mask_truncated_completions: bool,
-    mask: &mut [i64],
+    mask: &mut [M],
     zeroed: bool,
 ) -> Result<MaskRows> {
     ensure!(t >= 1, "completion_ids", "has no columns; expected shape (batch, length) with length >= 1");
@@ -120,7 +139,7 @@ pub fn completion_mask_into<I: TokenId>(
 
     let mut is_truncated = vec![false; b];
     let mut lengths = vec![0i64; b];
-    let rows = |ids: &[I], mask: &mut [i64], truncated: &mut [bool], lengths: &mut [i64]| -> i64 {
+    let rows = |ids: &[I], mask: &mut [M], truncated: &mut [bool], lengths: &mut [i64]| -> i64 {
         mask_rows(ids, t, &eos, pad, mask_truncated_completions, zeroed, mask, truncated, lengths)
     };
     // Large batches are split into blocks of whole rows over fastalign's pool: writing the
@@ -148,14 +167,14 @@ pub fn completion_mask_into<I: TokenId>(
 /// (Compiled for AVX2 too: the EOS scan is a 64-bit compare, which baseline SSE2 lacks.)
 #[allow(clippy::too_many_arguments)]
 #[multiversion::multiversion(targets("x86_64+avx2+fma", "x86_64+sse4.2"))]
-fn mask_rows<I: TokenId>(
+fn mask_rows<I: TokenId, M: MaskElem>(
     ids: &[I],
     t: usize,
     eos: &[I],
     pad: Option<I>,
     mask_truncated_completions: bool,
     zeroed: bool,
-    mask: &mut [i64],
+    mask: &mut [M],
     is_truncated: &mut [bool],
     lengths: &mut [i64],
 ) -> i64 {
@@ -170,9 +189,9 @@ fn mask_rows<I: TokenId>(
         *trunc = truncated;
         *len_out = len as i64;
         let keep = if truncated && mask_truncated_completions { 0 } else { len };
-        out[..keep].fill(1);
+        out[..keep].fill(M::ONE);
         if !zeroed {
-            out[keep..].fill(0);
+            out[keep..].fill(M::ZERO);
         }
         items += keep as i64;
     }

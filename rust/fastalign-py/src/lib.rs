@@ -26,7 +26,10 @@ mod _native {
     #[pymodule_export]
     use crate::arrays::_borrowed_address;
     #[pymodule_export]
-    use crate::overlong::{completion_mask_i32, completion_mask_i64};
+    use crate::overlong::{
+        completion_mask_i32, completion_mask_i32_to_bool, completion_mask_i32_to_i32, completion_mask_i64,
+        completion_mask_i64_to_bool, completion_mask_i64_to_i32,
+    };
     #[pymodule_export]
     use crate::rewards::SoftOverlong;
 
