@@ -57,3 +57,10 @@ def test_rust_errors_use_the_hierarchy():
     with pytest.raises(TypeError):  # wrong dtype for the monomorphic entry point
         _native.grpo_advantages_f32(np.ones((4, 1), np.float64), np.ones(1, np.float32), 2, "group",
                                     "sum_then_normalize", 1e-4, False)
+
+
+def test_a_panic_is_an_exception_not_an_abort():
+    with pytest.raises(InternalError, match="deliberate panic"):
+        _native._panic_for_tests()
+    # the interpreter and the extension keep working afterwards
+    assert _native.SoftOverlong(10, 2).penalties_of([[1] * 9]) == [-0.5]

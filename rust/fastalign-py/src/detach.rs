@@ -28,3 +28,10 @@ where
         }
     }
 }
+
+/// Panic inside [`run_detached`] on purpose. Tests call it to prove that a panic in a kernel
+/// reaches Python as `fastalign.errors.InternalError`, never as an abort.
+#[pyfunction]
+pub(crate) fn _panic_for_tests(py: Python<'_>) -> PyResult<()> {
+    run_detached(py, || -> fastalign_core::Result<()> { panic!("deliberate panic (test)") })
+}

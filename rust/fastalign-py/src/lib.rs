@@ -26,6 +26,8 @@ mod _native {
     #[pymodule_export]
     use crate::arrays::_borrowed_address;
     #[pymodule_export]
+    use crate::detach::_panic_for_tests;
+    #[pymodule_export]
     use crate::overlong::{
         completion_mask_i32, completion_mask_i32_to_bool, completion_mask_i32_to_i32, completion_mask_i64,
         completion_mask_i64_to_bool, completion_mask_i64_to_i32,
