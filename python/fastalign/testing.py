@@ -113,6 +113,19 @@ def _config_kwargs(output_dir: str | None, batch: int, num_generations: int, ove
     return kwargs
 
 
+def _parts(model: Any, train_dataset: Any) -> tuple[Any, Any, Any]:
+    """The tokenizer, and the model and dataset unless given (a one-column prompt dataset)."""
+    _quiet_env()
+    from datasets import Dataset
+
+    tokenizer = tiny_tokenizer()
+    if model is None:
+        model = tiny_model(tokenizer)
+    if train_dataset is None:
+        train_dataset = Dataset.from_dict({"prompt": ["what is 1 + 1 ?"] * 64})
+    return tokenizer, model, train_dataset
+
+
 def tiny_grpo_trainer(
     reward_funcs: Any,
     *,
@@ -130,15 +143,9 @@ def tiny_grpo_trainer(
     ``config`` goes to ``GRPOConfig``. The default dataset has one ``prompt`` column of
     plain-text prompts; pass ``train_dataset`` to add columns for reward functions.
     """
-    _quiet_env()
-    from datasets import Dataset
     from trl import GRPOConfig, GRPOTrainer
 
-    tokenizer = tiny_tokenizer()
-    if model is None:
-        model = tiny_model(tokenizer)
-    if train_dataset is None:
-        train_dataset = Dataset.from_dict({"prompt": ["what is 1 + 1 ?"] * 64})
+    tokenizer, model, train_dataset = _parts(model, train_dataset)
     args = GRPOConfig(**_config_kwargs(output_dir, per_device_train_batch_size, num_generations, config))
     cls = trainer_cls or GRPOTrainer
     trainer = cls(
@@ -180,15 +187,9 @@ def tiny_rloo_trainer(
     saved under ``output_dir`` and reloaded from there (no network). The reference then starts
     with the policy's weights.
     """
-    _quiet_env()
-    from datasets import Dataset
     from trl import RLOOConfig, RLOOTrainer
 
-    tokenizer = tiny_tokenizer()
-    if model is None:
-        model = tiny_model(tokenizer)
-    if train_dataset is None:
-        train_dataset = Dataset.from_dict({"prompt": ["what is 1 + 1 ?"] * 64})
+    tokenizer, model, train_dataset = _parts(model, train_dataset)
     config.setdefault("beta", 0.0)
     kwargs = _config_kwargs(output_dir, per_device_train_batch_size, num_generations, config)
     if config["beta"] != 0.0 and not os.path.isdir(getattr(model.config, "_name_or_path", "") or ""):
