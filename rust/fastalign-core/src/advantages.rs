@@ -118,76 +118,62 @@ fn check_layout<T>(rewards: &[T], k: usize, weights: &[T], num_generations: usiz
 /// loop vectorises.
 fn weighted_row_sums<T: Real>(rewards: &[T], k: usize, weights: &[T], all_nan: T) -> Vec<T> {
     let n = rewards.len() / k;
+    let mut out = vec![T::ZERO; n];
     match crate::par::pool_for(rewards.len()) {
-        None => row_sums_serial(rewards, k, weights, all_nan),
+        None => row_sums_into(rewards, k, weights, all_nan, &mut out),
         Some(pool) => {
             use rayon::prelude::*;
             let per = crate::par::units_per_task(n, pool);
-            let mut out = vec![T::ZERO; n];
             pool.install(|| {
                 out.par_chunks_mut(per)
                     .zip(rewards.par_chunks(per * k))
-                    .for_each(|(o, r)| o.copy_from_slice(&row_sums_serial(r, k, weights, all_nan)));
+                    .for_each(|(o, r)| row_sums_into(r, k, weights, all_nan, o));
             });
-            out
         }
     }
+    out
 }
 
-fn row_sums_serial<T: Real>(rewards: &[T], k: usize, weights: &[T], all_nan: T) -> Vec<T> {
+fn row_sums_into<T: Real>(rewards: &[T], k: usize, weights: &[T], all_nan: T, out: &mut [T]) {
     match k {
-        1 => row_sums_k::<T, 1>(rewards, weights, all_nan),
-        2 => row_sums_k::<T, 2>(rewards, weights, all_nan),
-        3 => row_sums_k::<T, 3>(rewards, weights, all_nan),
-        4 => row_sums_k::<T, 4>(rewards, weights, all_nan),
-        _ => row_sums_dyn(rewards, k, weights, all_nan),
+        1 => row_sums_k::<T, 1>(rewards, weights, all_nan, out),
+        2 => row_sums_k::<T, 2>(rewards, weights, all_nan, out),
+        3 => row_sums_k::<T, 3>(rewards, weights, all_nan, out),
+        4 => row_sums_k::<T, 4>(rewards, weights, all_nan, out),
+        _ => row_sums_dyn(rewards, k, weights, all_nan, out),
     }
 }
 
 #[multiversion(targets("x86_64+avx2+fma", "x86_64+avx512f+avx512bw+avx512vl+avx2+fma"))]
-fn row_sums_k<T: Real, const K: usize>(rewards: &[T], weights: &[T], all_nan: T) -> Vec<T> {
+fn row_sums_k<T: Real, const K: usize>(rewards: &[T], weights: &[T], all_nan: T, out: &mut [T]) {
     let mut w = [T::ZERO; K];
     w.copy_from_slice(&weights[..K]);
-    rewards
-        .chunks_exact(K)
-        .map(|row| {
-            let mut acc = T::ZERO;
-            let mut nan_count = 0u32;
-            for j in 0..K {
-                let r = row[j];
-                nan_count += u32::from(r.is_nan());
-                let p = r * w[j];
-                acc = acc + if p.is_nan() { T::ZERO } else { p };
-            }
-            if nan_count == K as u32 {
-                all_nan
-            } else {
-                acc
-            }
-        })
-        .collect()
+    for (o, row) in out.iter_mut().zip(rewards.chunks_exact(K)) {
+        let mut acc = T::ZERO;
+        let mut nan_count = 0u32;
+        for j in 0..K {
+            let r = row[j];
+            nan_count += u32::from(r.is_nan());
+            let p = r * w[j];
+            acc = acc + if p.is_nan() { T::ZERO } else { p };
+        }
+        *o = if nan_count == K as u32 { all_nan } else { acc };
+    }
 }
 
-fn row_sums_dyn<T: Real>(rewards: &[T], k: usize, weights: &[T], all_nan: T) -> Vec<T> {
-    rewards
-        .chunks_exact(k)
-        .map(|row| {
-            let mut acc = T::ZERO;
-            let mut every_nan = true;
-            for (&r, &w) in row.iter().zip(weights) {
-                every_nan &= r.is_nan();
-                let p = r * w;
-                if !p.is_nan() {
-                    acc = acc + p;
-                }
+fn row_sums_dyn<T: Real>(rewards: &[T], k: usize, weights: &[T], all_nan: T, out: &mut [T]) {
+    for (o, row) in out.iter_mut().zip(rewards.chunks_exact(k)) {
+        let mut acc = T::ZERO;
+        let mut every_nan = true;
+        for (&r, &w) in row.iter().zip(weights) {
+            every_nan &= r.is_nan();
+            let p = r * w;
+            if !p.is_nan() {
+                acc = acc + p;
             }
-            if every_nan {
-                all_nan
-            } else {
-                acc
-            }
-        })
-        .collect()
+        }
+        *o = if every_nan { all_nan } else { acc };
+    }
 }
 
 /// Centre (and optionally scale) each group of `g` values of `s`; return the advantages and
@@ -198,40 +184,46 @@ fn normalize_groups<T: Real>(s: &[T], g: usize, batch_std: Option<T>, divide: bo
     // Groups are independent: large batches are split into blocks of whole groups over
     // fastalign's pool, each block computed exactly as the serial code does.
     match crate::par::pool_for(s.len()) {
-        None => normalize_groups_serial(s, g, batch_std, divide, eps),
+        None => {
+            let mut adv = vec![T::ZERO; s.len()];
+            let mut zero = vec![false; s.len()];
+            normalize_groups_into(s, g, batch_std, divide, eps, &mut adv, &mut zero);
+            (adv, zero)
+        }
         Some(pool) => {
             use rayon::prelude::*;
             let per = crate::par::units_per_task(s.len() / g, pool) * g;
             let mut adv = vec![T::ZERO; s.len()];
             let mut zero = vec![false; s.len()];
             pool.install(|| {
-                adv.par_chunks_mut(per).zip(zero.par_chunks_mut(per)).zip(s.par_chunks(per)).for_each(|((a, z), x)| {
-                    let (block_adv, block_zero) = normalize_groups_serial(x, g, batch_std, divide, eps);
-                    a.copy_from_slice(&block_adv);
-                    z.copy_from_slice(&block_zero);
-                });
+                adv.par_chunks_mut(per)
+                    .zip(zero.par_chunks_mut(per))
+                    .zip(s.par_chunks(per))
+                    .for_each(|((a, z), x)| normalize_groups_into(x, g, batch_std, divide, eps, a, z));
             });
             (adv, zero)
         }
     }
 }
 
-fn normalize_groups_serial<T: Real>(
+fn normalize_groups_into<T: Real>(
     s: &[T],
     g: usize,
     batch_std: Option<T>,
     divide: bool,
     eps: T,
-) -> (Vec<T>, Vec<bool>) {
+    adv: &mut [T],
+    zero: &mut [bool],
+) {
     // Common group sizes get their own copy: with `g` a constant the per-group loops unroll
     // completely, which removes most of the per-group overhead (a group is only 8-64 values).
     match g {
-        4 => normalize_groups_g::<T, 4>(s, g, batch_std, divide, eps),
-        8 => normalize_groups_g::<T, 8>(s, g, batch_std, divide, eps),
-        16 => normalize_groups_g::<T, 16>(s, g, batch_std, divide, eps),
-        32 => normalize_groups_g::<T, 32>(s, g, batch_std, divide, eps),
-        64 => normalize_groups_g::<T, 64>(s, g, batch_std, divide, eps),
-        _ => normalize_groups_g::<T, 0>(s, g, batch_std, divide, eps),
+        4 => normalize_groups_g::<T, 4>(s, g, batch_std, divide, eps, adv, zero),
+        8 => normalize_groups_g::<T, 8>(s, g, batch_std, divide, eps, adv, zero),
+        16 => normalize_groups_g::<T, 16>(s, g, batch_std, divide, eps, adv, zero),
+        32 => normalize_groups_g::<T, 32>(s, g, batch_std, divide, eps, adv, zero),
+        64 => normalize_groups_g::<T, 64>(s, g, batch_std, divide, eps, adv, zero),
+        _ => normalize_groups_g::<T, 0>(s, g, batch_std, divide, eps, adv, zero),
     }
 }
 
@@ -243,7 +235,9 @@ fn normalize_groups_g<T: Real, const G: usize>(
     batch_std: Option<T>,
     divide: bool,
     eps: T,
-) -> (Vec<T>, Vec<bool>) {
+    adv: &mut [T],
+    std_is_zero: &mut [bool],
+) {
     let g = if G > 0 { G } else { g };
     // Phase by phase over all groups rather than group by group: the divisions and square
     // roots then run as vector instructions across groups instead of one long latency chain
@@ -271,8 +265,6 @@ fn normalize_groups_g<T: Real, const G: usize>(
         }
         None => vec![T::ZERO; means.len()],
     };
-    let mut adv = vec![T::ZERO; s.len()];
-    let mut std_is_zero = vec![false; s.len()];
     for (((xs, out), zero), (&mean, &std)) in
         s.chunks_exact(g).zip(adv.chunks_exact_mut(g)).zip(std_is_zero.chunks_exact_mut(g)).zip(means.iter().zip(&stds))
     {
@@ -288,7 +280,6 @@ fn normalize_groups_g<T: Real, const G: usize>(
         }
         zero.fill(is_close_zero(std));
     }
-    (adv, std_is_zero)
 }
 
 fn frac_true(flags: &[bool]) -> f64 {
@@ -581,13 +572,15 @@ mod tests {
         let w = [1.0f32, 0.5];
         for scale in [ScaleRewards::Group, ScaleRewards::Batch, ScaleRewards::None] {
             let out = grpo_advantages(&r, 2, &w, &params(16, scale)).unwrap();
-            let s = row_sums_serial(&r, 2, &w, f32::NAN);
+            let mut s = vec![0.0f32; n];
+            row_sums_into(&r, 2, &w, f32::NAN, &mut s);
             assert_eq!(
                 out.rewards.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
                 s.iter().map(|v| v.to_bits()).collect::<Vec<_>>()
             );
             let batch = if scale == ScaleRewards::Batch { Some(nanmean_std(&s).1) } else { None };
-            let (adv, zero) = normalize_groups_serial(&s, 16, batch, scale != ScaleRewards::None, 1e-4);
+            let (mut adv, mut zero) = (vec![0.0f32; n], vec![false; n]);
+            normalize_groups_into(&s, 16, batch, scale != ScaleRewards::None, 1e-4, &mut adv, &mut zero);
             assert!(out.advantages.iter().zip(&adv).all(|(a, b)| a.to_bits() == b.to_bits()));
             assert_eq!(out.std_is_zero, zero);
         }
