@@ -148,7 +148,24 @@ fn row_sums_into<T: Real>(rewards: &[T], k: usize, weights: &[T], all_nan: T, ou
 fn row_sums_k<T: Real, const K: usize>(rewards: &[T], weights: &[T], all_nan: T, out: &mut [T]) {
     let mut w = [T::ZERO; K];
     w.copy_from_slice(&weights[..K]);
+    // Fast path over all rows: the plain sum 0 + r0*w0 + r1*w1 + ..., which equals the NaN-sum
+    // whenever no product is NaN. Rows where it is NaN are recomputed with the NaN rules.
+    let mut any_nan = false;
     for (o, row) in out.iter_mut().zip(rewards.chunks_exact(K)) {
+        let mut acc = T::ZERO;
+        for j in 0..K {
+            acc = acc + row[j] * w[j];
+        }
+        any_nan |= acc.is_nan();
+        *o = acc;
+    }
+    if !any_nan {
+        return;
+    }
+    for (o, row) in out.iter_mut().zip(rewards.chunks_exact(K)) {
+        if !o.is_nan() {
+            continue;
+        }
         let mut acc = T::ZERO;
         let mut nan_count = 0u32;
         for j in 0..K {

@@ -11,24 +11,33 @@ use crate::real::Real;
 /// data the lane order does not change the rounded `T` result in practice.
 #[inline]
 pub(crate) fn nansum_count<T: Real>(xs: &[T]) -> (f64, usize) {
+    // Fast path: a plain sum, in the same lanes and order. Without NaN it is exactly the
+    // NaN-aware sum, and the count is the length; a NaN anywhere makes it NaN, and only then
+    // are the values filtered and counted.
+    let sum = lane_sum(xs, |x| x.to_f64());
+    if !sum.is_nan() {
+        return (sum, xs.len());
+    }
+    let sum = lane_sum(xs, |x| if x.is_nan() { 0.0 } else { x.to_f64() });
+    let nans = xs.iter().fold(0u32, |n, x| n + u32::from(x.is_nan()));
+    (sum, xs.len() - nans as usize)
+}
+
+/// `f64` sum of `f(x)` over `xs` in eight independent lanes, combined pairwise, then the tail.
+#[inline(always)]
+fn lane_sum<T: Real>(xs: &[T], f: impl Fn(T) -> f64) -> f64 {
     let mut acc = [0.0f64; 8];
     let mut chunks = xs.chunks_exact(8);
     for c in &mut chunks {
         for j in 0..8 {
-            let x = c[j];
-            acc[j] += if x.is_nan() { 0.0 } else { x.to_f64() };
+            acc[j] += f(c[j]);
         }
     }
     let mut sum = ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
     for &x in chunks.remainder() {
-        if !x.is_nan() {
-            sum += x.to_f64();
-        }
+        sum += f(x);
     }
-    // counted separately: a narrow integer lane per element vectorises better than carrying
-    // counts beside the f64 sums
-    let nans = xs.iter().fold(0u32, |n, x| n + u32::from(x.is_nan()));
-    (sum, xs.len() - nans as usize)
+    sum
 }
 
 /// `torch.nanmean` from a sum and a count: `T(nansum) / T(count)`, NaN when `count == 0`.
@@ -40,24 +49,23 @@ pub(crate) fn mean_from<T: Real>(sum: f64, count: usize) -> T {
 /// `f64` sum of `(x - mean)^2` (computed in `T`) over the non-NaN values.
 #[inline]
 pub(crate) fn nansum_sq_dev<T: Real>(xs: &[T], mean: T) -> f64 {
-    let mut acc = [0.0f64; 8];
-    let mut chunks = xs.chunks_exact(8);
-    for c in &mut chunks {
-        for j in 0..8 {
-            let d = c[j] - mean;
-            let sq = d * d;
-            acc[j] += if sq.is_nan() { 0.0 } else { sq.to_f64() };
-        }
-    }
-    let mut sum = ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
-    for &x in chunks.remainder() {
+    let sq = |x: T| {
         let d = x - mean;
-        let sq = d * d;
-        if !sq.is_nan() {
-            sum += sq.to_f64();
-        }
+        (d * d).to_f64()
+    };
+    // same fast path as `nansum_count`: filter NaNs only when there are some
+    let sum = lane_sum(xs, sq);
+    if !sum.is_nan() {
+        return sum;
     }
-    sum
+    lane_sum(xs, |x| {
+        let v = sq(x);
+        if v.is_nan() {
+            0.0
+        } else {
+            v
+        }
+    })
 }
 
 /// TRL's `nanstd` given the `nanmean` and the non-NaN count: the mean of squared deviations
