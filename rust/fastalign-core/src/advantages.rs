@@ -117,10 +117,17 @@ fn check_layout<T>(rewards: &[T], k: usize, weights: &[T], num_generations: usiz
 /// a short inner dimension does. Common column counts get a specialised copy so the row
 /// loop vectorises.
 fn weighted_row_sums<T: Real>(rewards: &[T], k: usize, weights: &[T], all_nan: T) -> Vec<T> {
-    let n = rewards.len() / k;
-    let mut out = vec![T::ZERO; n];
+    let mut out = vec![T::ZERO; rewards.len() / k];
+    weighted_row_sums_into(rewards, k, weights, all_nan, &mut out);
+    out
+}
+
+/// [`weighted_row_sums`] into `out` (one value per row), in parallel blocks of rows for large
+/// inputs.
+fn weighted_row_sums_into<T: Real>(rewards: &[T], k: usize, weights: &[T], all_nan: T, out: &mut [T]) {
+    let n = out.len();
     match crate::par::pool_for(rewards.len()) {
-        None => row_sums_into(rewards, k, weights, all_nan, &mut out),
+        None => row_sums_into(rewards, k, weights, all_nan, out),
         Some(pool) => {
             use rayon::prelude::*;
             let per = crate::par::units_per_task(n, pool);
@@ -131,7 +138,6 @@ fn weighted_row_sums<T: Real>(rewards: &[T], k: usize, weights: &[T], all_nan: T
             });
         }
     }
-    out
 }
 
 fn row_sums_into<T: Real>(rewards: &[T], k: usize, weights: &[T], all_nan: T, out: &mut [T]) {
@@ -197,28 +203,28 @@ fn row_sums_dyn<T: Real>(rewards: &[T], k: usize, weights: &[T], all_nan: T, out
 /// the per-row "std is zero" flags.
 ///
 /// `batch_std`: use this std for every group (`scale_rewards="batch"`) instead of the group's.
-fn normalize_groups<T: Real>(s: &[T], g: usize, batch_std: Option<T>, divide: bool, eps: T) -> (Vec<T>, Vec<bool>) {
+fn normalize_groups<T: Real>(
+    s: &[T],
+    g: usize,
+    batch_std: Option<T>,
+    divide: bool,
+    eps: T,
+    adv: &mut [T],
+    zero: &mut [bool],
+) {
     // Groups are independent: large batches are split into blocks of whole groups over
     // fastalign's pool, each block computed exactly as the serial code does.
     match crate::par::pool_for(s.len()) {
-        None => {
-            let mut adv = vec![T::ZERO; s.len()];
-            let mut zero = vec![false; s.len()];
-            normalize_groups_into(s, g, batch_std, divide, eps, &mut adv, &mut zero);
-            (adv, zero)
-        }
+        None => normalize_groups_into(s, g, batch_std, divide, eps, adv, zero),
         Some(pool) => {
             use rayon::prelude::*;
             let per = crate::par::units_per_task(s.len() / g, pool) * g;
-            let mut adv = vec![T::ZERO; s.len()];
-            let mut zero = vec![false; s.len()];
             pool.install(|| {
                 adv.par_chunks_mut(per)
                     .zip(zero.par_chunks_mut(per))
                     .zip(s.par_chunks(per))
                     .for_each(|((a, z), x)| normalize_groups_into(x, g, batch_std, divide, eps, a, z));
             });
-            (adv, zero)
         }
     }
 }
@@ -311,21 +317,61 @@ pub fn grpo_advantages<T: Real>(
     weights: &[T],
     params: &GrpoParams,
 ) -> Result<AdvantageOutput<T>> {
+    let n = if k == 0 { 0 } else { rewards.len() / k };
+    let mut out = AdvantageOutput {
+        advantages: vec![T::ZERO; n],
+        std_is_zero: vec![false; n],
+        rewards: vec![T::ZERO; n],
+        frac_zero_std: 0.0,
+    };
+    out.frac_zero_std = grpo_advantages_into(
+        rewards,
+        k,
+        weights,
+        params,
+        GrpoOutputs { advantages: &mut out.advantages, std_is_zero: &mut out.std_is_zero, rewards: &mut out.rewards },
+    )?;
+    Ok(out)
+}
+
+/// Where [`grpo_advantages_into`] writes its `(n,)` outputs (e.g. arrays numpy allocated).
+pub struct GrpoOutputs<'a, T> {
+    pub advantages: &'a mut [T],
+    pub std_is_zero: &'a mut [bool],
+    /// The weighted NaN-sum of the raw rewards, NaN for unscorable rows.
+    pub rewards: &'a mut [T],
+}
+
+/// [`grpo_advantages`] writing into caller-provided buffers; returns `frac_reward_zero_std`.
+pub fn grpo_advantages_into<T: Real>(
+    rewards: &[T],
+    k: usize,
+    weights: &[T],
+    params: &GrpoParams,
+    out: GrpoOutputs<'_, T>,
+) -> Result<f64> {
     let g = params.num_generations;
     let n = check_layout(rewards, k, weights, g)?;
     ensure!(params.eps.is_finite() && params.eps >= 0.0, "eps", "must be finite and >= 0, got {}", params.eps);
+    for (len, name) in [
+        (out.advantages.len(), "advantages"),
+        (out.std_is_zero.len(), "std_is_zero"),
+        (out.rewards.len(), "rewards_out"),
+    ] {
+        ensure!(len == n, name, "output has {len} entries, expected {n}");
+    }
     let eps = T::from_f64(params.eps);
+    let GrpoOutputs { advantages: adv, std_is_zero, rewards: s } = out;
+    weighted_row_sums_into(rewards, k, weights, T::NAN, s);
 
-    let s = weighted_row_sums(rewards, k, weights, T::NAN);
-
-    let (adv, std_is_zero) = match params.aggregation {
+    match params.aggregation {
         Aggregation::SumThenNormalize => {
             let batch_std = match params.scale_rewards {
-                ScaleRewards::Batch => Some(if n > 1 { nanmean_std(&s).1 } else { T::ZERO }),
+                ScaleRewards::Batch => Some(if n > 1 { nanmean_std(s).1 } else { T::ZERO }),
                 _ => None,
             };
             let divide = params.scale_rewards != ScaleRewards::None;
-            normalize_groups(&s, g, batch_std, divide, eps)
+            normalize_groups(s, g, batch_std, divide, eps, adv, std_is_zero);
         }
         Aggregation::NormalizeThenSum => {
             // z-score every reward column inside its group, then weighted NaN-sum per row.
@@ -354,12 +400,13 @@ pub fn grpo_advantages<T: Real>(
             let (mean, std) = nanmean_std(&zs);
             let std = if n > 1 { std } else { T::ZERO };
             let denom = std + eps;
-            let adv = zs.iter().map(|&x| ((x - mean) / denom).nan_to_num()).collect();
-            (adv, vec![is_close_zero(std); n])
+            for (a, &x) in adv.iter_mut().zip(&zs) {
+                *a = ((x - mean) / denom).nan_to_num();
+            }
+            std_is_zero.fill(is_close_zero(std));
         }
-    };
-
-    Ok(AdvantageOutput { frac_zero_std: frac_true(&std_is_zero), advantages: adv, std_is_zero, rewards: s })
+    }
+    Ok(frac_true(std_is_zero))
 }
 
 /// Options of [`rloo_advantages`].
@@ -598,6 +645,10 @@ mod tests {
             let batch = if scale == ScaleRewards::Batch { Some(nanmean_std(&s).1) } else { None };
             let (mut adv, mut zero) = (vec![0.0f32; n], vec![false; n]);
             normalize_groups_into(&s, 16, batch, scale != ScaleRewards::None, 1e-4, &mut adv, &mut zero);
+            // and the parallel split of the same function
+            let (mut adv_p, mut zero_p) = (vec![0.0f32; n], vec![false; n]);
+            normalize_groups(&s, 16, batch, scale != ScaleRewards::None, 1e-4, &mut adv_p, &mut zero_p);
+            assert!(adv.iter().zip(&adv_p).all(|(a, b)| a.to_bits() == b.to_bits()) && zero == zero_p);
             assert!(out.advantages.iter().zip(&adv).all(|(a, b)| a.to_bits() == b.to_bits()));
             assert_eq!(out.std_is_zero, zero);
         }

@@ -1,11 +1,11 @@
 //! Bindings for `fastalign_core::advantages`.
 
 use fastalign_core::advantages::{
-    column_stats, grpo_advantages, rloo_advantages, zero_variance_groups, AdvantageOutput, Aggregation, GrpoParams,
-    RlooParams, ScaleRewards,
+    column_stats, grpo_advantages_into, rloo_advantages, zero_variance_groups, AdvantageOutput, Aggregation,
+    GrpoOutputs, GrpoParams, RlooParams, ScaleRewards,
 };
 use fastalign_core::Real;
-use numpy::{IntoPyArray, PyArray1, PyReadonlyArray1, PyReadonlyArray2};
+use numpy::{IntoPyArray, PyArray1, PyArrayMethods, PyReadonlyArray1, PyReadonlyArray2};
 use pyo3::prelude::*;
 
 use crate::arrays::{slice1, slice2};
@@ -59,7 +59,23 @@ macro_rules! advantage_bindings {
             };
             let (r, k) = slice2(&rewards, "rewards")?;
             let w = slice1(&reward_weights, "reward_weights")?;
-            run_with_metrics(py, r, k, metrics, || grpo_advantages(r, k, w, &params))
+            // Outputs are allocated by numpy (huge pages for large arrays) and filled in place.
+            let n = r.len() / k.max(1);
+            let adv = PyArray1::<$t>::zeros(py, n, false);
+            let zero = PyArray1::<bool>::zeros(py, n, false);
+            let sums = PyArray1::<$t>::zeros(py, n, false);
+            let (frac, m) = {
+                let (mut a, mut z, mut s) = (adv.readwrite(), zero.readwrite(), sums.readwrite());
+                let internal = |_| crate::errors::bad_argument(py, "output", "is not contiguous");
+                let (a, z, s) = (a.as_slice_mut().map_err(internal)?, z.as_slice_mut().map_err(internal)?, s.as_slice_mut().map_err(internal)?);
+                run_detached(py, || {
+                    let out = GrpoOutputs { advantages: a, std_is_zero: z, rewards: s };
+                    let frac = grpo_advantages_into(r, k, w, &params, out)?;
+                    let m = if metrics { Some((column_stats(s, 1)?[0], column_stats(r, k)?)) } else { None };
+                    Ok((frac, m))
+                })?
+            };
+            Ok((adv, zero, sums, frac, m))
         }
 
         /// RLOO advantages over `(n, k)` rewards; see `fastalign.advantages.rloo_advantages`.
