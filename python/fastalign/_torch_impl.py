@@ -52,7 +52,7 @@ def grpo_advantages(
     r: torch.Tensor, w_np: np.ndarray, g: int, scale: str, agg: str, eps: float, metrics: bool
 ) -> Advantages:
     n, k = r.shape
-    w = torch.as_tensor(w_np, device=r.device)
+    w = torch.tensor(w_np, device=r.device)  # a copy: w_np may be a shared read-only array
     s = _weighted_sum(r, w)
     if agg == "sum_then_normalize":
         groups = s.view(-1, g)
@@ -89,7 +89,7 @@ def rloo_advantages(
     eps: float,
     metrics: bool,
 ) -> Advantages:
-    w = torch.as_tensor(w_np, device=r.device)
+    w = torch.tensor(w_np, device=r.device)  # a copy: w_np may be a shared read-only array
     logged = _weighted_sum(r, w)
     s = logged
     if clip is not None:
@@ -112,7 +112,7 @@ def rloo_advantages(
 
 
 def zero_variance_groups(r: torch.Tensor, w_np: np.ndarray, g: int, atol: float, rtol: float) -> torch.Tensor:
-    w = torch.as_tensor(w_np, device=r.device)
+    w = torch.tensor(w_np, device=r.device)  # a copy: w_np may be a shared read-only array
     s = _weighted_sum(r, w).to(torch.float64).view(-1, g)
     nan = torch.isnan(s)
     lo = torch.where(nan, torch.full_like(s, float("inf")), s).amin(dim=1)

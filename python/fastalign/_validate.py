@@ -97,13 +97,7 @@ def array(x: object, name: str, dtypes: tuple[np.dtype, ...], ndims: tuple[int, 
                 "move it with .cpu() or pass every array on the same device",
                 name,
             )
-        dt = (_TORCH_TO_NUMPY or _numpy_dtype_map()).get(x.dtype)  # type: ignore[attr-defined]
-        if dt is None or dt not in dtypes:  # (np.dtype == None compares equal to float64!)
-            raise InvalidTypeError(f"expected dtype {_describe(dtypes)}, got {x.dtype}", name)  # type: ignore[attr-defined]
-        if x.dim() not in ndims:  # type: ignore[attr-defined]
-            raise _rank_error(name, ndims, tuple(x.shape))  # type: ignore[attr-defined]
-        if not x.is_contiguous():  # type: ignore[attr-defined]
-            raise InvalidArgumentError("must be contiguous; call .contiguous() first", name)
+        tensor(x, name, dtypes, ndims)
         # a contiguous CPU tensor's numpy view is C-contiguous and shares its memory
         return (x.detach() if x.requires_grad else x).numpy()  # type: ignore[attr-defined]
     raise InvalidTypeError(f"expected a numpy array or a torch tensor, got {type(x).__name__}", name)
@@ -115,13 +109,12 @@ def _rank_error(name: str, ndims: tuple[int, ...], shape: tuple[int, ...]) -> In
 
 
 def tensor(x: object, name: str, dtypes: tuple[np.dtype, ...], ndims: tuple[int, ...]) -> Any:
-    """Check a torch tensor headed for the torch path (same rules as :func:`array`)."""
-    dt = _numpy_dtype_of_torch(x.dtype)  # type: ignore[attr-defined]
-    if dt is None or dt not in dtypes:
+    """Check a torch tensor's dtype, rank and contiguity (any device), as :func:`array` does."""
+    dt = (_TORCH_TO_NUMPY or _numpy_dtype_map()).get(x.dtype)  # type: ignore[attr-defined]
+    if dt is None or dt not in dtypes:  # (np.dtype == None compares equal to float64!)
         raise InvalidTypeError(f"expected dtype {_describe(dtypes)}, got {x.dtype}", name)  # type: ignore[attr-defined]
     if x.dim() not in ndims:  # type: ignore[attr-defined]
-        want = " or ".join(f"{d}-D" for d in ndims)
-        raise InvalidArgumentError(f"expected a {want} tensor, got shape {tuple(x.shape)}", name)  # type: ignore[attr-defined]
+        raise _rank_error(name, ndims, tuple(x.shape))  # type: ignore[attr-defined]
     if not x.is_contiguous():  # type: ignore[attr-defined]
         raise InvalidArgumentError("must be contiguous; call .contiguous() first", name)
     return x
