@@ -111,7 +111,10 @@ def _weights(reward_weights: object, k: int, dtype: np.dtype) -> np.ndarray:
             w.flags.writeable = False  # shared between calls; Rust only reads it
         return w
     if v.is_torch(reward_weights):
-        reward_weights = reward_weights.detach().cpu().numpy()  # type: ignore[attr-defined]
+        t = reward_weights
+        if not t.is_cpu or t.requires_grad:  # type: ignore[attr-defined]
+            t = t.detach().cpu()  # type: ignore[attr-defined]
+        reward_weights = t.numpy()  # type: ignore[attr-defined]
     if isinstance(reward_weights, np.ndarray) and reward_weights.dtype.kind == "f":
         w = reward_weights  # no copy unless the dtype differs (the common case: same dtype)
     else:
