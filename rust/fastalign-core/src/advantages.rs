@@ -317,7 +317,7 @@ pub fn grpo_advantages<T: Real>(
     weights: &[T],
     params: &GrpoParams,
 ) -> Result<AdvantageOutput<T>> {
-    let n = if k == 0 { 0 } else { rewards.len() / k };
+    let n = rewards.len().checked_div(k).unwrap_or(0);
     let mut out = AdvantageOutput {
         advantages: vec![T::ZERO; n],
         std_is_zero: vec![false; n],
@@ -438,7 +438,11 @@ pub fn rloo_advantages<T: Real>(
     ensure!(params.eps.is_finite() && params.eps >= 0.0, "eps", "must be finite and >= 0, got {}", params.eps);
     ensure!(params.beta.is_finite(), "beta", "must be finite, got {}", params.beta);
     if let Some((lo, hi)) = params.reward_clip_range {
-        ensure!(!(lo > hi), "reward_clip_range", "lower bound {lo} is above upper bound {hi}");
+        ensure!(
+            lo.partial_cmp(&hi) != Some(std::cmp::Ordering::Greater),
+            "reward_clip_range",
+            "lower bound {lo} is above upper bound {hi}"
+        );
     }
     let eps = T::from_f64(params.eps);
 

@@ -60,7 +60,7 @@ pub struct CompletionMask {
 #[inline(always)]
 fn first_eos<I: TokenId>(row: &[I], eos: &[I]) -> Option<usize> {
     const BLOCK: usize = 32;
-    let hit = |x: I| eos.iter().any(|&e| e == x);
+    let hit = |x: I| eos.contains(&x);
     let mut base = 0;
     for block in row.chunks(BLOCK) {
         let any = match eos {
