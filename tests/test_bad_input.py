@@ -103,6 +103,8 @@ def _cases():
     add("pen-noncontig", soft_overlong_penalty, (LENS[::2], 10, 2), {}, V, "lengths")
     add("pen-dtype", soft_overlong_penalty, (LENS, 10, 2), {"dtype": np.int32}, T, "dtype")
     add("pen-cache", soft_overlong_penalty, (LENS, 10, 20), {}, V, "soft_punish_cache")
+    add("pen-max-list", soft_overlong_penalty, (LENS, [10], 2), {}, T, "max_completion_len")
+    add("pen-max-float", soft_overlong_penalty, (LENS, 10.0, 2), {}, T, "max_completion_len")
     add("pen-list", soft_overlong_penalty, ([1, 2], 10, 2), {}, T, "lengths")
     return c
 

@@ -35,10 +35,22 @@ def _check_params(max_completion_len: object, soft_punish_cache: object) -> tupl
     return lmax, cache
 
 
-@functools.lru_cache(maxsize=64)
-def _kernel(max_completion_len: int, soft_punish_cache: int) -> _native.SoftOverlong:
-    """The Rust evaluator for these parameters; it precomputes the ramp's values once."""
-    return _native.SoftOverlong(max_completion_len, soft_punish_cache)
+@functools.lru_cache(maxsize=64, typed=True)
+def _kernel(max_completion_len: object, soft_punish_cache: object) -> _native.SoftOverlong:
+    """The Rust evaluator for these (validated) parameters; it precomputes the ramp once.
+
+    Cached on the arguments as given (``typed``: 100 and 100.0 are different keys), so the
+    validation runs once per distinct pair and an invalid pair is never cached (it raises).
+    """
+    return _native.SoftOverlong(*_check_params(max_completion_len, soft_punish_cache))
+
+
+def _kernel_for(max_completion_len: object, soft_punish_cache: object) -> _native.SoftOverlong:
+    try:
+        return _kernel(max_completion_len, soft_punish_cache)
+    except TypeError:
+        _check_params(max_completion_len, soft_punish_cache)  # unhashable: raise the clear error
+        raise
 
 
 class SoftOverlongPunishment:
@@ -135,15 +147,14 @@ def soft_overlong_penalty(lengths: Any, max_completion_len: int, soft_punish_cac
     -------
     (B,) array of the input's kind (and device).
     """
-    lmax, cache = _check_params(max_completion_len, soft_punish_cache)
-    float64 = _is_float64(dtype)
+    kernel = _kernel_for(max_completion_len, soft_punish_cache)  # validates the pair on first use
+    float64 = True if dtype is None else _is_float64(dtype)
     if v.on_accelerator(lengths):
         from . import _torch_impl
 
         t = v.tensor(lengths, "lengths", v.INT, (1,))
-        return _torch_impl.soft_overlong_penalty(t, lmax, cache, float64)
+        return _torch_impl.soft_overlong_penalty(t, kernel.max_completion_len, kernel.soft_punish_cache, float64)
     arr = v.array(lengths, "lengths", v.INT, (1,))
-    kernel = _kernel(lmax, cache)
     fn = kernel.penalties_i32 if arr.dtype == np.int32 else kernel.penalties_i64
     return v.wrap(fn(arr, float64), v.is_torch(lengths))
 
