@@ -53,3 +53,27 @@ def test_concurrent_calls_equal_serial_calls():
         parallel = list(pool.map(lambda b: grpo_advantages(b, 16).advantages, batches * 3))
     for i, adv in enumerate(parallel):
         np.testing.assert_array_equal(adv, serial[i % len(batches)])
+
+
+def _child_computes_in_parallel_sized_call(queue):
+    rng = np.random.default_rng(1)
+    r = rng.random((1 << 20, 1)).astype(np.float32)  # above the parallel threshold
+    queue.put(float(np.abs(grpo_advantages(r, 16, metrics=False).advantages).sum()))
+
+
+def test_forked_child_does_not_deadlock_on_the_thread_pool():
+    """DataLoader workers are forked: a child must not wait on the parent's pool threads."""
+    import multiprocessing as mp
+
+    r = np.random.default_rng(1).random((1 << 20, 1)).astype(np.float32)
+    expected = float(np.abs(grpo_advantages(r, 16, metrics=False).advantages).sum())  # pool now exists
+    ctx = mp.get_context("fork")
+    queue = ctx.Queue()
+    child = ctx.Process(target=_child_computes_in_parallel_sized_call, args=(queue,))
+    child.start()
+    child.join(timeout=60)
+    if child.is_alive():
+        child.kill()
+        raise AssertionError("the forked child hung on the parent's thread pool")
+    assert child.exitcode == 0
+    assert queue.get(timeout=5) == expected  # same result serially in the child
