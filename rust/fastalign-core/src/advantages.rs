@@ -8,7 +8,10 @@ use multiversion::multiversion;
 
 use crate::error::{ensure, Result};
 use crate::real::Real;
-use crate::stats::{column_nanmean_std, is_close_zero, mean_from, nanmean_std, nansum_count, nansum_sq_dev, std_from};
+use crate::stats::{
+    column_nanmean_std, is_close_zero, mean_from, nanmean_std, nansum_count, nansum_sq_dev, nansum_sq_dev_known,
+    std_from,
+};
 
 /// How GRPO scales the centred rewards (`GRPOConfig.scale_rewards`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -276,7 +279,12 @@ fn normalize_groups_g<T: Real, const G: usize>(
     let stds: Vec<T> = match batch_std {
         Some(b) => vec![b; means.len()],
         None if g > 1 => {
-            let sq: Vec<f64> = s.chunks_exact(g).zip(&means).map(|(xs, &m)| nansum_sq_dev(xs, m)).collect();
+            let sq: Vec<f64> = s
+                .chunks_exact(g)
+                .zip(&means)
+                .zip(&counts)
+                .map(|((xs, &m), &c)| nansum_sq_dev_known(xs, m, c < g))
+                .collect();
             // TRL's Bessel factor f32(n)/f32(n-1) for every count a group can have.
             let bessel: Vec<T> = (0..=g).map(|c| if c > 1 { T::bessel(c) } else { T::NAN }).collect();
             let factors: Vec<T> = counts.iter().map(|&c| bessel[c]).collect();

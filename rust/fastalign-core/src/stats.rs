@@ -49,14 +49,23 @@ pub(crate) fn mean_from<T: Real>(sum: f64, count: usize) -> T {
 /// `f64` sum of `(x - mean)^2` (computed in `T`) over the non-NaN values.
 #[inline]
 pub(crate) fn nansum_sq_dev<T: Real>(xs: &[T], mean: T) -> f64 {
+    nansum_sq_dev_known(xs, mean, false)
+}
+
+/// [`nansum_sq_dev`] when the caller already knows whether `xs` holds a NaN (`has_nan`): then
+/// the filtering pass runs directly instead of after a failed plain pass.
+#[inline]
+pub(crate) fn nansum_sq_dev_known<T: Real>(xs: &[T], mean: T, has_nan: bool) -> f64 {
     let sq = |x: T| {
         let d = x - mean;
         (d * d).to_f64()
     };
     // same fast path as `nansum_count`: filter NaNs only when there are some
-    let sum = lane_sum(xs, sq);
-    if !sum.is_nan() {
-        return sum;
+    if !has_nan {
+        let sum = lane_sum(xs, sq);
+        if !sum.is_nan() {
+            return sum;
+        }
     }
     lane_sum(xs, |x| {
         let v = sq(x);
