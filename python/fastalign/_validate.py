@@ -12,6 +12,11 @@ dimensions, non-native byte order, or something that is not an array at all. Not
 converted silently, so a call never hides a copy and never modifies its input.
 
 torch is optional: it is only looked at when the caller already imported it.
+
+Division of labour with Rust: the public wrappers check shapes, grouping and options here, once,
+for both backends (the torch path has no other checks). The Rust core re-checks the few layout
+invariants its slices depend on so that it is safe to call on its own and can never panic; those
+checks are O(1) and are not reached through the public API with valid arguments.
 """
 
 from __future__ import annotations
