@@ -9,7 +9,7 @@ use crate::real::Real;
 ///
 /// Eight independent lanes so the loop vectorises; with `f64` accumulators for `f32` or `f64`
 /// data the lane order does not change the rounded `T` result in practice.
-#[inline]
+#[inline(always)]
 pub(crate) fn nansum_count<T: Real>(xs: &[T]) -> (f64, usize) {
     // Fast path: a plain sum, in the same lanes and order. Without NaN it is exactly the
     // NaN-aware sum, and the count is the length; a NaN anywhere makes it NaN, and only then
@@ -54,7 +54,7 @@ pub(crate) fn nansum_sq_dev<T: Real>(xs: &[T], mean: T) -> f64 {
 
 /// [`nansum_sq_dev`] when the caller already knows whether `xs` holds a NaN (`has_nan`): then
 /// the filtering pass runs directly instead of after a failed plain pass.
-#[inline]
+#[inline(always)]
 pub(crate) fn nansum_sq_dev_known<T: Real>(xs: &[T], mean: T, has_nan: bool) -> f64 {
     let sq = |x: T| {
         let d = x - mean;
