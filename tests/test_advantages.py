@@ -734,3 +734,28 @@ def test_hand_computed_rloo(dtype):
     kl = np.array([1, 0, 0, 0, 0, 0, 0, 0], dtype=dtype)
     out = rloo_advantages(r, 4, beta=0.5, kl=kl)  # -> [0.5, 2, 3] -> [0.5-2.5, 2-1.75, 3-1.25]
     np.testing.assert_allclose(out.advantages, [-2.0, 0.25, 1.75, 0, 0, 0, 0, 0], rtol=1e-6)
+
+
+def test_reward_weights_tensor_reused_across_calls_follows_changes():
+    """The weights tensor a trainer passes every step is checked once and then reused; changing
+    it in place (any way) must change the result, and making it non-finite must be refused."""
+    rewards = torch.tensor([[1.0, 0.0], [0.0, 1.0], [0.5, 0.5], [1.0, 1.0]], dtype=torch.float32)
+    w = torch.tensor([1.0, 0.0], dtype=torch.float32)
+
+    def expected(weights):
+        return trl_reference.grpo_advantages(rewards, weights, 2, log_metrics=False)[0]
+
+    torch.testing.assert_close(grpo_advantages(rewards, 2, reward_weights=w).advantages, expected(w))
+    w[1] = 2.0  # torch in-place write: the version counter moves
+    torch.testing.assert_close(grpo_advantages(rewards, 2, reward_weights=w).advantages, expected(w))
+    w.numpy()[0] = -1.0  # write through a numpy view: no version bump, the reused view still sees it
+    torch.testing.assert_close(grpo_advantages(rewards, 2, reward_weights=w).advantages, expected(w))
+    w[0] = float("inf")
+    with pytest.raises(ValueError, match="reward_weights"):
+        grpo_advantages(rewards, 2, reward_weights=w)
+    w64 = torch.tensor([1.0, 0.0], dtype=torch.float64)  # converted copy: checked on every call
+    torch.testing.assert_close(grpo_advantages(rewards, 2, reward_weights=w64).advantages, expected(w64.float()))
+    w64[0] = 3.0
+    torch.testing.assert_close(grpo_advantages(rewards, 2, reward_weights=w64).advantages, expected(w64.float()))
+    with pytest.raises(ValueError, match="reward_weights"):
+        grpo_advantages(rewards[:, :1].contiguous(), 2, reward_weights=torch.tensor([1.0, 2.0]))

@@ -111,10 +111,35 @@ def _weights(reward_weights: object, k: int, dtype: np.dtype) -> np.ndarray:
             w.flags.writeable = False  # shared between calls; Rust only reads it
         return w
     if v.is_torch(reward_weights):
+        # A trainer passes the same weights tensor every step. When the checked array is a view
+        # of that tensor (same dtype, CPU), it is reused while the tensor is the same object with
+        # the same version counter: a view always reads the tensor's current values, and the
+        # version counter catches in-place changes that would need re-checking.
+        hit = _LAST_WEIGHTS.get("t")
+        if (
+            hit is not None
+            and hit[0] is reward_weights
+            and hit[1] == reward_weights._version  # type: ignore[attr-defined]
+            and hit[2].dtype == dtype
+            and hit[2].shape[0] == k
+        ):
+            return hit[2]
         t = reward_weights
         if not t.is_cpu or t.requires_grad:  # type: ignore[attr-defined]
             t = t.detach().cpu()  # type: ignore[attr-defined]
-        reward_weights = t.numpy()  # type: ignore[attr-defined]
+        view = t.numpy()  # type: ignore[attr-defined]
+        w = _checked_weights(view, k, dtype)
+        if np.shares_memory(w, view):
+            _LAST_WEIGHTS["t"] = (reward_weights, reward_weights._version, w)  # type: ignore[attr-defined]
+        return w
+    return _checked_weights(reward_weights, k, dtype)
+
+
+# the last weights tensor seen and its checked zero-copy view: {"t": (tensor, version, array)}
+_LAST_WEIGHTS: dict[str, tuple[Any, int, np.ndarray]] = {}
+
+
+def _checked_weights(reward_weights: object, k: int, dtype: np.dtype) -> np.ndarray:
     if isinstance(reward_weights, np.ndarray) and reward_weights.dtype.kind == "f":
         w = reward_weights  # no copy unless the dtype differs (the common case: same dtype)
     else:

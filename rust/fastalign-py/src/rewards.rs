@@ -125,16 +125,10 @@ impl SoftOverlong {
     ) -> PyResult<Bound<'py, PyAny>> {
         let core = &self.core;
         Ok(if float64 {
-            let out = run_detached(py, || {
-                let mut out = vec![0.0f64; lengths.len()];
-                core.penalties(lengths, &mut out).map(|()| out)
-            })?;
+            let out = run_detached(py, || core.penalties_vec::<I, f64>(lengths))?;
             out.into_pyarray(py).into_any()
         } else {
-            let out = run_detached(py, || {
-                let mut out = vec![0.0f32; lengths.len()];
-                core.penalties(lengths, &mut out).map(|()| out)
-            })?;
+            let out = run_detached(py, || core.penalties_vec::<I, f32>(lengths))?;
             out.into_pyarray(py).into_any()
         })
     }
