@@ -96,6 +96,17 @@ def array(x: object, name: str, dtypes: tuple[np.dtype, ...], ndims: tuple[int, 
             raise InvalidArgumentError("must be C-contiguous; call np.ascontiguousarray first", name)
         return arr
     if is_torch(x):
+        # the common case first, checked with as few tensor attribute reads as possible
+        dt = (_TORCH_TO_NUMPY or _numpy_dtype_map()).get(x.dtype)  # type: ignore[attr-defined]
+        if (
+            dt is not None  # (np.dtype == None compares equal to float64!)
+            and dt in dtypes
+            and x.is_cpu  # type: ignore[attr-defined]
+            and not x.requires_grad  # type: ignore[attr-defined]
+            and x.dim() in ndims  # type: ignore[attr-defined]
+            and x.is_contiguous()  # type: ignore[attr-defined]
+        ):
+            return x.numpy()  # type: ignore[attr-defined]
         if not x.is_cpu:  # type: ignore[attr-defined]
             raise InvalidTypeError(
                 f"is on {x.device}, but this operation only reads CPU memory; "  # type: ignore[attr-defined]

@@ -79,9 +79,9 @@ class SoftOverlongPunishment:
         * ``lengths=`` (B,) int array/tensor: returns a float64 array of the input's kind.
         """
         if lengths is not None:
-            return soft_overlong_penalty(lengths, self.max_completion_len, self.soft_punish_cache)
+            return _penalties(self._kernel, lengths, True)
         if completion_mask is not None:
-            return soft_overlong_penalty(_mask_lengths(completion_mask), self.max_completion_len, self.soft_punish_cache)
+            return _penalties(self._kernel, _mask_lengths(completion_mask), True)
         if completion_ids is None:
             raise v.InvalidArgumentError("is required (or pass lengths= or completion_mask=)", "completion_ids")
         if v.is_torch(completion_ids) or isinstance(completion_ids, np.ndarray):
@@ -148,7 +148,11 @@ def soft_overlong_penalty(lengths: Any, max_completion_len: int, soft_punish_cac
     (B,) array of the input's kind (and device).
     """
     kernel = _kernel_for(max_completion_len, soft_punish_cache)  # validates the pair on first use
-    float64 = True if dtype is None else _is_float64(dtype)
+    return _penalties(kernel, lengths, True if dtype is None else _is_float64(dtype))
+
+
+def _penalties(kernel: _native.SoftOverlong, lengths: Any, float64: bool) -> Any:
+    """Penalties of a lengths array with a validated kernel: Rust for CPU memory, torch elsewhere."""
     if v.on_accelerator(lengths):
         from . import _torch_impl
 
