@@ -51,6 +51,15 @@ def test_rust_errors_use_the_hierarchy():
         _native.grpo_advantages_f32(np.ones((4, 2), np.float32).T, np.ones(4, np.float32), 1, "group",
                                     "sum_then_normalize", 1e-4, False)
     assert info.value.argument == "rewards"
+    with pytest.raises(InvalidArgumentError, match="1-D or 2-D") as info:
+        _native.grpo_advantages_f32(np.ones((4, 1, 1), np.float32), np.ones(1, np.float32), 2, "group",
+                                    "sum_then_normalize", 1e-4, False)
+    assert info.value.argument == "rewards"
+    one_d = _native.grpo_advantages_f32(np.arange(4, dtype=np.float32), np.ones(1, np.float32), 2, "group",
+                                        "sum_then_normalize", 1e-4, False)
+    two_d = _native.grpo_advantages_f32(np.arange(4, dtype=np.float32).reshape(4, 1), np.ones(1, np.float32), 2,
+                                        "group", "sum_then_normalize", 1e-4, False)
+    np.testing.assert_array_equal(one_d[0], two_d[0])
     with pytest.raises(InvalidArgumentError, match="scale_rewards"):
         _native.grpo_advantages_f32(np.ones((4, 1), np.float32), np.ones(1, np.float32), 2, "max",
                                     "sum_then_normalize", 1e-4, False)

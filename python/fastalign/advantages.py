@@ -157,11 +157,6 @@ def _checked_weights(reward_weights: object, k: int, dtype: np.dtype) -> np.ndar
     return np.ascontiguousarray(w)
 
 
-def _rows(arr: np.ndarray) -> np.ndarray:
-    """(N,) -> (N, 1) view; (N, K) unchanged."""
-    return arr.reshape(arr.shape[0], 1) if arr.ndim == 1 else arr
-
-
 def _result(out: tuple, like_torch: bool) -> Advantages:
     adv, zero, s, frac, metrics = out
     res = Advantages(v.wrap(adv, like_torch), v.wrap(zero, like_torch), v.wrap(s, like_torch), frac)
@@ -251,7 +246,7 @@ def grpo_advantages(
     _, k, g = _check_layout(arr.shape, num_generations)
     w = _weights(reward_weights, k, arr.dtype)
     fn = _native.grpo_advantages_f32 if arr.dtype == np.float32 else _native.grpo_advantages_f64
-    return _result(fn(_rows(arr), w, g, scale, agg, eps, metrics), v.is_torch(rewards))
+    return _result(fn(arr, w, g, scale, agg, eps, metrics), v.is_torch(rewards))
 
 
 def rloo_advantages(
@@ -310,7 +305,7 @@ def rloo_advantages(
         kl_a = v.array(kl, "kl", v.FLOAT, (1,))
         _check_kl(kl_a, n, arr.dtype)
     fn = _native.rloo_advantages_f32 if arr.dtype == np.float32 else _native.rloo_advantages_f64
-    out = fn(_rows(arr), w, g, kl_a, beta, clip, normalize, eps, metrics)
+    out = fn(arr, w, g, kl_a, beta, clip, normalize, eps, metrics)
     return _result(out, v.is_torch(rewards))
 
 
@@ -354,4 +349,4 @@ def zero_variance_groups(
     _, k, g = _check_layout(arr.shape, num_generations)
     w = _weights(reward_weights, k, arr.dtype)
     fn = _native.zero_variance_groups_f32 if arr.dtype == np.float32 else _native.zero_variance_groups_f64
-    return v.wrap(fn(_rows(arr), w, g, atol, rtol), v.is_torch(rewards))
+    return v.wrap(fn(arr, w, g, atol, rtol), v.is_torch(rewards))

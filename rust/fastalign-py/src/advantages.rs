@@ -5,10 +5,10 @@ use fastalign_core::advantages::{
     GrpoOutputs, GrpoParams, RlooParams, ScaleRewards,
 };
 use fastalign_core::Real;
-use numpy::{IntoPyArray, PyArray1, PyArrayMethods, PyReadonlyArray1, PyReadonlyArray2};
+use numpy::{IntoPyArray, PyArray1, PyArrayMethods, PyReadonlyArray1, PyReadonlyArrayDyn};
 use pyo3::prelude::*;
 
-use crate::arrays::{slice1, slice2};
+use crate::arrays::{slice1, slice_rows};
 use crate::detach::run_detached;
 use crate::errors::invalid_argument;
 
@@ -37,13 +37,13 @@ fn run_with_metrics<'py, T: Real + numpy::Element>(
 
 macro_rules! advantage_bindings {
     ($t:ty, $grpo:ident, $rloo:ident, $zv:ident) => {
-        /// GRPO advantages over `(n, k)` rewards; see `fastalign.advantages.grpo_advantages`.
+        /// GRPO advantages over `(n,)` or `(n, k)` rewards; see `fastalign.advantages.grpo_advantages`.
         #[pyfunction]
         #[pyo3(signature = (rewards, reward_weights, num_generations, scale_rewards, multi_objective_aggregation, eps, metrics))]
         #[allow(clippy::too_many_arguments)]
         pub fn $grpo<'py>(
             py: Python<'py>,
-            rewards: PyReadonlyArray2<'py, $t>,
+            rewards: PyReadonlyArrayDyn<'py, $t>,
             reward_weights: PyReadonlyArray1<'py, $t>,
             num_generations: usize,
             scale_rewards: &str,
@@ -57,7 +57,7 @@ macro_rules! advantage_bindings {
                 aggregation: Aggregation::parse(multi_objective_aggregation).map_err(|e| invalid_argument(py, e))?,
                 eps,
             };
-            let (r, k) = slice2(&rewards, "rewards")?;
+            let (r, k) = slice_rows(&rewards, "rewards")?;
             let w = slice1(&reward_weights, "reward_weights")?;
             // Outputs are allocated by numpy (huge pages for large arrays) and filled in place.
             let n = r.len() / k.max(1);
@@ -78,13 +78,13 @@ macro_rules! advantage_bindings {
             Ok((adv, zero, sums, frac, m))
         }
 
-        /// RLOO advantages over `(n, k)` rewards; see `fastalign.advantages.rloo_advantages`.
+        /// RLOO advantages over `(n,)` or `(n, k)` rewards; see `fastalign.advantages.rloo_advantages`.
         #[pyfunction]
         #[pyo3(signature = (rewards, reward_weights, num_generations, kl, beta, reward_clip_range, normalize_advantages, eps, metrics))]
         #[allow(clippy::too_many_arguments)]
         pub fn $rloo<'py>(
             py: Python<'py>,
-            rewards: PyReadonlyArray2<'py, $t>,
+            rewards: PyReadonlyArrayDyn<'py, $t>,
             reward_weights: PyReadonlyArray1<'py, $t>,
             num_generations: usize,
             kl: Option<PyReadonlyArray1<'py, $t>>,
@@ -95,7 +95,7 @@ macro_rules! advantage_bindings {
             metrics: bool,
         ) -> PyResult<AdvantageTuple<'py, $t>> {
             let params = RlooParams { num_generations, reward_clip_range, beta, normalize_advantages, eps };
-            let (r, k) = slice2(&rewards, "rewards")?;
+            let (r, k) = slice_rows(&rewards, "rewards")?;
             let w = slice1(&reward_weights, "reward_weights")?;
             let kl = kl.as_ref().map(|a| slice1(a, "kl")).transpose()?;
             run_with_metrics(py, r, k, metrics, || rloo_advantages(r, k, w, kl, &params))
@@ -106,13 +106,13 @@ macro_rules! advantage_bindings {
         #[pyo3(signature = (rewards, reward_weights, num_generations, atol, rtol))]
         pub fn $zv<'py>(
             py: Python<'py>,
-            rewards: PyReadonlyArray2<'py, $t>,
+            rewards: PyReadonlyArrayDyn<'py, $t>,
             reward_weights: PyReadonlyArray1<'py, $t>,
             num_generations: usize,
             atol: f64,
             rtol: f64,
         ) -> PyResult<Bound<'py, PyArray1<bool>>> {
-            let (r, k) = slice2(&rewards, "rewards")?;
+            let (r, k) = slice_rows(&rewards, "rewards")?;
             let w = slice1(&reward_weights, "reward_weights")?;
             let out = run_detached(py, || zero_variance_groups(r, k, w, num_generations, atol, rtol))?;
             Ok(out.into_pyarray(py))

@@ -1,6 +1,6 @@
 //! Borrowing numpy arrays as Rust slices, zero-copy, with errors that name the argument.
 
-use numpy::{Element, PyReadonlyArray1, PyReadonlyArray2, PyUntypedArrayMethods};
+use numpy::{Element, PyReadonlyArray1, PyReadonlyArray2, PyReadonlyArrayDyn, PyUntypedArrayMethods};
 use pyo3::prelude::*;
 
 use crate::errors::bad_argument;
@@ -25,6 +25,31 @@ pub(crate) fn slice2<'a, T: Element>(
         ));
     }
     let cols = arr.shape()[1];
+    let data = arr.as_slice().map_err(|_| {
+        bad_argument(arr.py(), name, "must be C-contiguous (call .contiguous() / np.ascontiguousarray first)")
+    })?;
+    Ok((data, cols))
+}
+
+/// The data of a C-contiguous `(n,)` or `(n, k)` array as one row-major slice, plus `k` (1 for
+/// a 1-D array): one row per completion, one column per reward function.
+pub(crate) fn slice_rows<'a, T: Element>(
+    arr: &'a PyReadonlyArrayDyn<'_, T>,
+    name: &'static str,
+) -> PyResult<(&'a [T], usize)> {
+    let cols = match arr.shape() {
+        [_] => 1,
+        [_, k] => *k,
+        shape => return Err(bad_argument(arr.py(), name, format!("expected a 1-D or 2-D array, got shape {shape:?}"))),
+    };
+    // `as_slice` also accepts Fortran order, which would be read transposed
+    if !arr.is_c_contiguous() {
+        return Err(bad_argument(
+            arr.py(),
+            name,
+            "must be C-contiguous (call .contiguous() / np.ascontiguousarray first)",
+        ));
+    }
     let data = arr.as_slice().map_err(|_| {
         bad_argument(arr.py(), name, "must be C-contiguous (call .contiguous() / np.ascontiguousarray first)")
     })?;
