@@ -82,7 +82,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from fastalign import _torch_impl
-from fastalign.advantages import Advantages, grpo_advantages, rloo_advantages, zero_variance_groups
+from fastalign.advantages import Advantages, grpo_advantages, rloo_advantages, top_k_per_group, zero_variance_groups
 
 C_ULP = 8.0
 RTOL = {np.dtype(t): 8 * float(np.finfo(t).eps) for t in (np.float32, np.float64)}
@@ -759,3 +759,56 @@ def test_reward_weights_tensor_reused_across_calls_follows_changes():
     torch.testing.assert_close(grpo_advantages(rewards, 2, reward_weights=w64).advantages, expected(w64.float()))
     with pytest.raises(ValueError, match="reward_weights"):
         grpo_advantages(rewards[:, :1].contiguous(), 2, reward_weights=torch.tensor([1.0, 2.0]))
+
+
+# --- top_k_per_group (GFPO's filter) ----------------------------------------------------------
+
+@settings(deadline=None)
+@given(
+    g=st.integers(1, 9),
+    groups=st.integers(1, 6),
+    data=st.data(),
+    keep=st.sampled_from(["largest", "smallest"]),
+    dtype=st.sampled_from([np.float32, np.float64]),
+)
+def test_top_k_per_group_rust_equals_torch_and_topk(g, groups, data, keep, dtype):
+    """Rust and the plain-torch twin agree exactly (ties, NaN, signed zeros included), and the
+    kept set is what ``torch.topk`` keeps whenever the k-th best is not tied."""
+    k = data.draw(st.integers(1, g))
+    values = st.one_of(st.sampled_from([0.0, -0.0, 1.0, float("nan")]), st.floats(-5, 5, width=32))
+    scores = np.array(data.draw(st.lists(values, min_size=g * groups, max_size=g * groups)), dtype=dtype)
+    before = scores.copy()
+    got = top_k_per_group(scores, g, k, keep=keep)
+    np.testing.assert_array_equal(scores, before)  # input untouched
+    assert got.dtype == np.int64 and got.shape == (groups * k,)
+    twin = _torch_impl.top_k_per_group(torch.from_numpy(scores), g, k, keep)
+    np.testing.assert_array_equal(got, twin.numpy())
+    for i in range(groups):
+        rows = got[i * k:(i + 1) * k] - i * g
+        assert np.all(np.diff(rows) > 0) and rows.min() >= 0 and rows.max() < g
+        grp = torch.from_numpy(scores[i * g:(i + 1) * g]).double()
+        key = torch.where(torch.isnan(grp), torch.tensor(-math.inf if keep == "largest" else math.inf,
+                                                              dtype=torch.float64), grp)
+        ordered = torch.sort(key, descending=(keep == "largest")).values
+        kth = ordered[k - 1]
+        if k == g or (ordered[k] != kth and not torch.isinf(kth)):
+            expect = torch.topk(key, k, largest=(keep == "largest")).indices.sort().values.numpy()
+            np.testing.assert_array_equal(rows, expect)
+
+
+def test_top_k_per_group_tensor_in_tensor_out_and_errors():
+    out = top_k_per_group(torch.tensor([3.0, 1.0, 2.0, 1.0, 0.5, 9.0]), 3, 2)
+    assert isinstance(out, torch.Tensor) and out.tolist() == [0, 2, 3, 5]
+    assert top_k_per_group(np.array([5.0, 1.0, 2.0, 1.0]), 4, 2, keep="smallest").tolist() == [1, 3]
+    with pytest.raises(ValueError, match="num_generations"):
+        top_k_per_group(np.ones(5, np.float32), 2, 1)
+    with pytest.raises(ValueError, match="'k'|k\\b"):
+        top_k_per_group(np.ones(4, np.float32), 2, 3)
+    with pytest.raises(ValueError, match="keep"):
+        top_k_per_group(np.ones(4, np.float32), 2, 1, keep="max")
+    with pytest.raises(TypeError, match="scores"):
+        top_k_per_group(np.ones(4, np.int64), 2, 1)
+    with pytest.raises(ValueError, match="scores"):
+        top_k_per_group(np.ones((2, 2), np.float32), 2, 1)
+    with pytest.raises(ValueError, match="scores"):
+        top_k_per_group(np.ones(0, np.float32), 2, 1)

@@ -147,3 +147,14 @@ def soft_overlong_penalty(lengths: torch.Tensor, lmax: int, cache: int, float64:
     ramp = (lo - x).to(torch.float64) / cache if cache > 0 else torch.zeros_like(x, dtype=torch.float64)
     out = torch.where(x <= lo, torch.zeros_like(ramp), torch.where(x <= lmax, ramp, torch.full_like(ramp, -1.0)))
     return out if float64 else out.to(torch.float32)
+
+
+def top_k_per_group(scores: Any, g: int, k: int, keep: str) -> Any:
+    """Plain-torch twin of the Rust selection: NaN last, ties to the earlier row, original order."""
+    s = scores.reshape(-1, g)
+    key = -s if keep == "largest" else s
+    # a stable ascending sort puts NaN last and keeps equal keys (-0.0 == 0.0) in index order
+    best = torch.sort(key, dim=1, stable=True).indices[:, :k]
+    rows = torch.sort(best, dim=1).values
+    base = torch.arange(s.shape[0], device=s.device, dtype=torch.int64).unsqueeze(1) * g
+    return (rows + base).reshape(-1)

@@ -7,6 +7,7 @@
   ``normalize_then_sum``.
 * :func:`rloo_advantages` — ``RLOOTrainer``'s leave-one-out baseline.
 * :func:`zero_variance_groups` — which groups carry no learning signal (DAPO dynamic sampling).
+* :func:`top_k_per_group` — the rows GFPO keeps: the ``k`` best of each group by a score.
 
 Backends: numpy arrays and CPU torch tensors are read in place by the Rust kernels (GIL
 released); tensors on any other device run the same math in plain torch on that device.
@@ -25,7 +26,7 @@ from . import _native
 from . import _validate as v
 from .errors import InvalidArgumentError
 
-__all__ = ["Advantages", "grpo_advantages", "rloo_advantages", "zero_variance_groups"]
+__all__ = ["Advantages", "grpo_advantages", "rloo_advantages", "top_k_per_group", "zero_variance_groups"]
 
 _SCALES = ("group", "batch", "none")
 _AGGREGATIONS = ("sum_then_normalize", "normalize_then_sum")
@@ -81,15 +82,15 @@ def _scale_mode(scale_rewards: object) -> str:
     return v.choice(scale_rewards, "scale_rewards", _SCALES)
 
 
-def _check_layout(shape: tuple[int, ...], num_generations: object) -> tuple[int, int, int]:
-    """Validate the grouping of an (N,) or (N, K) rewards shape; return (N, K, G)."""
+def _check_layout(shape: tuple[int, ...], num_generations: object, name: str = "rewards") -> tuple[int, int, int]:
+    """Validate the grouping of an (N,) or (N, K) shape of argument ``name``; return (N, K, G)."""
     g = v.integer(num_generations, "num_generations", minimum=1)
     n = shape[0]
     k = shape[1] if len(shape) == 2 else 1
     if n == 0:
-        raise InvalidArgumentError("is empty; expected at least one completion", "rewards")
+        raise InvalidArgumentError("is empty; expected at least one completion", name)
     if k == 0:
-        raise InvalidArgumentError("has no columns; expected one column per reward function", "rewards")
+        raise InvalidArgumentError("has no columns; expected one column per reward function", name)
     if n % g:
         raise InvalidArgumentError(
             f"{g} does not divide the number of completions {n} "
@@ -350,3 +351,43 @@ def zero_variance_groups(
     w = _weights(reward_weights, k, arr.dtype)
     fn = _native.zero_variance_groups_f32 if arr.dtype == np.float32 else _native.zero_variance_groups_f64
     return v.wrap(fn(arr, w, g, atol, rtol), v.is_torch(rewards))
+
+
+def top_k_per_group(scores: Any, num_generations: int, k: int, *, keep: str = "largest") -> Any:
+    """Row indices of the ``k`` best scores in each contiguous group: GFPO's filter.
+
+    GFPO (Shrivastava et al., 2025, arXiv:2508.09726, §2) samples ``num_generations``
+    completions per prompt and trains only on the ``k`` that score best by a metric such as
+    length (``keep="smallest"``) or reward per token (``keep="largest"``).
+
+    Parameters
+    ----------
+    scores : (N,), float32 or float64
+        One score per completion, in contiguous groups of ``num_generations``.
+    num_generations : int
+        Group size G; must divide N.
+    k : int
+        Rows kept per group, 1 <= k <= G.
+    keep : {"largest", "smallest"}
+
+    Returns
+    -------
+    (N // G * k,) int64 global row indices, group after group, ascending within each group (the
+    original order, unlike ``torch.topk``). A NaN score ranks below every number; ties go to
+    the earlier row. numpy in, numpy out; a tensor in gives a tensor on its device.
+    """
+    keep = v.choice(keep, "keep", ("largest", "smallest"))
+    g = v.integer(num_generations, "num_generations", minimum=1)
+    k = v.integer(k, "k", minimum=1)
+    if k > g:
+        raise InvalidArgumentError(f"must be at most num_generations ({g}), got {k}", "k")
+    if v.on_accelerator(scores):
+        from . import _torch_impl
+
+        t = v.tensor(scores, "scores", v.FLOAT, (1,))
+        _check_layout(tuple(t.shape), g, "scores")
+        return _torch_impl.top_k_per_group(t.detach(), g, k, keep)
+    arr = v.array(scores, "scores", v.FLOAT, (1,))
+    _check_layout(arr.shape, g, "scores")
+    fn = _native.top_k_per_group_f32 if arr.dtype == np.float32 else _native.top_k_per_group_f64
+    return v.wrap(fn(arr, g, k, keep), v.is_torch(scores))

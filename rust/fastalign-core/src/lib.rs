@@ -17,6 +17,7 @@ pub mod overlong;
 pub mod par;
 pub mod real;
 pub mod rewards;
+pub mod select;
 mod stats;
 
 pub use error::{Error, Result};

@@ -11,6 +11,7 @@ mod detach;
 mod errors;
 mod overlong;
 mod rewards;
+mod select;
 
 use pyo3::prelude::*;
 
@@ -34,6 +35,8 @@ mod _native {
     };
     #[pymodule_export]
     use crate::rewards::SoftOverlong;
+    #[pymodule_export]
+    use crate::select::{top_k_per_group_f32, top_k_per_group_f64};
 
     #[pymodule_init]
     fn init(m: &Bound<'_, PyModule>) -> PyResult<()> {
