@@ -136,12 +136,14 @@ def tiny_grpo_trainer(
     trainer_cls: type | None = None,
     output_dir: str | None = None,
     model: Any = None,
+    trainer_kwargs: dict | None = None,
     **config: Any,
 ) -> Any:
     """A real ``trl.GRPOTrainer`` (or ``trainer_cls``) on a tiny local model, on the CPU.
 
-    ``config`` goes to ``GRPOConfig``. The default dataset has one ``prompt`` column of
-    plain-text prompts; pass ``train_dataset`` to add columns for reward functions.
+    ``config`` goes to ``GRPOConfig``; ``trainer_kwargs`` to the trainer's constructor (e.g. the
+    options of :class:`fastalign.trl.FastGRPOTrainer`). The default dataset has one ``prompt``
+    column of plain-text prompts; pass ``train_dataset`` to add columns for reward functions.
     """
     from trl import GRPOConfig, GRPOTrainer
 
@@ -155,6 +157,7 @@ def tiny_grpo_trainer(
         train_dataset=train_dataset,
         processing_class=tokenizer,
         rollout_func=rollout_func,
+        **(trainer_kwargs or {}),
     )
     trainer.model.train()
     return trainer
