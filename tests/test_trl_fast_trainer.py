@@ -72,7 +72,7 @@ def test_fast_trainer_trains_like_grpo_trainer(config):
                 assert y == pytest.approx(x, rel=1e-5, abs=1e-6, nan_ok=True), key
             else:
                 assert x == y, (key, x, y)
-    assert trainer.fastalign_times.calls["grpo_advantages"] >= 2  # one per generation batch
+    assert trainer.fastalign_times.calls("grpo_advantages") >= 2  # one per generation batch
 
 
 # --- DAPO dynamic sampling ----------------------------------------------------------------------

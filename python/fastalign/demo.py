@@ -2,9 +2,12 @@
 
 Run with ``python -m fastalign.demo`` (the README's first command does the set-up too).
 
-1. A real TRL training run: a tiny random Qwen2 model (built locally, nothing downloaded) takes
-   a few ``GRPOTrainer`` steps on the CPU with fastalign's DAPO soft overlong reward as one of
-   its reward functions, and TRL logs it under the same metric names as its own.
+1. Training: a tiny random Qwen2 model (built locally, nothing downloaded) learns a small task
+   on the CPU, once with stock ``GRPOTrainer`` and once with ``FastGRPOTrainer`` under DAPO's
+   settings (dynamic sampling, clip-higher, token-level loss, overlong filtering, and
+   fastalign's soft overlong reward): reward, loss and filtered groups per step, the time spent
+   in fastalign's hot paths against TRL's lines on the same reward matrices, and a PNG plot of
+   reward per step for both trainers.
 2. Parity: TRL's own ``_generate_and_score_completions`` on a fixed batch (NaN rewards, a
    constant group, truncated completions) beside fastalign's advantages, masks and rewards.
 3. Speed: fastalign against TRL's code on the same inputs, at training-batch sizes.
@@ -36,44 +39,122 @@ def _fmt(seconds: float) -> str:
     return f"{seconds * 1e6:9.1f} us" if seconds < 1e-3 else f"{seconds * 1e3:9.2f} ms"
 
 
-def train_section(steps: int) -> None:
-    from datasets import Dataset
+def _target_length(completion_ids, **kwargs):
+    """The task: stop (EOS) after about 6 tokens. 1 at exactly 6, less the further off, 0 unstopped."""
+    return [max(0.0, 1.0 - abs(len(c) - 6) / 6) if c and c[-1] == 1 else 0.0 for c in completion_ids]
 
+
+def _trl_advantage_lines(rewards, weights, g):
+    """GRPOTrainer 1.16's inline advantage lines (group scaling, sum_then_normalize), for timing."""
+    import torch
+    from trl.trainer.utils import nanstd
+
+    s = (rewards * weights.unsqueeze(0)).nansum(dim=1)
+    s[torch.isnan(rewards).all(dim=1)] = torch.nan
+    mean = torch.nanmean(s.view(-1, g), dim=1).repeat_interleave(g, dim=0)
+    std = nanstd(s.view(-1, g), dim=1).repeat_interleave(g, dim=0)
+    adv = torch.nan_to_num((s - mean) / (std + 1e-4), nan=0.0)
+    return adv, torch.isclose(std, torch.zeros_like(std))
+
+
+def train_section(steps: int, plot: str | None) -> None:
+    from datasets import Dataset
+    from transformers.trainer_callback import PrinterCallback, ProgressCallback
+    from trl import GRPOTrainer
+
+    from .advantages import grpo_advantages
     from .rewards import soft_overlong
     from .testing import tiny_grpo_trainer
+    from .trl import FastGRPOTrainer
 
-    print("\n== 1. fastalign inside a real TRL GRPO training run (tiny random model, CPU) ==")
+    class RecordingFastGRPOTrainer(FastGRPOTrainer):
+        """Keeps each generation batch's reward matrix, to time TRL's lines on the same inputs."""
 
-    def ends_with_eos(completion_ids, **kwargs):
-        return [1.0 if ids and ids[-1] == 1 else 0.0 for ids in completion_ids]
+        recorded_rewards: list = []
 
-    reward = soft_overlong(max_completion_len=16, soft_punish_cache=8)
-    trainer = tiny_grpo_trainer(
-        [ends_with_eos, reward],
-        train_dataset=Dataset.from_dict({"prompt": ["what is 1 + 1 ?", "what is 2 + 3 ?"] * 16}),
-        max_completion_length=16,
-        max_steps=steps,
-        learning_rate=1e-3,
-        mask_truncated_completions=True,
-        epsilon_high=0.28,
-        loss_type="dapo",
+        def _calculate_rewards(self, *args, **kwargs):
+            rewards = super()._calculate_rewards(*args, **kwargs)
+            self.recorded_rewards.append(rewards.clone())
+            return rewards
+
+    print("\n== 1. Training: FastGRPOTrainer (DAPO, dynamic sampling) beside stock GRPOTrainer ==")
+    print("tiny random Qwen2 on the CPU; task: stop after ~6 tokens; rewards: target length + DAPO soft overlong")
+    dapo = dict(  # DAPO's loss settings (arXiv:2503.14476 §3): token-level loss, clip-higher, overlong filter
+        loss_type="dapo", epsilon=0.2, epsilon_high=0.28, mask_truncated_completions=True, beta=0.0,
+        max_completion_length=16, num_generations=4, per_device_train_batch_size=16,
+        learning_rate=5e-3, max_steps=steps,
     )
-    from transformers.trainer_callback import PrinterCallback, ProgressCallback
+    data = Dataset.from_dict({"prompt": ["what is 1 + 1 ?", "what is 2 + 3 ?", "a b c", "d e f"] * 64})
+    runs = {}
+    for name, cls, extra in [
+        ("TRL GRPOTrainer", GRPOTrainer, {}),
+        ("fastalign FastGRPOTrainer", RecordingFastGRPOTrainer,
+         dict(trainer_kwargs=dict(dynamic_sampling=True, max_num_gen_batches=3))),
+    ]:
+        trainer = tiny_grpo_trainer(
+            [_target_length, soft_overlong(max_completion_len=16, soft_punish_cache=8)],
+            trainer_cls=cls, train_dataset=data, **dapo, **extra,
+        )
+        trainer.remove_callback(PrinterCallback)
+        trainer.remove_callback(ProgressCallback)
+        t = time.perf_counter()
+        trainer.train()
+        runs[name] = (trainer, time.perf_counter() - t)
 
-    trainer.remove_callback(PrinterCallback)
-    trainer.remove_callback(ProgressCallback)
-    t = time.perf_counter()
-    trainer.train()
-    elapsed = time.perf_counter() - t
-    key = "rewards/soft_overlong_punishment_reward/mean"
-    print(f"{'step':>4} {'loss':>10} {'reward':>8} {key:>44} {'clipped_ratio':>13}")
-    for row in trainer.state.log_history:
-        if key in row:
-            print(
-                f"{row['step']:>4} {row.get('loss', float('nan')):>10.4f} {row['reward']:>8.3f} "
-                f"{row[key]:>44.4f} {row['completions/clipped_ratio']:>13.3f}"
-            )
-    print(f"{steps} steps in {elapsed:.1f} s; fastalign's reward is logged under TRL's own metric name.")
+    (trl_trainer, trl_time), (fast_trainer, fast_time) = runs.values()
+    trl_log = [r for r in trl_trainer.state.log_history if "reward" in r]
+    fast_log = [r for r in fast_trainer.state.log_history if "reward" in r]
+    print(f"{'step':>4} | {'TRL reward':>10} {'TRL loss':>9} | {'fastalign reward':>16} {'loss':>9} "
+          f"{'filtered groups':>15} {'generations':>11}")
+    for a, b in zip(trl_log, fast_log):
+        print(f"{a['step']:>4} | {a['reward']:>10.3f} {a['loss']:>9.4f} | {b['reward']:>16.3f} {b['loss']:>9.4f} "
+              f"{b.get('dynamic_sampling/filtered_groups', 0):>15.0f} "
+              f"{b.get('dynamic_sampling/generation_batches', 1):>11.0f}")
+    first, last = fast_log[0]["rewards/_target_length/mean"], fast_log[-1]["rewards/_target_length/mean"]
+    print(f"target-length reward, fastalign run: {first:.3f} at step 1 -> {last:.3f} at step {len(fast_log)}")
+    print(f"wall time: TRL {trl_time:.1f} s, fastalign {fast_time:.1f} s (both dominated by generation; "
+          "dynamic sampling generates more when it filters)")
+
+    times = fast_trainer.fastalign_times
+    print("fastalign hot paths in the run (wall clock per call, median; a busy machine adds outliers to totals):")
+    for name in times.samples:
+        print(f"  {name:<22} {times.calls(name):>3} calls, median {_fmt(times.median(name)).strip()}, "
+              f"total {_fmt(times.total(name)).strip()}")
+    # TRL's advantage step has no function of its own to time inside a run, so both are timed on
+    # the reward matrices this run actually produced, one generation batch after another
+    mats = fast_trainer.recorded_rewards
+    w = fast_trainer.reward_weights
+    t_trl = sum(_best(lambda m=m: _trl_advantage_lines(m, w, 4), 20) for m in mats)
+    t_fast = sum(_best(lambda m=m: grpo_advantages(m, 4, reward_weights=w), 20) for m in mats)
+    print(f"advantage step on the run's {len(mats)} reward matrices ({tuple(mats[0].shape)} each): "
+          f"TRL's lines {_fmt(t_trl).strip()}, fastalign (with the logged metrics) {_fmt(t_fast).strip()} "
+          f"({t_trl / t_fast:.1f}x); section 3 has training-size batches")
+    if plot:
+        _plot(plot, [r["reward"] for r in trl_log], [r["reward"] for r in fast_log])
+
+
+def _plot(path: str, trl_rewards: list, fast_rewards: list) -> None:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print("(matplotlib is not installed: no plot; pip install fastalign[demo])")
+        return
+    fig, ax = plt.subplots(figsize=(6, 3.5), dpi=120)
+    ax.plot(range(1, len(trl_rewards) + 1), trl_rewards, marker="o", ms=3, label="TRL GRPOTrainer")
+    ax.plot(range(1, len(fast_rewards) + 1), fast_rewards, marker="s", ms=3,
+            label="fastalign FastGRPOTrainer (DAPO dynamic sampling)")
+    ax.set_xlabel("step")
+    ax.set_ylabel("mean reward")
+    ax.set_title("Tiny Qwen2 on CPU: reward per step")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    print(f"reward plot written to {path}")
 
 
 def parity_section() -> None:
@@ -198,7 +279,8 @@ def speed_section(repeat: int) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m fastalign.demo", description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=3, help="GRPO training steps in section 1")
+    parser.add_argument("--steps", type=int, default=15, help="GRPO training steps in section 1")
+    parser.add_argument("--plot", default="fastalign-demo-reward.png", help="PNG of reward per step ('' for none)")
     parser.add_argument("--repeat", type=int, default=50, help="timing repetitions in section 3")
     parser.add_argument("--skip-train", action="store_true")
     args = parser.parse_args(argv)
@@ -209,7 +291,7 @@ def main(argv: list[str] | None = None) -> None:
 
     print(f"fastalign {fastalign.__version__} | trl {trl.__version__} | torch {torch.__version__}")
     if not args.skip_train:
-        train_section(args.steps)
+        train_section(args.steps, args.plot or None)
     parity_section()
     speed_section(args.repeat)
 

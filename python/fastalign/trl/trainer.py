@@ -146,14 +146,22 @@ class _Rollout:
 
 @dataclass
 class _HotPathTimes:
-    """Seconds spent in the parts fastalign replaces, summed over the run (see ``fastalign_times``)."""
+    """Wall-clock seconds of each call into the parts fastalign replaces (``fastalign_times``)."""
 
-    seconds: dict[str, float] = field(default_factory=lambda: defaultdict(float))
-    calls: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    samples: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
 
     def add(self, name: str, seconds: float) -> None:
-        self.seconds[name] += seconds
-        self.calls[name] += 1
+        self.samples[name].append(seconds)
+
+    def total(self, name: str) -> float:
+        return sum(self.samples[name])
+
+    def median(self, name: str) -> float:
+        xs = sorted(self.samples[name])
+        return xs[len(xs) // 2] if xs else math.nan
+
+    def calls(self, name: str) -> int:
+        return len(self.samples[name])
 
 
 class FastGRPOTrainer(GRPOTrainer):
