@@ -197,3 +197,43 @@ def test_gfpo_keeps_the_shortest_and_normalises_within_the_kept_group():
 def test_options_are_checked(options, error, name):
     with pytest.raises(error, match=name):
         tiny_grpo_trainer([short], trainer_cls=FastGRPOTrainer, num_generations=G, trainer_kwargs=options)
+
+
+# --- vLLM importance-sampling path (vLLM itself cannot run here: sampling log-probs injected) ---
+
+def _logprob_rollout(seed=7):
+    """Fixed random completions with made-up sampler log-probs (one None, as vLLM reports NaN)."""
+    rng = np.random.default_rng(seed)
+    lengths = rng.integers(1, 9, size=8)
+    completions = [[int(t) for t in rng.integers(4, 20, size=n - 1)] + [1] for n in lengths]
+    logprobs = [[float(x) for x in -rng.exponential(2.0, size=len(c))] for c in completions]
+    logprobs[2][0] = None
+
+    def rollout(prompts, trainer):
+        return {"prompt_ids": [[4, 5] for _ in prompts], "completion_ids": [list(c) for c in completions],
+                "logprobs": [list(lp) for lp in logprobs]}
+
+    return rollout
+
+
+@pytest.mark.parametrize("mode", ["token_truncate", "token_mask", "sequence_truncate", "sequence_mask"])
+def test_vllm_importance_sampling_matches_grpo_trainer(mode):
+    outs = []
+    for cls in (GRPOTrainer, FastGRPOTrainer):
+        trainer = tiny_grpo_trainer(
+            [short], trainer_cls=cls, num_generations=G, per_device_train_batch_size=8,
+            rollout_func=_logprob_rollout(), vllm_importance_sampling_mode=mode,
+            vllm_importance_sampling_clip_min=0.5 if mode.endswith("mask") else None,
+        )
+        # what use_vllm=True changes in the scoring step, without a vLLM engine: the rollout_func
+        # path skips generation, and the weight sync is marked done for this step
+        trainer.use_vllm = True
+        trainer._last_loaded_step = trainer.state.global_step
+        out = trainer._generate_and_score_completions(_rows("a", "b"))
+        outs.append((out, {k: v[-1] for k, v in trainer._metrics["train"].items() if k.startswith("sampling/")}))
+    (ref, ref_m), (got, got_m) = outs
+    for key in ("importance_sampling_ratio", "old_per_token_logps", "sampling_per_token_logps", "completion_mask"):
+        torch.testing.assert_close(got[key], ref[key], rtol=1e-6, atol=0, equal_nan=True, msg=key)
+    assert set(ref_m) == set(got_m) and len(ref_m) == 5
+    for k, x in ref_m.items():
+        assert got_m[k] == pytest.approx(x, rel=1e-6, nan_ok=True), k
