@@ -39,8 +39,7 @@ Pass ``strict=False`` to deviate knowingly: the override is then applied as give
 
 **CPU-safe construction.** TRL's configs default to ``bf16=True`` (unless ``fp16``), which
 transformers 5.23 refuses at construction on a machine without a bf16 GPU. Presets therefore
-default to ``bf16=False`` unless you pass ``bf16`` or ``fp16`` yourself: pass ``bf16=True`` on a
-GPU. Nothing else is touched; construction needs no network and no GPU (presets with
+default to ``bf16=False`` unless you pass ``bf16`` yourself: pass ``bf16=True`` on a GPU. Nothing else is touched; construction needs no network and no GPU (presets with
 ``use_vllm=True`` construct fine without vLLM installed; the trainer checks for it).
 
 Experimental TRL modules (``trl.experimental.cpo``, ``orpo``, ``tpo``, ``gmpo``, ``a2po``,
@@ -263,7 +262,7 @@ def _build(
     cls = _config_class(short)
     _check_overrides(cls, overrides, preset)
     kwargs: dict[str, Any] = {}
-    if "bf16" not in overrides and "fp16" not in overrides:
+    if "bf16" not in overrides:
         kwargs["bf16"] = False  # CPU-safe default (module docstring); pass bf16=True on a GPU
     kwargs.update(paper)
     kwargs.update(overrides)
