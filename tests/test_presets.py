@@ -295,9 +295,9 @@ def test_unknown_field_raises_naming_it(name, outdir):
     ("name", "field", "hint"),
     [
         ("gspo", "learning_rat", "learning_rate"),  # typo: close match
-        ("dr_grpo", "max_prompt_length", "max_length"),  # removed on 1.16 (old Dr. GRPO snippet)
+        ("dr_grpo", "max_prompt_length", "removed it"),  # removed on 1.16 (old Dr. GRPO snippet)
         ("robust_dpo", "max_prompt_length", "max_length"),
-        ("apo_zero", "max_completion_length", "max_length"),
+        ("apo_zero", "max_completion_length", "no separate completion limit"),  # old APO snippet
         ("cpo", "warmup_ratio", "warmup_steps"),  # transformers 5.23
         ("lite_ppo", "num_completions", "num_generations"),  # old Lite PPO snippet
     ],

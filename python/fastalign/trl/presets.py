@@ -186,11 +186,12 @@ _TRAINERS: dict[str, str] = {
 
 # Names the paper index (old or current) passes that TRL 1.16 / transformers 5.23 do not have.
 _REMOVED_HINTS: dict[str, str] = {
-    "max_prompt_length": "TRL 1.16 has no max_prompt_length on this config; truncate prompts in the dataset, "
-    "or bound the whole sequence with max_length",
+    "max_prompt_length": "TRL 1.16 removed it; truncate or filter prompts in the dataset",
+    "max_completion_length": "this config has no separate completion limit",
     "warmup_ratio": "transformers 5.23 has no warmup_ratio; pass warmup_steps=<float in [0, 1)>, which is read as a ratio",
     "num_completions": "the field is num_generations",
 }
+_MAX_LENGTH_HINT = " (max_length bounds prompt + completion)"
 
 
 def _resolve(dotted: str) -> type:
@@ -225,6 +226,8 @@ def _check_overrides(cls: type, overrides: Mapping[str, Any], preset: str) -> No
         msg = f"is not a field of {cls.__name__} (TRL 1.16), so preset {preset}() cannot pass it through"
         if key in _REMOVED_HINTS:
             msg += f": {_REMOVED_HINTS[key]}"
+            if key.startswith("max_") and "max_length" in names:
+                msg += _MAX_LENGTH_HINT
         close = difflib.get_close_matches(key, sorted(names), n=3, cutoff=0.6)
         if close:
             msg += f"; did you mean {', '.join(close)}?"
