@@ -155,6 +155,18 @@ EXPECTED: dict[str, tuple[str, dict]] = {
                                                    learning_rate=3e-4, per_device_train_batch_size=32,
                                                    warmup_steps=2000, max_new_tokens=64)),
     "on_policy_distillation": ("trl.experimental.gkd.GKDConfig", dict(lmbda=1.0, beta=1.0)),
+    # trl-paper-index.md §65, warmup_ratio=0.0 -> warmup_steps=0, plus max_length = 2048 + 16384
+    "iw_opd": ("trl.experimental.iw_opd.IWOPDConfig", dict(
+        distillation_objective="iw_opd", iw_opd_gamma=0.5, lmbda=1.0, learning_rate=1e-5,
+        per_device_train_batch_size=1, gradient_accumulation_steps=32, num_generations=1, temperature=1.0,
+        top_p=1.0, max_prompt_length=2048, max_completion_length=16384, warmup_steps=0, use_vllm=True,
+        vllm_sync_frequency=1, save_steps=10, eval_steps=10, max_length=18432)),
+    "sdpo": ("trl.experimental.sdpo.SDPOConfig", dict(
+        distillation_alpha=0.5, distillation_mode="topk_logits", distillation_topk=100, distillation_is_clip=2.0,
+        distillation_weight=1.0, use_successful_as_teacher=True, teacher_model_kind="ema", teacher_update_rate=0.05,
+        include_environment_feedback=True)),
+    "sdft": ("trl.experimental.sdft.SDFTConfig", dict(
+        distillation_alpha=0.5, distillation_mode="topk_logits", distillation_topk=5, max_completion_length=64)),
 }
 
 RECIPES = {"gspo_token", "dapo", "long_cot_rewards", "high_entropy_tokens", "gfpo", "bema"}
@@ -225,6 +237,9 @@ def test_enumeration_lists_every_preset_function():
 def test_list_alias_and_get_errors():
     assert presets.list is presets.available
     assert presets.list() == presets.available()
+    namespace: dict = {}
+    exec("from fastalign.trl.presets import *", namespace)
+    assert "list" not in namespace  # a star-import must not shadow the builtin
     with pytest.raises(InvalidArgumentError, match="dapo") as exc:
         presets.get("dappo")
     assert exc.value.argument == "name"
@@ -362,6 +377,7 @@ CONTRADICTIONS = [
     ("tpo_l", {"loss_type": "sigmoid"}, "loss_type", "sigmoid"),
     ("reward_centering", {"center_rewards_coefficient": None}, "center_rewards_coefficient", None),
     ("on_policy_distillation", {"lmbda": 0.5}, "lmbda", 0.5),
+    ("iw_opd", {"distillation_objective": "jsd"}, "distillation_objective", "jsd"),
 ]
 
 
@@ -539,6 +555,13 @@ def test_page_snippets_that_fail_on_1_16(outdir):
     with pytest.warns(FutureWarning):
         old_tis = trl.GRPOConfig(**base, use_vllm=True, vllm_importance_sampling_cap=2.0)
     assert old_tis.vllm_importance_sampling_mode == "sequence_mask"
+    # IW-OPD: warmup_ratio is gone, and a 16384-token completion does not fit the default max_length
+    from trl.experimental.iw_opd import IWOPDConfig
+
+    with pytest.raises(TypeError, match="warmup_ratio"):
+        IWOPDConfig(**base, warmup_ratio=0.0)
+    with pytest.raises(ValueError, match="max_length"):
+        IWOPDConfig(**base, max_prompt_length=2048, max_completion_length=16384)
     # AlphaPO on 1.16: rewritten to simpo with cpo_alpha forced to 0
     alphapo = CPOConfig(**base, loss_type="alphapo", alpha=0.25, cpo_alpha=1.0)
     assert (alphapo.loss_type, alphapo.cpo_alpha) == ("simpo", 0.0)

@@ -43,14 +43,14 @@ default to ``bf16=False`` unless you pass ``bf16`` yourself: pass ``bf16=True`` 
 ``use_vllm=True`` construct fine without vLLM installed; the trainer checks for it).
 
 Experimental TRL modules (``trl.experimental.cpo``, ``orpo``, ``tpo``, ``gmpo``, ``a2po``,
-``gkd``) are imported only when such a preset is called; TRL then emits its
+``gkd``, ``iw_opd``, ``sdpo``, ``sdft``) are imported only when such a preset is called; TRL then emits its
 ``TRLExperimentalWarning`` unless ``TRL_EXPERIMENTAL_SILENCE=1``.
 
 Not provided (no runnable TRL 1.16 configuration on the page): Nash-MD, XPO, PRM, MiniLLM, SSD and
 PPO (their modules are absent from the 1.16 wheel), unpaired BCO (``trl.experimental.bco`` is
 gone; :func:`bco` is the paired ``bco_pair``), Online DPO and sequence-level IS (no configuration
 block), Llama 2 margins (a dataset column), LoRA/DoRA (a ``peft`` config), ZeRO (an accelerate
-file), the diffusion LOO denoiser (a script), and the distillation sections IW-OPD, SDPO, SDFT.
+file) and the diffusion LOO denoiser (a script).
 Sources: ``/work/shared/specs/trl-paper-index.md`` (the page at TRL f2cd57710, with 1.16 checks),
 ``trl-dpo-spec.md`` §15 (the older copies in ``shared/seeds``), and the installed TRL 1.16.0 source.
 """
@@ -74,8 +74,7 @@ __all__ = [
     "UnknownFieldError",
     "available",
     "get",
-    "list",
-]
+]  # ``list`` (the alias of ``available``) is left out so that ``import *`` cannot shadow the builtin
 
 #: Dotted path of fastalign's GRPOTrainer subclass (DAPO dynamic sampling, GFPO, GSPO-token). It
 #: lands separately (issue 5); presets name it as a string and never import it themselves.
@@ -168,6 +167,9 @@ _CONFIGS: dict[str, tuple[str, str]] = {
     "GMPOConfig": ("trl.experimental.gmpo", "GMPOConfig"),
     "A2POConfig": ("trl.experimental.a2po", "A2POConfig"),
     "GKDConfig": ("trl.experimental.gkd", "GKDConfig"),
+    "IWOPDConfig": ("trl.experimental.iw_opd", "IWOPDConfig"),
+    "SDPOConfig": ("trl.experimental.sdpo", "SDPOConfig"),
+    "SDFTConfig": ("trl.experimental.sdft", "SDFTConfig"),
 }
 _TRAINERS: dict[str, str] = {
     "GRPOConfig": "trl.GRPOTrainer",
@@ -182,6 +184,9 @@ _TRAINERS: dict[str, str] = {
     "GMPOConfig": "trl.experimental.gmpo.GMPOTrainer",
     "A2POConfig": "trl.experimental.a2po.A2POTrainer",
     "GKDConfig": "trl.experimental.gkd.GKDTrainer",
+    "IWOPDConfig": "trl.experimental.iw_opd.IWOPDTrainer",
+    "SDPOConfig": "trl.experimental.sdpo.SDPOTrainer",
+    "SDFTConfig": "trl.experimental.sdft.SDFTTrainer",
 }
 
 # Names the paper index (old or current) passes that TRL 1.16 / transformers 5.23 do not have.
@@ -324,7 +329,7 @@ def _soft_overlong(max_completion_length: int, soft_punish_cache: int) -> Any:
 @_preset(
     title="DeepSeekMath: Pushing the Limits of Mathematical Reasoning in Open Language Models",
     url=_arxiv("2402.03300"),
-    section="Sec. 4.2 (training setup of GRPO); values as quoted by TRL's paper index",
+    section="RL training setup, quoted by TRL's paper index (the page gives no section number)",
     config="GRPOConfig",
 )
 def deepseekmath_grpo(*, strict: bool = True, **overrides: Any) -> Any:
@@ -419,7 +424,7 @@ def gspo(*, strict: bool = True, **overrides: Any) -> Any:
 @_preset(
     title="Group Sequence Policy Optimization (GSPO-token variant)",
     url=_arxiv("2507.18071"),
-    section="Sec. 4.3 (GSPO-token); hyper-parameters of Sec. 5.1 (v2)",
+    section="GSPO-token, the token-level variant of Sec. 4; hyper-parameters of Sec. 5.1 (v2)",
     config="GRPOConfig",
     returns="recipe",
     trainer=FAST_GRPO_TRAINER,
@@ -788,7 +793,7 @@ def mis(*, level: str = "sequence", strict: bool = True, **overrides: Any) -> An
 
 
 @_preset(
-    title="The Art of Scaling Reinforcement Learning Compute for LLMs (ScaleRL, CISPO loss)",
+    title="The Art of Scaling Reinforcement Learning (ScaleRL, CISPO loss)",
     url=_arxiv("2510.13786"),
     section="ScaleRL recipe: CISPO loss, batch-level advantage normalisation, FP32 LM head",
     config="GRPOConfig",
@@ -977,9 +982,10 @@ def gfpo(
     (huggingface/trl#6309), and 1.16 has no ``num_remains_in_group``. The config sets
     ``num_generations=16`` (G) and ``per_device_train_batch_size=16`` (so the generation batch
     holds whole groups, which 1.16 requires); ``trainer_kwargs`` carries ``num_remains_in_group=8`` (k) and
-    ``group_filter="length"`` (or ``"token_efficiency"``, reward per token). The paper sweeps k
-    and G; 8 of 16 is one of its settings, not a single prescribed value, so set both for your
-    budget. Raises if ``num_remains_in_group`` is not in [2, num_generations).
+    ``group_filter="length"`` (or ``"token_efficiency"``, reward per token). Neither TRL's paper
+    index nor its removed GFPO docs give values: k=8 of G=16 is this preset's default, not a
+    number cited from the paper, so set both for your budget. Raises if
+    ``num_remains_in_group`` is not in [2, num_generations).
     """
     _check_int(num_remains_in_group, "num_remains_in_group", 2)
     if group_filter not in _GFPO_METRICS:
@@ -1001,7 +1007,7 @@ def gfpo(
 
 
 @_preset(
-    title="Accelerating RL for LLM Reasoning with Optimal Advantage Regression (A*-PO)",
+    title="Accelerating RL for LLM Reasoning with Optimal Advantage Regression (A*-PO; TRL's A2PO)",
     url=_arxiv("2505.20686"),
     section="offline V* estimation (β1, N) and on-policy regression (β2)",
     config="A2POConfig",
@@ -1677,6 +1683,89 @@ def on_policy_distillation(*, strict: bool = True, **overrides: Any) -> Any:
         _eq("beta", 1.0, "reverse KL"),
     )
     return _build("on_policy_distillation", "GKDConfig", dict(lmbda=1.0, beta=1.0), overrides, strict, pins)
+
+
+@_preset(
+    title="On the Position Bias of On-Policy Distillation (IW-OPD)",
+    url=_arxiv("2606.22600"),
+    section="Algorithm 1 and App. C.3 (γ=0.5); Table 6 (training and rollout settings)",
+    config="IWOPDConfig",
+)
+def iw_opd(*, strict: bool = True, **overrides: Any) -> Any:
+    """IW-OPD (arXiv 2606.22600) with ``trl.experimental.iw_opd.IWOPDConfig``:
+    ``distillation_objective="iw_opd"``, ``iw_opd_gamma=0.5`` (Algorithm 1, App. C.3),
+    ``lmbda=1.0``; from Table 6: ``learning_rate=1e-5``, ``per_device_train_batch_size=1``,
+    ``gradient_accumulation_steps=32``, ``num_generations=1``, ``temperature=1.0``, ``top_p=1.0``,
+    ``max_prompt_length=2048``, ``max_completion_length=16384``, warm-up 0, ``use_vllm=True``,
+    ``vllm_sync_frequency=1``, ``save_steps=10``, ``eval_steps=10``.
+
+    Corrections: the page passes ``warmup_ratio=0.0``, which transformers 5.23 does not have
+    (``TypeError``): ``warmup_steps=0`` is the same thing. And as written the config raises
+    ``ValueError`` on 1.16: ``max_completion_length`` (16384) must be below ``max_length``
+    (default 1024); the preset sets ``max_length=18432`` (2048 prompt + 16384 completion tokens,
+    both from Table 6). Pinned: ``distillation_objective="iw_opd"``.
+    """
+    paper = dict(
+        distillation_objective="iw_opd",
+        iw_opd_gamma=0.5,
+        lmbda=1.0,
+        learning_rate=1e-5,
+        per_device_train_batch_size=1,
+        gradient_accumulation_steps=32,
+        num_generations=1,
+        temperature=1.0,
+        top_p=1.0,
+        max_prompt_length=2048,
+        max_completion_length=16384,
+        max_length=2048 + 16384,  # 1.16 fix, see docstring
+        warmup_steps=0,
+        use_vllm=True,
+        vllm_sync_frequency=1,
+        save_steps=10,
+        eval_steps=10,
+    )
+    pins = (_eq("distillation_objective", "iw_opd", "the importance-weighted objective"),)
+    return _build("iw_opd", "IWOPDConfig", paper, overrides, strict, pins)
+
+
+@_preset(
+    title="Reinforcement Learning via Self-Distillation (SDPO)",
+    url=_arxiv("2601.20802"),
+    section="top-K logit distillation from successful rollouts with an EMA teacher, as in TRL's paper index",
+    config="SDPOConfig",
+)
+def sdpo(*, strict: bool = True, **overrides: Any) -> Any:
+    """SDPO (arXiv 2601.20802) with ``trl.experimental.sdpo.SDPOConfig``: ``distillation_alpha=0.5``
+    (Jensen-Shannon), ``distillation_mode="topk_logits"``, ``distillation_topk=100``,
+    ``distillation_is_clip=2.0``, ``distillation_weight=1.0`` (pure distillation),
+    ``use_successful_as_teacher=True``, ``teacher_model_kind="ema"``, ``teacher_update_rate=0.05``,
+    ``include_environment_feedback=True`` (needs the dataset's ``privileged_context``). No pins."""
+    paper = dict(
+        distillation_alpha=0.5,
+        distillation_mode="topk_logits",
+        distillation_topk=100,
+        distillation_is_clip=2.0,
+        distillation_weight=1.0,
+        use_successful_as_teacher=True,
+        teacher_model_kind="ema",
+        teacher_update_rate=0.05,
+        include_environment_feedback=True,
+    )
+    return _build("sdpo", "SDPOConfig", paper, overrides, strict)
+
+
+@_preset(
+    title="Self-Distillation Enables Continual Learning (SDFT)",
+    url=_arxiv("2601.19897"),
+    section="top-K logit self-distillation, as in TRL's paper index",
+    config="SDFTConfig",
+)
+def sdft(*, strict: bool = True, **overrides: Any) -> Any:
+    """SDFT (arXiv 2601.19897) with ``trl.experimental.sdft.SDFTConfig``: ``distillation_alpha=0.5``,
+    ``distillation_mode="topk_logits"``, ``distillation_topk=5``, ``max_completion_length=64``.
+    No pins."""
+    paper = dict(distillation_alpha=0.5, distillation_mode="topk_logits", distillation_topk=5, max_completion_length=64)
+    return _build("sdft", "SDFTConfig", paper, overrides, strict)
 
 
 # ---------------------------------------------------------------------------------------------
