@@ -39,12 +39,13 @@ Pass ``strict=False`` to deviate knowingly: the override is then applied as give
 
 **CPU-safe construction.** TRL's configs default to ``bf16=True`` (unless ``fp16``), which
 transformers 5.23 refuses at construction on a machine without a bf16 GPU. Presets therefore
-default to ``bf16=False`` unless you pass ``bf16`` yourself: pass ``bf16=True`` on a GPU. Nothing else is touched; construction needs no network and no GPU (presets with
+default to ``bf16=False`` unless you pass ``bf16`` yourself: pass ``bf16=True`` on a GPU.
+Nothing else is touched; construction needs no network and no GPU (presets with
 ``use_vllm=True`` construct fine without vLLM installed; the trainer checks for it).
 
 Experimental TRL modules (``trl.experimental.cpo``, ``orpo``, ``tpo``, ``gmpo``, ``a2po``,
-``gkd``, ``iw_opd``, ``sdpo``, ``sdft``) are imported only when such a preset is called; TRL then emits its
-``TRLExperimentalWarning`` unless ``TRL_EXPERIMENTAL_SILENCE=1``.
+``gkd``, ``iw_opd``, ``sdpo``, ``sdft``) are imported only when such a preset is called; TRL
+then emits its ``TRLExperimentalWarning`` unless ``TRL_EXPERIMENTAL_SILENCE=1``.
 
 Not provided (no runnable TRL 1.16 configuration on the page): Nash-MD, XPO, PRM, MiniLLM, SSD and
 PPO (their modules are absent from the 1.16 wheel), unpaired BCO (``trl.experimental.bco`` is
@@ -193,7 +194,8 @@ _TRAINERS: dict[str, str] = {
 _REMOVED_HINTS: dict[str, str] = {
     "max_prompt_length": "TRL 1.16 removed it; truncate or filter prompts in the dataset",
     "max_completion_length": "this config has no separate completion limit",
-    "warmup_ratio": "transformers 5.23 has no warmup_ratio; pass warmup_steps=<float in [0, 1)>, which is read as a ratio",
+    "warmup_ratio": "transformers 5.23 has no warmup_ratio; pass warmup_steps=<float in [0, 1)>, "
+    "which is read as a ratio",
     "num_completions": "the field is num_generations",
 }
 _MAX_LENGTH_HINT = " (max_length bounds prompt + completion)"
@@ -565,7 +567,10 @@ def long_cot_rewards(*, cosine_max_len: int = 4096, strict: bool = True, **overr
 
     _check_int(cosine_max_len, "cosine_max_len", 1)
     config = _build("long_cot_rewards", "GRPOConfig", {}, overrides, strict)
-    rewards = (get_cosine_scaled_reward(max_len=cosine_max_len), get_repetition_penalty_reward(ngram_size=3, max_penalty=-1.0))
+    rewards = (
+        get_cosine_scaled_reward(max_len=cosine_max_len),
+        get_repetition_penalty_reward(ngram_size=3, max_penalty=-1.0),
+    )
     return Recipe(config, reward_funcs=rewards, trainer_cls="trl.GRPOTrainer")
 
 
@@ -1119,8 +1124,14 @@ def exo(*, strict: bool = True, **overrides: Any) -> Any:
     1e-3"); the preset sets 1e-3. (The older index also linked the SLiC-HF paper, 2305.10425, for
     EXO; the paper is 2402.00856.) Pinned: ``loss_type=["exo_pair"]``, ``0 < label_smoothing < 1``.
     """
-    paper = dict(loss_type="exo_pair", per_device_train_batch_size=64, learning_rate=1e-6, beta=0.1, label_smoothing=1e-3)
-    pin = ("label_smoothing", lambda c: 0.0 < c.label_smoothing < 1.0, "must be in (0, 1): EXO's ε (1e-3 in the paper)")
+    paper = dict(
+        loss_type="exo_pair", per_device_train_batch_size=64, learning_rate=1e-6, beta=0.1, label_smoothing=1e-3
+    )
+    pin = (
+        "label_smoothing",
+        lambda c: 0.0 < c.label_smoothing < 1.0,
+        "must be in (0, 1): EXO's ε (1e-3 in the paper)",
+    )
     return _dpo("exo", paper, overrides, strict, pin)
 
 
@@ -1251,7 +1262,9 @@ def rpo(*, strict: bool = True, **overrides: Any) -> Any:
     """RPO (arXiv 2405.16436): ``loss_type=["sigmoid", "sft"]`` (Sec. 5), ``loss_weights=[1.0, 0.005]``
     (η), ``beta=0.01``, ``learning_rate=5e-7``, ``num_train_epochs=1`` (App. E.1). Pinned: the
     two losses."""
-    paper = dict(loss_type=["sigmoid", "sft"], loss_weights=[1.0, 0.005], beta=0.01, learning_rate=5e-7, num_train_epochs=1)
+    paper = dict(
+        loss_type=["sigmoid", "sft"], loss_weights=[1.0, 0.005], beta=0.01, learning_rate=5e-7, num_train_epochs=1
+    )
     return _dpo("rpo", paper, overrides, strict)
 
 
@@ -1439,7 +1452,13 @@ def dft(*, strict: bool = True, **overrides: Any) -> Any:
     """Dynamic Fine-Tuning (arXiv 2508.05629): ``loss_type="dft"``, ``learning_rate=5e-5``,
     ``max_length=2048``, ``per_device_train_batch_size=8``, ``gradient_accumulation_steps=32``
     (batch 256, Sec. 4.1). Pinned: ``loss_type="dft"``."""
-    paper = dict(loss_type="dft", learning_rate=5e-5, max_length=2048, per_device_train_batch_size=8, gradient_accumulation_steps=32)
+    paper = dict(
+        loss_type="dft",
+        learning_rate=5e-5,
+        max_length=2048,
+        per_device_train_batch_size=8,
+        gradient_accumulation_steps=32,
+    )
     return _build("dft", "SFTConfig", paper, overrides, strict, (_eq("loss_type", "dft", "the DFT loss"),))
 
 
@@ -1488,7 +1507,9 @@ def rloo(*, strict: bool = True, **overrides: Any) -> Any:
     ``beta=0.03``, ``num_generations=2``, ``learning_rate=1e-6``. (The 2025-09 copy of the page
     misses commas and is a SyntaxError as written.) Pinned: ``num_generations >= 2`` (leave-one-out
     needs two samples)."""
-    paper = dict(per_device_train_batch_size=512, steps_per_generation=2, beta=0.03, num_generations=2, learning_rate=1e-6)
+    paper = dict(
+        per_device_train_batch_size=512, steps_per_generation=2, beta=0.03, num_generations=2, learning_rate=1e-6
+    )
     pins = (("num_generations", lambda c: c.num_generations >= 2, "must be >= 2 for a leave-one-out baseline"),)
     return _build("rloo", "RLOOConfig", paper, overrides, strict, pins)
 
