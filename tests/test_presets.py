@@ -265,6 +265,15 @@ def test_enumeration_entry(name):
         assert isinstance(_resolve(info.trainer), type)  # the trainer exists in TRL 1.16
 
 
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_docstring_cites_the_paper_and_states_its_pins(name):
+    info = INFO[name]
+    doc = inspect.getdoc(info.function)
+    key = info.url.rsplit("/", 1)[-1] if "arxiv.org" in info.url else info.url
+    assert key in doc  # the arXiv id, or the blog's address
+    assert "Pinned" in doc or "No pin" in doc
+
+
 # --------------------------------------------------------------------------------------------
 # Construction, values, overrides
 

@@ -64,9 +64,21 @@ import importlib
 import inspect
 import types
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import InvalidArgumentError, InvalidTypeError
+
+if TYPE_CHECKING:  # the configs are imported lazily at call time; these names are for type checkers only
+    from trl import DPOConfig, GRPOConfig, KTOConfig, RewardConfig, RLOOConfig, SFTConfig
+    from trl.experimental.a2po import A2POConfig
+    from trl.experimental.cpo import CPOConfig
+    from trl.experimental.gkd import GKDConfig
+    from trl.experimental.gmpo import GMPOConfig
+    from trl.experimental.iw_opd import IWOPDConfig
+    from trl.experimental.orpo import ORPOConfig
+    from trl.experimental.sdft import SDFTConfig
+    from trl.experimental.sdpo import SDPOConfig
+    from trl.experimental.tpo import TPOConfig
 
 __all__ = [
     "FAST_GRPO_TRAINER",
@@ -334,7 +346,7 @@ def _soft_overlong(max_completion_length: int, soft_punish_cache: int) -> Any:
     section="RL training setup, quoted by TRL's paper index (the page gives no section number)",
     config="GRPOConfig",
 )
-def deepseekmath_grpo(*, strict: bool = True, **overrides: Any) -> Any:
+def deepseekmath_grpo(*, strict: bool = True, **overrides: Any) -> GRPOConfig:
     """GRPO as in DeepSeekMath (arXiv 2402.03300).
 
     ``loss_type="grpo"``; ``beta=0.001`` ("the KL coefficient to 0.001"); ``epsilon=10.0`` (the
@@ -363,7 +375,7 @@ def deepseekmath_grpo(*, strict: bool = True, **overrides: Any) -> Any:
     section="training details of DeepSeek-R1-Zero, as quoted by TRL's paper index",
     config="GRPOConfig",
 )
-def deepseek_r1(*, strict: bool = True, **overrides: Any) -> Any:
+def deepseek_r1(*, strict: bool = True, **overrides: Any) -> GRPOConfig:
     """GRPO settings of DeepSeek-R1 (arXiv 2501.12948), as TRL's paper index gives them.
 
     ``learning_rate=4e-5``, ``max_completion_length=32768``, ``num_generations=16``,
@@ -404,7 +416,7 @@ _GSPO_VALUES = dict(
     section="Sec. 5.1 (v2): clipping range 3e-4/4e-4, rollout batch split into 4 mini-batches",
     config="GRPOConfig",
 )
-def gspo(*, strict: bool = True, **overrides: Any) -> Any:
+def gspo(*, strict: bool = True, **overrides: Any) -> GRPOConfig:
     """GSPO (arXiv 2507.18071): sequence-level importance ratio.
 
     ``importance_sampling_level="sequence"``, ``loss_type="grpo"``, ``beta=0.0`` (KL off, per
@@ -459,7 +471,7 @@ def gspo_token(*, strict: bool = True, **overrides: Any) -> Recipe:
     section="Sec. 4 (log-space clip range 0.4)",
     config="GMPOConfig",
 )
-def gmpo(*, strict: bool = True, **overrides: Any) -> Any:
+def gmpo(*, strict: bool = True, **overrides: Any) -> GMPOConfig:
     """GMPO (arXiv 2507.20673) with ``trl.experimental.gmpo.GMPOConfig``.
 
     ``epsilon=0.4`` (log-space: ratios clipped to (e^-0.4, e^0.4), Sec. 4) and ``beta=0.0``. Use
@@ -580,7 +592,7 @@ def long_cot_rewards(*, cosine_max_len: int = 4096, strict: bool = True, **overr
     section="Sec. 4.1 (two-sided clipping δ=4, ε=0.2, KL 0.001, 16 responses, lr 3e-7)",
     config="GRPOConfig",
 )
-def intellect2(*, strict: bool = True, **overrides: Any) -> Any:
+def intellect2(*, strict: bool = True, **overrides: Any) -> GRPOConfig:
     """INTELLECT-2 (arXiv 2505.07291): two-sided ratio cap.
 
     ``delta=4``, ``epsilon=0.2``, ``beta=0.001``, ``num_generations=16``, ``learning_rate=3e-7``
@@ -608,7 +620,7 @@ def intellect2(*, strict: bool = True, **overrides: Any) -> Any:
     section="Sec. 3.3 (adaptive entropy control)",
     config="GRPOConfig",
 )
-def skywork_or1(*, strict: bool = True, **overrides: Any) -> Any:
+def skywork_or1(*, strict: bool = True, **overrides: Any) -> GRPOConfig:
     """Skywork-OR1 adaptive entropy control (arXiv 2505.22312, Sec. 3.3).
 
     ``use_adaptive_entropy=True``, ``entropy_coef=0.01`` (initial), ``entropy_target=5.0`` (nats;
@@ -652,7 +664,7 @@ def high_entropy_tokens(*, soft_punish_cache: int = 4096, strict: bool = True, *
     "Training section",
     config="GRPOConfig",
 )
-def dr_grpo(*, strict: bool = True, **overrides: Any) -> Any:
+def dr_grpo(*, strict: bool = True, **overrides: Any) -> GRPOConfig:
     """Dr. GRPO (arXiv 2503.20783).
 
     ``loss_type="dr_grpo"``, ``per_device_train_batch_size=1``, ``num_generations=8``,
@@ -692,7 +704,7 @@ def dr_grpo(*, strict: bool = True, **overrides: Any) -> Any:
     section="Lite PPO: batch-level reward std + token-level loss aggregation; values as in TRL's index",
     config="GRPOConfig",
 )
-def lite_ppo(*, strict: bool = True, **overrides: Any) -> Any:
+def lite_ppo(*, strict: bool = True, **overrides: Any) -> GRPOConfig:
     """Lite PPO (arXiv 2508.08221).
 
     ``scale_rewards="batch"``, ``loss_type="dapo"``, ``beta=0.0``, ``top_p=0.99``, ``top_k=100``,
@@ -738,8 +750,9 @@ def _check_level(level: object) -> str:
     section="the blog's truncated IS ratio min(π_train/π_vllm, C) with C=2; TIS also cites arXiv 1606.02647",
     config="GRPOConfig",
 )
-def tis(*, level: str = "token", strict: bool = True, **overrides: Any) -> Any:
-    """Truncated importance sampling for the vLLM/trainer mismatch.
+def tis(*, level: str = "token", strict: bool = True, **overrides: Any) -> GRPOConfig:
+    """Truncated importance sampling for the vLLM/trainer mismatch
+    (https://fengyao.notion.site/off-policy-rl; also arXiv 1606.02647).
 
     ``use_vllm=True``, ``vllm_importance_sampling_correction=True``,
     ``vllm_importance_sampling_mode="token_truncate"`` (``level="sequence"`` gives
@@ -773,8 +786,9 @@ def tis(*, level: str = "token", strict: bool = True, **overrides: Any) -> Any:
     section="IcePop's masked ratio outside [C_min, C_max] = [0.5, 2]; also https://ringtech.notion.site/icepop",
     config="GRPOConfig",
 )
-def mis(*, level: str = "sequence", strict: bool = True, **overrides: Any) -> Any:
-    """Masked importance sampling: tokens/sequences whose ratio leaves [0.5, 2] get no gradient.
+def mis(*, level: str = "sequence", strict: bool = True, **overrides: Any) -> GRPOConfig:
+    """Masked importance sampling (IcePop, arXiv 2510.18855; https://ringtech.notion.site/icepop):
+    tokens/sequences whose ratio leaves [0.5, 2] get no gradient.
 
     ``use_vllm=True``, ``vllm_importance_sampling_correction=True``,
     ``vllm_importance_sampling_mode="sequence_mask"`` (``level="token"`` gives ``"token_mask"``),
@@ -803,7 +817,7 @@ def mis(*, level: str = "sequence", strict: bool = True, **overrides: Any) -> An
     section="ScaleRL recipe: CISPO loss, batch-level advantage normalisation, FP32 LM head",
     config="GRPOConfig",
 )
-def cispo(*, strict: bool = True, **overrides: Any) -> Any:
+def cispo(*, strict: bool = True, **overrides: Any) -> GRPOConfig:
     """The ScaleRL recipe with the CISPO loss (arXiv 2510.13786).
 
     ``loss_type="cispo"``, ``epsilon_high=5.0`` (CISPO's absolute cap on the ratio),
@@ -831,7 +845,7 @@ def cispo(*, strict: bool = True, **overrides: Any) -> Any:
     section="2-GRPO, the minimal two-rollout case",
     config="GRPOConfig",
 )
-def two_grpo(*, strict: bool = True, **overrides: Any) -> Any:
+def two_grpo(*, strict: bool = True, **overrides: Any) -> GRPOConfig:
     """2-GRPO (arXiv 2510.00977): ``num_generations=2``, ``loss_type="grpo"``. Pinned: both."""
     pins = (
         _eq("num_generations", 2, "two rollouts per prompt is the method"),
@@ -846,7 +860,7 @@ def two_grpo(*, strict: bool = True, **overrides: Any) -> Any:
     section="SAPO's soft gate with τ_pos=1.0, τ_neg=1.05 (TRL's defaults)",
     config="GRPOConfig",
 )
-def sapo(*, strict: bool = True, **overrides: Any) -> Any:
+def sapo(*, strict: bool = True, **overrides: Any) -> GRPOConfig:
     """SAPO (arXiv 2511.20347): ``loss_type="sapo"``, ``sapo_temperature_pos=1.0``,
     ``sapo_temperature_neg=1.05``, ``scale_rewards="group"``. Pinned: ``loss_type="sapo"``."""
     paper = dict(loss_type="sapo", sapo_temperature_pos=1.0, sapo_temperature_neg=1.05, scale_rewards="group")
@@ -860,7 +874,7 @@ def sapo(*, strict: bool = True, **overrides: Any) -> Any:
     section="unbiased KL estimate (importance-weighted k3); β from DeepSeek-R1 since V3.2 gives none",
     config="GRPOConfig",
 )
-def deepseek_v32_kl(*, strict: bool = True, **overrides: Any) -> Any:
+def deepseek_v32_kl(*, strict: bool = True, **overrides: Any) -> GRPOConfig:
     """DeepSeek-V3.2's bias-corrected KL (arXiv 2512.02556).
 
     ``beta=0.001`` (the paper gives no value; the page takes R1's) and
@@ -881,7 +895,7 @@ def deepseek_v32_kl(*, strict: bool = True, **overrides: Any) -> Any:
     section="off-policy sequence masking (eq. 9)",
     config="GRPOConfig",
 )
-def deepseek_v32_off_policy_mask(*, strict: bool = True, **overrides: Any) -> Any:
+def deepseek_v32_off_policy_mask(*, strict: bool = True, **overrides: Any) -> GRPOConfig:
     """DeepSeek-V3.2's off-policy sequence mask (arXiv 2512.02556, eq. 9).
 
     ``off_policy_mask_threshold=0.5``. Pinned: the threshold set.
@@ -900,7 +914,7 @@ def deepseek_v32_off_policy_mask(*, strict: bool = True, **overrides: Any) -> An
     section="decoupled per-reward group normalisation",
     config="GRPOConfig",
 )
-def gdpo(*, strict: bool = True, **overrides: Any) -> Any:
+def gdpo(*, strict: bool = True, **overrides: Any) -> GRPOConfig:
     """GDPO (arXiv 2601.05242): ``multi_objective_aggregation="normalize_then_sum"``. Pinned: that."""
     pins = (_eq("multi_objective_aggregation", "normalize_then_sum", "per-reward normalisation is the method"),)
     paper = dict(multi_objective_aggregation="normalize_then_sum")
@@ -913,7 +927,7 @@ def gdpo(*, strict: bool = True, **overrides: Any) -> Any:
     section="Sec. 5.1 (clip range 2e-3/2.5e-3)",
     config="GRPOConfig",
 )
-def luspo(*, strict: bool = True, **overrides: Any) -> Any:
+def luspo(*, strict: bool = True, **overrides: Any) -> GRPOConfig:
     """LUSPO (arXiv 2602.05261): ``loss_type="luspo"``, ``importance_sampling_level="sequence"``,
     ``epsilon=2e-3``, ``epsilon_high=2.5e-3`` (Sec. 5.1). Pinned: the loss and the sequence level
     (TRL 1.16 warns without it)."""
@@ -931,7 +945,7 @@ def luspo(*, strict: bool = True, **overrides: Any) -> Any:
     section="Sec. 3.4 (c1, c2 for positive and negative advantages)",
     config="GRPOConfig",
 )
-def vespo(*, strict: bool = True, **overrides: Any) -> Any:
+def vespo(*, strict: bool = True, **overrides: Any) -> GRPOConfig:
     """VESPO (arXiv 2602.10693).
 
     ``loss_type="vespo"``, ``use_vllm=True``, ``vllm_importance_sampling_mode="token_truncate"``,
@@ -990,7 +1004,7 @@ def gfpo(
     ``group_filter="length"`` (or ``"token_efficiency"``, reward per token). Neither TRL's paper
     index nor its removed GFPO docs give values: k=8 of G=16 is this preset's default, not a
     number cited from the paper, so set both for your budget. Raises if
-    ``num_remains_in_group`` is not in [2, num_generations).
+    ``num_remains_in_group`` is not in [2, num_generations). No pinned config fields.
     """
     _check_int(num_remains_in_group, "num_remains_in_group", 2)
     if group_filter not in _GFPO_METRICS:
@@ -1017,7 +1031,7 @@ def gfpo(
     section="offline V* estimation (β1, N) and on-policy regression (β2)",
     config="A2POConfig",
 )
-def a2po(*, strict: bool = True, **overrides: Any) -> Any:
+def a2po(*, strict: bool = True, **overrides: Any) -> A2POConfig:
     """A*-PO (arXiv 2505.20686) with ``trl.experimental.a2po.A2POConfig``: ``beta1=0.5``,
     ``beta2=1e-3``, ``num_value_samples=8``. No pinned fields."""
     paper = dict(beta1=0.5, beta2=1e-3, num_value_samples=8)
@@ -1045,7 +1059,7 @@ def _dpo(preset: str, paper: Mapping[str, Any], overrides: Mapping[str, Any], st
     section="App. B (loss, batch 64, lr 1e-6, β=0.1)",
     config="DPOConfig",
 )
-def dpo(*, strict: bool = True, **overrides: Any) -> Any:
+def dpo(*, strict: bool = True, **overrides: Any) -> DPOConfig:
     """DPO (arXiv 2305.18290, App. B): ``loss_type="sigmoid"``, ``per_device_train_batch_size=64``,
     ``learning_rate=1e-6``, ``beta=0.1``. Pinned: ``loss_type=["sigmoid"]``."""
     paper = dict(loss_type="sigmoid", per_device_train_batch_size=64, learning_rate=1e-6, beta=0.1)
@@ -1058,7 +1072,7 @@ def dpo(*, strict: bool = True, **overrides: Any) -> Any:
     section="Sec. 2 (hinge loss); Sec. 3.2 (batch 512, lr 1e-4)",
     config="DPOConfig",
 )
-def slic_hf(*, strict: bool = True, **overrides: Any) -> Any:
+def slic_hf(*, strict: bool = True, **overrides: Any) -> DPOConfig:
     """SLiC-HF (arXiv 2305.10425): ``loss_type="hinge"`` (Sec. 2), ``per_device_train_batch_size=512``,
     ``learning_rate=1e-4`` (Sec. 3.2); β stays TRL's 0.1. Pinned: ``loss_type=["hinge"]``."""
     paper = dict(loss_type="hinge", per_device_train_batch_size=512, learning_rate=1e-4)
@@ -1071,7 +1085,7 @@ def slic_hf(*, strict: bool = True, **overrides: Any) -> Any:
     section="hinge loss with γ=0.05 (after filtering the data with RSO)",
     config="DPOConfig",
 )
-def rso(*, strict: bool = True, **overrides: Any) -> Any:
+def rso(*, strict: bool = True, **overrides: Any) -> DPOConfig:
     """RSO (arXiv 2309.06657): ``loss_type="hinge"``, ``beta=0.05`` (γ). The rejection sampling of
     the dataset is yours to do. Pinned: ``loss_type=["hinge"]``."""
     return _dpo("rso", dict(loss_type="hinge", beta=0.05), overrides, strict)
@@ -1083,7 +1097,7 @@ def rso(*, strict: bool = True, **overrides: Any) -> Any:
     section="f-DPO with Jensen-Shannon divergence",
     config="DPOConfig",
 )
-def f_dpo(*, strict: bool = True, **overrides: Any) -> Any:
+def f_dpo(*, strict: bool = True, **overrides: Any) -> DPOConfig:
     """f-DPO (arXiv 2309.16240): ``loss_type="sigmoid"``, ``beta=0.1``,
     ``f_divergence_type="js_divergence"`` (or forward_kl / alpha_divergence),
     ``f_alpha_divergence_coef=0.5``. Pinned: the sigmoid loss and a non-reverse-KL divergence
@@ -1101,7 +1115,7 @@ def f_dpo(*, strict: bool = True, **overrides: Any) -> Any:
     section="Sec. 5.1 (IPO loss); Sec. C.1 of the PMLR version (batch 90, lr 1e-2)",
     config="DPOConfig",
 )
-def ipo(*, strict: bool = True, **overrides: Any) -> Any:
+def ipo(*, strict: bool = True, **overrides: Any) -> DPOConfig:
     """IPO (arXiv 2310.12036): ``loss_type="ipo"`` (Sec. 5.1), ``per_device_train_batch_size=90``,
     ``learning_rate=1e-2`` (Sec. C.1, published version); β (τ) stays TRL's 0.1. Pinned:
     ``loss_type=["ipo"]``."""
@@ -1115,7 +1129,7 @@ def ipo(*, strict: bool = True, **overrides: Any) -> Any:
     section="Sec. 3.2 (EXO loss); Sec. B (batch 64, lr 1e-6, β_r=0.1); ε=1e-3 (the paper's value, per TRL)",
     config="DPOConfig",
 )
-def exo(*, strict: bool = True, **overrides: Any) -> Any:
+def exo(*, strict: bool = True, **overrides: Any) -> DPOConfig:
     """EXO (arXiv 2402.00856): ``loss_type="exo_pair"`` (Sec. 3.2), ``per_device_train_batch_size=64``,
     ``learning_rate=1e-6``, ``beta=0.1`` (Sec. B), ``label_smoothing=1e-3``.
 
@@ -1141,7 +1155,7 @@ def exo(*, strict: bool = True, **overrides: Any) -> Any:
     section="Sec. C (batch 32, lr 5e-6, α=β=0.01)",
     config="DPOConfig",
 )
-def nca(*, strict: bool = True, **overrides: Any) -> Any:
+def nca(*, strict: bool = True, **overrides: Any) -> DPOConfig:
     """NCA (arXiv 2402.05369): ``loss_type="nca_pair"``, ``per_device_train_batch_size=32``,
     ``learning_rate=5e-6``, ``beta=0.01`` (Sec. C). Pinned: ``loss_type=["nca_pair"]``."""
     paper = dict(loss_type="nca_pair", per_device_train_batch_size=32, learning_rate=5e-6, beta=0.01)
@@ -1154,7 +1168,7 @@ def nca(*, strict: bool = True, **overrides: Any) -> Any:
     section="Sec. B (batch 16, lr 1e-3, β=0.1, max length 512); Sec. 6 (ε=0.1)",
     config="DPOConfig",
 )
-def robust_dpo(*, strict: bool = True, **overrides: Any) -> Any:
+def robust_dpo(*, strict: bool = True, **overrides: Any) -> DPOConfig:
     """Robust DPO (arXiv 2403.00409): ``loss_type="robust"``, ``per_device_train_batch_size=16``,
     ``learning_rate=1e-3``, ``beta=0.1``, ``max_length=512`` (Sec. B), ``label_smoothing=0.1``
     (ε, Sec. 6).
@@ -1182,7 +1196,7 @@ def robust_dpo(*, strict: bool = True, **overrides: Any) -> Any:
     section="Sec. 4 (loss); Sec. C (batch 128, lr 5e-7, β=0.01)",
     config="DPOConfig",
 )
-def bco(*, strict: bool = True, **overrides: Any) -> Any:
+def bco(*, strict: bool = True, **overrides: Any) -> DPOConfig:
     """Paired BCO (arXiv 2404.04656): ``loss_type="bco_pair"``, ``per_device_train_batch_size=128``,
     ``learning_rate=5e-7``, ``beta=0.01`` (Sec. C).
 
@@ -1201,7 +1215,7 @@ def bco(*, strict: bool = True, **overrides: Any) -> Any:
     section="Sec. 3 (reference syncing); Table 1 (α=0.6, τ=512, β=0.05); Table 2 (training)",
     config="DPOConfig",
 )
-def tr_dpo(*, strict: bool = True, **overrides: Any) -> Any:
+def tr_dpo(*, strict: bool = True, **overrides: Any) -> DPOConfig:
     """TR-DPO (arXiv 2404.09656): ``sync_ref_model=True``, ``ref_model_mixup_alpha=0.6``,
     ``ref_model_sync_steps=512``, ``beta=0.05`` (Table 1), ``learning_rate=1e-6``,
     ``num_train_epochs=1``, ``max_length=1024``, ``max_grad_norm=2``, ``warmup_steps=100``
@@ -1228,7 +1242,7 @@ def tr_dpo(*, strict: bool = True, **overrides: Any) -> Any:
     section="DPO + NLL on the chosen answer, weight α=1",
     config="DPOConfig",
 )
-def iterative_rpo(*, strict: bool = True, **overrides: Any) -> Any:
+def iterative_rpo(*, strict: bool = True, **overrides: Any) -> DPOConfig:
     """Iterative RPO (arXiv 2404.19733): ``loss_type=["sigmoid", "sft"]``, ``loss_weights=[1.0, 1.0]``
     (α=1). The iterate-regenerate loop is yours. Pinned: the two losses."""
     paper = dict(loss_type=["sigmoid", "sft"], loss_weights=[1.0, 1.0])
@@ -1241,7 +1255,7 @@ def iterative_rpo(*, strict: bool = True, **overrides: Any) -> Any:
     section="Sec. 5 (β=η^-1=0.001, batch 64, lr 5e-7)",
     config="DPOConfig",
 )
-def sppo(*, strict: bool = True, **overrides: Any) -> Any:
+def sppo(*, strict: bool = True, **overrides: Any) -> DPOConfig:
     """SPPO (arXiv 2405.00675): ``loss_type="sppo_hard"``, ``beta=0.001`` (β = η⁻¹),
     ``per_device_train_batch_size=64``, ``learning_rate=5e-7`` (Sec. 5).
 
@@ -1258,7 +1272,7 @@ def sppo(*, strict: bool = True, **overrides: Any) -> Any:
     section="Sec. 5 (DPO + SFT); App. E.1 (η=0.005, β=0.01, lr 5e-7, 1 epoch)",
     config="DPOConfig",
 )
-def rpo(*, strict: bool = True, **overrides: Any) -> Any:
+def rpo(*, strict: bool = True, **overrides: Any) -> DPOConfig:
     """RPO (arXiv 2405.16436): ``loss_type=["sigmoid", "sft"]`` (Sec. 5), ``loss_weights=[1.0, 0.005]``
     (η), ``beta=0.01``, ``learning_rate=5e-7``, ``num_train_epochs=1`` (App. E.1). Pinned: the
     two losses."""
@@ -1274,7 +1288,7 @@ def rpo(*, strict: bool = True, **overrides: Any) -> Any:
     section="Sec. 3 (AOT); β=0.01 from the caption of Figure 2",
     config="DPOConfig",
 )
-def aot(*, strict: bool = True, **overrides: Any) -> Any:
+def aot(*, strict: bool = True, **overrides: Any) -> DPOConfig:
     """Paired AOT (arXiv 2406.05882): ``loss_type="aot"``, ``beta=0.01`` (Fig. 2 caption; the older
     index left TRL's 0.1). Pinned: ``loss_type=["aot"]``."""
     return _dpo("aot", dict(loss_type="aot", beta=0.01), overrides, strict)
@@ -1286,7 +1300,7 @@ def aot(*, strict: bool = True, **overrides: Any) -> Any:
     section="Sec. 3 (unpaired AOT); β=0.01 from the caption of Figure 2",
     config="DPOConfig",
 )
-def aot_unpaired(*, strict: bool = True, **overrides: Any) -> Any:
+def aot_unpaired(*, strict: bool = True, **overrides: Any) -> DPOConfig:
     """Unpaired AOT (arXiv 2406.05882): ``loss_type="aot_unpaired"``, ``beta=0.01``.
 
     Correction: the older index named this loss ``"aot_pair"``, which TRL 1.16 does not know (the
@@ -1302,7 +1316,7 @@ def aot_unpaired(*, strict: bool = True, **overrides: Any) -> Any:
     section="Sec. B.1 (batch 64, lr 5e-7, β=0.05); Sec. E (τ=0.05)",
     config="DPOConfig",
 )
-def discopop(*, strict: bool = True, **overrides: Any) -> Any:
+def discopop(*, strict: bool = True, **overrides: Any) -> DPOConfig:
     """DiscoPOP (arXiv 2406.08414): ``loss_type="discopop"``, ``per_device_train_batch_size=64``,
     ``learning_rate=5e-7``, ``beta=0.05`` (Sec. B.1), ``discopop_tau=0.05`` (Sec. E). Pinned:
     ``loss_type=["discopop"]``."""
@@ -1316,7 +1330,7 @@ def discopop(*, strict: bool = True, **overrides: Any) -> Any:
     section="Sec. 4 (β=0.01), eq. 2 weighting",
     config="DPOConfig",
 )
-def wpo(*, strict: bool = True, **overrides: Any) -> Any:
+def wpo(*, strict: bool = True, **overrides: Any) -> DPOConfig:
     """WPO (arXiv 2406.11827): ``loss_type="sigmoid"``, ``beta=0.01`` (Sec. 4), ``use_weighting=True``.
     Pinned: ``use_weighting=True``, ``loss_type=["sigmoid"]``."""
     paper = dict(loss_type="sigmoid", beta=0.01, use_weighting=True)
@@ -1332,7 +1346,7 @@ _APO = dict(per_device_train_batch_size=64, learning_rate=2e-7, beta=0.1)
     section="Sec. 4 (APO-zero); Sec. B.1 (batch 64); Sec. 5.2 (lr 2e-7, β=0.1), TACL version",
     config="DPOConfig",
 )
-def apo_zero(*, strict: bool = True, **overrides: Any) -> Any:
+def apo_zero(*, strict: bool = True, **overrides: Any) -> DPOConfig:
     """APO-zero (arXiv 2408.06266): ``loss_type="apo_zero"``, ``per_device_train_batch_size=64``,
     ``learning_rate=2e-7``, ``beta=0.1``.
 
@@ -1349,7 +1363,7 @@ def apo_zero(*, strict: bool = True, **overrides: Any) -> Any:
     section="Sec. 4 (APO-down); Sec. B.1 (batch 64); Sec. 5.2 (lr 2e-7, β=0.1), TACL version",
     config="DPOConfig",
 )
-def apo_down(*, strict: bool = True, **overrides: Any) -> Any:
+def apo_down(*, strict: bool = True, **overrides: Any) -> DPOConfig:
     """APO-down (arXiv 2408.06266): ``loss_type="apo_down"``, otherwise as :func:`apo_zero` (same
     correction: ``max_prompt_length``/``max_completion_length`` dropped). Pinned:
     ``loss_type=["apo_down"]``."""
@@ -1362,7 +1376,7 @@ def apo_down(*, strict: bool = True, **overrides: Any) -> Any:
     section="α=0.5, the suggested value",
     config="DPOConfig",
 )
-def ld_dpo(*, strict: bool = True, **overrides: Any) -> Any:
+def ld_dpo(*, strict: bool = True, **overrides: Any) -> DPOConfig:
     """LD-DPO (arXiv 2409.06411): ``ld_alpha=0.5``, sigmoid loss. Pinned: ``0 <= ld_alpha <= 1``
     (TRL accepts any value silently) and ``loss_type=["sigmoid"]``."""
     pin = ("ld_alpha", lambda c: c.ld_alpha is not None and 0.0 <= c.ld_alpha <= 1.0, "must be in [0, 1]")
@@ -1375,7 +1389,7 @@ def ld_dpo(*, strict: bool = True, **overrides: Any) -> Any:
     section="Sec. 3.2 (L = w_p L_p + w_q L_q + w_g L_g); Sec. 7 (weights 0.8/0.2/1.0, lr 5e-6)",
     config="DPOConfig",
 )
-def mpo(*, strict: bool = True, **overrides: Any) -> Any:
+def mpo(*, strict: bool = True, **overrides: Any) -> DPOConfig:
     """MPO (arXiv 2411.10442): ``loss_type=["sigmoid", "bco_pair", "sft"]`` (Sec. 3.2),
     ``loss_weights=[0.8, 0.2, 1.0]``, ``learning_rate=5e-6`` (Sec. 7). Pinned: the three losses."""
     paper = dict(loss_type=["sigmoid", "bco_pair", "sft"], loss_weights=[0.8, 0.2, 1.0], learning_rate=5e-6)
@@ -1388,7 +1402,7 @@ def mpo(*, strict: bool = True, **overrides: Any) -> Any:
     section="length-normalised DPO",
     config="DPOConfig",
 )
-def tulu3(*, strict: bool = True, **overrides: Any) -> Any:
+def tulu3(*, strict: bool = True, **overrides: Any) -> DPOConfig:
     """Tülu 3's length-normalised DPO (arXiv 2411.15124): ``loss_type="sigmoid_norm"``. Pinned: that."""
     return _dpo("tulu3", dict(loss_type="sigmoid_norm"), overrides, strict)
 
@@ -1399,7 +1413,7 @@ def tulu3(*, strict: bool = True, **overrides: Any) -> Any:
     section="TRL's KTOConfig defaults (the page passes KTOConfig())",
     config="KTOConfig",
 )
-def kto(*, strict: bool = True, **overrides: Any) -> Any:
+def kto(*, strict: bool = True, **overrides: Any) -> KTOConfig:
     """KTO (arXiv 2402.01306): ``KTOConfig()`` with its defaults (``loss_type="kto"``, ``beta=0.1``).
     Pinned: ``loss_type="kto"``."""
     return _build("kto", "KTOConfig", {}, overrides, strict, (_eq("loss_type", "kto", "the KTO loss"),))
@@ -1448,7 +1462,7 @@ def bema(*, bema_kwargs: Mapping[str, Any] | None = None, strict: bool = True, *
     section="Sec. 4.1 (lr 5e-5, max length 2048, batch 256 = 8 x 32)",
     config="SFTConfig",
 )
-def dft(*, strict: bool = True, **overrides: Any) -> Any:
+def dft(*, strict: bool = True, **overrides: Any) -> SFTConfig:
     """Dynamic Fine-Tuning (arXiv 2508.05629): ``loss_type="dft"``, ``learning_rate=5e-5``,
     ``max_length=2048``, ``per_device_train_batch_size=8``, ``gradient_accumulation_steps=32``
     (batch 256, Sec. 4.1). Pinned: ``loss_type="dft"``."""
@@ -1468,7 +1482,7 @@ def dft(*, strict: bool = True, **overrides: Any) -> Any:
     section="best-fit packing of documents split only when longer than the context",
     config="SFTConfig",
 )
-def fewer_truncations(*, strict: bool = True, **overrides: Any) -> Any:
+def fewer_truncations(*, strict: bool = True, **overrides: Any) -> SFTConfig:
     """Best-fit packing (arXiv 2404.10830): ``packing=True``, ``packing_strategy="bfd_split"``,
     ``max_length=4096``. Pinned: packing on with ``"bfd_split"``."""
     paper = dict(packing=True, packing_strategy="bfd_split", max_length=4096)
@@ -1485,7 +1499,7 @@ def fewer_truncations(*, strict: bool = True, **overrides: Any) -> Any:
     section="Sec. 3.5.2 (packed sequences of 512 tokens)",
     config="SFTConfig",
 )
-def t5_packing(*, strict: bool = True, **overrides: Any) -> Any:
+def t5_packing(*, strict: bool = True, **overrides: Any) -> SFTConfig:
     """T5's packing (arXiv 1910.10683, Sec. 3.5.2): ``packing=True``, ``max_length=512``. Pinned:
     ``packing=True``."""
     pins = (_eq("packing", True, "packing is the method"),)
@@ -1502,7 +1516,7 @@ def t5_packing(*, strict: bool = True, **overrides: Any) -> Any:
     section="Sec. C, Training Detail (batch 512, 2 steps per generation, β=0.03, lr 1e-6; k in {2, 4})",
     config="RLOOConfig",
 )
-def rloo(*, strict: bool = True, **overrides: Any) -> Any:
+def rloo(*, strict: bool = True, **overrides: Any) -> RLOOConfig:
     """RLOO (arXiv 2402.14740, Sec. C): ``per_device_train_batch_size=512``, ``steps_per_generation=2``,
     ``beta=0.03``, ``num_generations=2``, ``learning_rate=1e-6``. (The 2025-09 copy of the page
     misses commas and is a SyntaxError as written.) Pinned: ``num_generations >= 2`` (leave-one-out
@@ -1520,7 +1534,7 @@ def rloo(*, strict: bool = True, **overrides: Any) -> Any:
     section="global advantage normalisation",
     config="RLOOConfig",
 )
-def reinforce_pp(*, strict: bool = True, **overrides: Any) -> Any:
+def reinforce_pp(*, strict: bool = True, **overrides: Any) -> RLOOConfig:
     """REINFORCE++ (arXiv 2501.03262): ``RLOOConfig(normalize_advantages=True)``. Pinned: that."""
     pins = (_eq("normalize_advantages", True, "global advantage normalisation is the method"),)
     return _build("reinforce_pp", "RLOOConfig", dict(normalize_advantages=True), overrides, strict, pins)
@@ -1532,7 +1546,7 @@ def reinforce_pp(*, strict: bool = True, **overrides: Any) -> Any:
     section="Table 7 (λ=0.1, Mistral-ORPO-β); App. C (lr 5e-6, inverse sqrt, 5 epochs, 200 warm-up, batch 8)",
     config="ORPOConfig",
 )
-def orpo(*, strict: bool = True, **overrides: Any) -> Any:
+def orpo(*, strict: bool = True, **overrides: Any) -> ORPOConfig:
     """ORPO (arXiv 2403.07691) with ``trl.experimental.orpo.ORPOConfig``: ``beta=0.1`` (λ),
     ``learning_rate=5e-6``, ``lr_scheduler_type="inverse_sqrt"``, ``num_train_epochs=5``,
     ``warmup_steps=200``, ``per_device_train_batch_size=8``. No pinned fields."""
@@ -1554,7 +1568,7 @@ def orpo(*, strict: bool = True, **overrides: Any) -> Any:
     "(lr 1e-4, inverse sqrt)",
     config="CPOConfig",
 )
-def cpo(*, strict: bool = True, **overrides: Any) -> Any:
+def cpo(*, strict: bool = True, **overrides: Any) -> CPOConfig:
     """CPO (arXiv 2401.08417) with ``trl.experimental.cpo.CPOConfig``: ``loss_type="sigmoid"``,
     ``cpo_alpha=1.0``, ``beta=0.1``, ``learning_rate=1e-4``, ``lr_scheduler_type="inverse_sqrt"``,
     ``num_train_epochs=1``, ``warmup_steps=0.01``, ``max_length=512``.
@@ -1587,7 +1601,7 @@ def cpo(*, strict: bool = True, **overrides: Any) -> Any:
     section="App. B (β=2.5, γ/β=0.55, lr 1e-6, 1 epoch)",
     config="CPOConfig",
 )
-def simpo(*, strict: bool = True, **overrides: Any) -> Any:
+def simpo(*, strict: bool = True, **overrides: Any) -> CPOConfig:
     """SimPO (arXiv 2405.14734) with ``CPOConfig``: ``loss_type="simpo"``, ``cpo_alpha=0.0``,
     ``beta=2.5``, ``simpo_gamma=1.375`` (γ/β = 0.55), ``learning_rate=1e-6``, ``num_train_epochs=1``
     (App. B). Pinned: ``loss_type="simpo"``, ``alpha=0`` (non-zero alpha is AlphaPO)."""
@@ -1602,7 +1616,7 @@ def simpo(*, strict: bool = True, **overrides: Any) -> Any:
     section="Table 3 (Mistral-Instruct: α=0.25, β=2.5, γ=0.1, lr 7e-7)",
     config="CPOConfig",
 )
-def alphapo(*, strict: bool = True, **overrides: Any) -> Any:
+def alphapo(*, strict: bool = True, **overrides: Any) -> CPOConfig:
     """AlphaPO (arXiv 2501.03884) with ``trl.experimental.cpo.CPOConfig``: ``loss_type="alphapo"``,
     ``alpha=0.25``, ``beta=2.5``, ``simpo_gamma=0.1``, ``learning_rate=7e-7`` (Table 3,
     Mistral-Instruct).
@@ -1627,7 +1641,7 @@ def alphapo(*, strict: bool = True, **overrides: Any) -> Any:
     section="Sec. 3 (loss, NLL on the gold response); Table 6 (β=0.01, lr 5e-7)",
     config="TPOConfig",
 )
-def tpo(*, strict: bool = True, **overrides: Any) -> Any:
+def tpo(*, strict: bool = True, **overrides: Any) -> TPOConfig:
     """TPO (arXiv 2405.16681) with ``trl.experimental.tpo.TPOConfig``: ``loss_type="sigmoid"``,
     ``tpo_alpha=1.0``, ``beta=0.01``, ``learning_rate=5e-7``, ``num_train_epochs=1``,
     ``max_length=1024``. Pinned: ``loss_type="sigmoid"``."""
@@ -1641,7 +1655,7 @@ def tpo(*, strict: bool = True, **overrides: Any) -> Any:
     section="Sec. 3 (TPO-L); Table 6 (Llama-3-Base 5K: γ=0.5, β=0.01, lr 5e-7)",
     config="TPOConfig",
 )
-def tpo_l(*, strict: bool = True, **overrides: Any) -> Any:
+def tpo_l(*, strict: bool = True, **overrides: Any) -> TPOConfig:
     """TPO-L (arXiv 2405.16681): ``loss_type="tpo-l"``, ``tpo_alpha=1.0``, ``beta=0.01``,
     ``tpo_l_gamma=0.5``, ``learning_rate=5e-7``, ``num_train_epochs=1``. Pinned: ``loss_type="tpo-l"``."""
     paper = dict(loss_type="tpo-l", tpo_alpha=1.0, beta=0.01, tpo_l_gamma=0.5, learning_rate=5e-7, num_train_epochs=1)
@@ -1654,7 +1668,7 @@ def tpo_l(*, strict: bool = True, **overrides: Any) -> Any:
     section="reward centring auxiliary loss, η=0.01",
     config="RewardConfig",
 )
-def reward_centering(*, strict: bool = True, **overrides: Any) -> Any:
+def reward_centering(*, strict: bool = True, **overrides: Any) -> RewardConfig:
     """Reward centring (arXiv 2312.09244): ``RewardConfig(center_rewards_coefficient=0.01)`` (η).
     Pinned: the coefficient set."""
     pins = (("center_rewards_coefficient", lambda c: c.center_rewards_coefficient is not None, "must be set"),)
@@ -1667,7 +1681,7 @@ def reward_centering(*, strict: bool = True, **overrides: Any) -> Any:
     section="Sec. 3 (λ=0.5, β=0.5); App. A (T=1); Table A.1 (40k steps, lr 3e-4, batch 32, 2000 warm-up, 64 tokens)",
     config="GKDConfig",
 )
-def gkd(*, strict: bool = True, **overrides: Any) -> Any:
+def gkd(*, strict: bool = True, **overrides: Any) -> GKDConfig:
     """GKD (arXiv 2306.13649) with ``trl.experimental.gkd.GKDConfig``: ``lmbda=0.5``, ``beta=0.5``,
     ``temperature=1.0``, ``max_steps=40000``, ``learning_rate=3e-4``, ``per_device_train_batch_size=32``,
     ``warmup_steps=2000``, ``max_new_tokens=64``. Pass ``teacher_model_name_or_path`` (or a teacher
@@ -1691,8 +1705,9 @@ def gkd(*, strict: bool = True, **overrides: Any) -> Any:
     section="student rollouts only, reverse KL",
     config="GKDConfig",
 )
-def on_policy_distillation(*, strict: bool = True, **overrides: Any) -> Any:
-    """On-policy distillation with ``GKDConfig``: ``lmbda=1.0`` (student rollouts for every batch),
+def on_policy_distillation(*, strict: bool = True, **overrides: Any) -> GKDConfig:
+    """On-policy distillation (https://thinkingmachines.ai/blog/on-policy-distillation/) with
+    ``GKDConfig``: ``lmbda=1.0`` (student rollouts for every batch),
     ``beta=1.0`` (reverse KL). Pass ``teacher_model_name_or_path``.
 
     Correction: the page's first variant uses ``trl.experimental.distillation.DistillationConfig``,
@@ -1712,7 +1727,7 @@ def on_policy_distillation(*, strict: bool = True, **overrides: Any) -> Any:
     section="Algorithm 1 and App. C.3 (γ=0.5); Table 6 (training and rollout settings)",
     config="IWOPDConfig",
 )
-def iw_opd(*, strict: bool = True, **overrides: Any) -> Any:
+def iw_opd(*, strict: bool = True, **overrides: Any) -> IWOPDConfig:
     """IW-OPD (arXiv 2606.22600) with ``trl.experimental.iw_opd.IWOPDConfig``:
     ``distillation_objective="iw_opd"``, ``iw_opd_gamma=0.5`` (Algorithm 1, App. C.3),
     ``lmbda=1.0``; from Table 6: ``learning_rate=1e-5``, ``per_device_train_batch_size=1``,
@@ -1755,7 +1770,7 @@ def iw_opd(*, strict: bool = True, **overrides: Any) -> Any:
     section="top-K logit distillation from successful rollouts with an EMA teacher, as in TRL's paper index",
     config="SDPOConfig",
 )
-def sdpo(*, strict: bool = True, **overrides: Any) -> Any:
+def sdpo(*, strict: bool = True, **overrides: Any) -> SDPOConfig:
     """SDPO (arXiv 2601.20802) with ``trl.experimental.sdpo.SDPOConfig``: ``distillation_alpha=0.5``
     (Jensen-Shannon), ``distillation_mode="topk_logits"``, ``distillation_topk=100``,
     ``distillation_is_clip=2.0``, ``distillation_weight=1.0`` (pure distillation),
@@ -1781,7 +1796,7 @@ def sdpo(*, strict: bool = True, **overrides: Any) -> Any:
     section="top-K logit self-distillation, as in TRL's paper index",
     config="SDFTConfig",
 )
-def sdft(*, strict: bool = True, **overrides: Any) -> Any:
+def sdft(*, strict: bool = True, **overrides: Any) -> SDFTConfig:
     """SDFT (arXiv 2601.19897) with ``trl.experimental.sdft.SDFTConfig``: ``distillation_alpha=0.5``,
     ``distillation_mode="topk_logits"``, ``distillation_topk=5``, ``max_completion_length=64``.
     No pins."""
