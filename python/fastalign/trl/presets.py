@@ -8,7 +8,7 @@ silently changes meaning on TRL 1.16.0 / transformers 5.23 (each docstring says 
     from fastalign.trl import presets
 
     args = presets.gspo(output_dir="out", learning_rate=1e-6)     # a trl.GRPOConfig
-    recipe = presets.dapo(output_dir="out", max_completion_length=4096)
+    recipe = presets.dapo(output_dir="out", max_completion_length=4096, soft_punish_cache=512)
     trainer_cls = recipe.trainer_class()         # fastalign.trl.FastGRPOTrainer (dynamic sampling)
     trainer = trainer_cls(model=..., args=recipe.config,
                           reward_funcs=[my_reward, *recipe.reward_funcs], **recipe.trainer_kwargs)
@@ -52,8 +52,9 @@ PPO (their modules are absent from the 1.16 wheel), unpaired BCO (``trl.experime
 gone; :func:`bco` is the paired ``bco_pair``), Online DPO and sequence-level IS (no configuration
 block), Llama 2 margins (a dataset column), LoRA/DoRA (a ``peft`` config), ZeRO (an accelerate
 file) and the diffusion LOO denoiser (a script).
-Sources: ``/work/shared/specs/trl-paper-index.md`` (the page at TRL f2cd57710, with 1.16 checks),
-``trl-dpo-spec.md`` §15 (the older copies in ``shared/seeds``), and the installed TRL 1.16.0 source.
+Sources: TRL's paper index (``docs/source/paper_index.md`` at huggingface/trl f2cd57710, and its
+older copies of 2025-08 and 2025-09/10), every field and value checked against the TRL 1.16.0
+and transformers 5.23.0 sources.
 """
 
 from __future__ import annotations
