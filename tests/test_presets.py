@@ -471,19 +471,15 @@ def test_fast_trainer_is_resolved_lazily(outdir):
     recipe = presets.gspo_token(output_dir=outdir)
     import fastalign.trl
 
-    if hasattr(fastalign.trl, "FastGRPOTrainer"):
-        assert recipe.trainer_class() is fastalign.trl.FastGRPOTrainer
-    else:
-        with pytest.raises(ImportError, match="lands separately"):
-            recipe.trainer_class()
+    assert recipe.trainer_class() is fastalign.trl.FastGRPOTrainer
 
 
 def test_gfpo_recipe(outdir):
     recipe = presets.gfpo(output_dir=outdir)
-    assert dict(recipe.trainer_kwargs) == {"num_remains_in_group": 8, "group_filter": "length"}
+    assert dict(recipe.trainer_kwargs) == {"gfpo_num_remains_in_group": 8, "gfpo_metric": "length"}
     assert recipe.trainer_cls == FAST
-    recipe = presets.gfpo(output_dir=outdir, num_remains_in_group=4, group_filter="token_efficiency")
-    assert dict(recipe.trainer_kwargs) == {"num_remains_in_group": 4, "group_filter": "token_efficiency"}
+    recipe = presets.gfpo(output_dir=outdir, num_remains_in_group=4, group_filter="reward_per_token")
+    assert dict(recipe.trainer_kwargs) == {"gfpo_num_remains_in_group": 4, "gfpo_metric": "reward_per_token"}
     with pytest.raises(InvalidArgumentError) as exc:
         presets.gfpo(output_dir=outdir, num_remains_in_group=16)
     assert exc.value.argument == "num_remains_in_group"

@@ -237,3 +237,27 @@ def test_vllm_importance_sampling_matches_grpo_trainer(mode):
     assert set(ref_m) == set(got_m) and len(ref_m) == 5
     for k, x in ref_m.items():
         assert got_m[k] == pytest.approx(x, rel=1e-6, nan_ok=True), k
+
+
+# --- the presets' recipes run on FastGRPOTrainer ---------------------------------------------------
+
+@pytest.mark.parametrize("name", ["dapo", "gfpo"])
+def test_recipes_construct_and_score_on_fast_trainer(name, tmp_path):
+    """The keywords a recipe carries are FastGRPOTrainer's own: it builds and runs a scoring step."""
+    from fastalign.trl import presets
+
+    if name == "dapo":
+        recipe = presets.dapo(output_dir=str(tmp_path), max_completion_length=16, soft_punish_cache=8,
+                              max_num_gen_batches=2)
+    else:
+        recipe = presets.gfpo(output_dir=str(tmp_path), num_remains_in_group=2, group_filter="reward_per_token",
+                              num_generations=4, per_device_train_batch_size=8)
+    assert recipe.trainer_class() is FastGRPOTrainer
+    trainer = tiny_grpo_trainer(
+        [flat_or_length, *recipe.reward_funcs], trainer_cls=recipe.trainer_class(), num_generations=G,
+        per_device_train_batch_size=8, rollout_func=_random_rollout(), max_completion_length=16,
+        trainer_kwargs=dict(recipe.trainer_kwargs),
+    )
+    out = trainer._generate_and_score_completions(_rows("vary", "vary"))
+    kept = 8 if name == "dapo" else 4
+    assert out["completion_ids"].shape[0] == kept and out["advantages"].shape == (kept,)

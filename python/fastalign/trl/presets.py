@@ -90,8 +90,9 @@ __all__ = [
     "get",
 ]  # ``list`` (the alias of ``available``) is left out so that ``import *`` cannot shadow the builtin
 
-#: Dotted path of fastalign's GRPOTrainer subclass (DAPO dynamic sampling, GFPO, GSPO-token). It
-#: lands separately (issue 5); presets name it as a string and never import it themselves.
+#: Dotted path of fastalign's GRPOTrainer subclass (DAPO dynamic sampling, GFPO, GSPO-token).
+#: Presets name it as a string and import it only in :meth:`Recipe.trainer_class`, so building a
+#: config never imports the trainer machinery.
 FAST_GRPO_TRAINER = "fastalign.trl.FastGRPOTrainer"
 
 
@@ -118,8 +119,8 @@ class Recipe:
     callbacks : trainer callbacks (``callbacks=[*recipe.callbacks]``).
     trainer_cls : dotted path of the trainer class to use; :meth:`trainer_class` imports it.
     trainer_kwargs : extra constructor keywords for that trainer (read-only mapping). For
-        ``fastalign.trl.FastGRPOTrainer`` the names follow issue 5 (``dynamic_sampling``,
-        ``max_num_gen_batches``, ``num_remains_in_group``, ``group_filter``).
+        ``fastalign.trl.FastGRPOTrainer`` they are its constructor options (``dynamic_sampling``,
+        ``max_num_gen_batches``, ``gfpo_num_remains_in_group``, ``gfpo_metric``).
     notes : what the preset corrected or what the user still has to provide.
     """
 
@@ -143,8 +144,8 @@ class Recipe:
     def trainer_class(self) -> type:
         """Import and return the trainer class named by :attr:`trainer_cls`.
 
-        Raises ``ImportError`` with an explanation if it does not exist (yet): the
-        ``FastGRPOTrainer`` lands separately from the presets.
+        Raises ``ImportError`` with an explanation if it cannot be imported (``FastGRPOTrainer``
+        needs ``trl``).
         """
         return _resolve(self.trainer_cls)
 
@@ -221,8 +222,7 @@ def _resolve(dotted: str) -> type:
         return getattr(module, attr)
     except (ImportError, AttributeError) as exc:
         extra = (
-            " It is fastalign's GRPOTrainer subclass from issue 5, which lands separately from the presets; "
-            "until it is installed, this recipe cannot run on TRL 1.16 alone."
+            " It is fastalign's GRPOTrainer subclass; it needs trl==1.16.0 (pip install fastalign[trl])."
             if dotted == FAST_GRPO_TRAINER
             else ""
         )
@@ -462,7 +462,7 @@ def gspo_token(*, strict: bool = True, **overrides: Any) -> Recipe:
     return Recipe(
         config,
         trainer_cls=FAST_GRPO_TRAINER,
-        notes="GSPO-token is not in TRL 1.16; FastGRPOTrainer (issue 5) lands separately.",
+        notes="GSPO-token is not in TRL 1.16 (removed); FastGRPOTrainer computes it.",
     )
 
 
@@ -556,8 +556,7 @@ def dapo(
             reward_funcs=(reward,),
             trainer_cls=FAST_GRPO_TRAINER,
             trainer_kwargs={"dynamic_sampling": True, "max_num_gen_batches": max_num_gen_batches},
-            notes="Dynamic sampling needs FastGRPOTrainer (issue 5), which lands separately; "
-            "pass dynamic_sampling=False for stock TRL without it.",
+            notes="Dynamic sampling needs FastGRPOTrainer; pass dynamic_sampling=False for stock TRL without it.",
         )
     return Recipe(config, reward_funcs=(reward,), trainer_cls="trl.GRPOTrainer", notes="Dynamic sampling off.")
 
@@ -978,7 +977,7 @@ def vespo(*, strict: bool = True, **overrides: Any) -> GRPOConfig:
     return _build("vespo", "GRPOConfig", paper, overrides, strict, pins)
 
 
-_GFPO_METRICS = ("length", "token_efficiency")
+_GFPO_METRICS = ("length", "reward_per_token")
 
 
 @_preset(
@@ -1002,7 +1001,8 @@ def gfpo(
     (huggingface/trl#6309), and 1.16 has no ``num_remains_in_group``. The config sets
     ``num_generations=16`` (G) and ``per_device_train_batch_size=16`` (so the generation batch
     holds whole groups, which 1.16 requires); ``trainer_kwargs`` carries ``num_remains_in_group=8`` (k) and
-    ``group_filter="length"`` (or ``"token_efficiency"``, reward per token). Neither TRL's paper
+    ``group_filter="length"`` (or ``"reward_per_token"``, GFPO's token efficiency), passed to the
+    trainer as ``gfpo_num_remains_in_group`` and ``gfpo_metric``. Neither TRL's paper
     index nor its removed GFPO docs give values: k=8 of G=16 is this preset's default, not a
     number cited from the paper, so set both for your budget. Raises if
     ``num_remains_in_group`` is not in [2, num_generations). No pinned config fields.
@@ -1021,8 +1021,8 @@ def gfpo(
     return Recipe(
         config,
         trainer_cls=FAST_GRPO_TRAINER,
-        trainer_kwargs={"num_remains_in_group": num_remains_in_group, "group_filter": group_filter},
-        notes="GFPO is not in TRL 1.16; FastGRPOTrainer (issue 5) lands separately.",
+        trainer_kwargs={"gfpo_num_remains_in_group": num_remains_in_group, "gfpo_metric": group_filter},
+        notes="GFPO is not in TRL 1.16 (removed in 1.8); FastGRPOTrainer runs it.",
     )
 
 
