@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import functools
 import math
+import os
 import types
 from collections import defaultdict
 
@@ -44,6 +45,7 @@ from fastalign._preference_losses import (
 )
 from fastalign.errors import FastalignError, InvalidArgumentError, InvalidTypeError
 
+os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")  # importing trl.experimental.cpo warns otherwise
 S = types.SimpleNamespace
 EXACT = dict(rtol=0.0, atol=0.0, equal_nan=True)
 
@@ -722,3 +724,47 @@ def test_nan_can_pass_when_unchecked():
     nan = torch.tensor([float("nan"), -1.0])
     out = dpo_loss(nan, nan, nan, nan, check_finite=False)
     assert torch.isnan(out.loss)
+
+
+@pytest.mark.parametrize("loss_type, alpha", [("sigmoid", 0.0), ("simpo", 0.0), ("alphapo", 0.25), ("ipo", 0.0)])
+def test_real_cpo_trainer(loss_type, alpha, tmp_path):
+    """A real ``CPOTrainer`` step. fastalign is fed the trainer's own sequence log-probs
+    (``get_batch_logps``, averaged for ipo/simpo) and, for the NLL term, the documented recipe
+    ``-(lp * mask).sum() / mask.sum()`` over the chosen per-token log-probs. That recipe sums in a
+    different order than ``nn.CrossEntropyLoss``, so loss and gradients agree to float32 rounding
+    (rtol 1e-6, atol 1e-7, a few ulps of values of order 1), not bit for bit."""
+    from trl.experimental.cpo import CPOConfig, CPOTrainer
+
+    from fastalign.testing import tiny_model, tiny_tokenizer
+
+    tok = tiny_tokenizer()
+    args = CPOConfig(output_dir=str(tmp_path), use_cpu=True, bf16=False, report_to=[], per_device_train_batch_size=4,
+                     loss_type=loss_type, alpha=alpha, beta=2.0, simpo_gamma=0.3, cpo_alpha=0.7, max_length=32,
+                     save_strategy="no", gradient_checkpointing=False, disable_tqdm=True)
+    trainer = CPOTrainer(model=tiny_model(tok, seed=4), args=args, train_dataset=_words_dataset(),
+                         processing_class=tok)
+    trainer.model.train()
+    batch = next(iter(trainer.get_train_dataloader()))
+    theirs, their_metrics = trainer.get_batch_loss_metrics(trainer.model, batch)
+    theirs.backward()
+    their_grads = [p.grad.clone() for p in trainer.model.parameters()]
+    trainer.model.zero_grad()
+
+    cat = trainer.concatenated_inputs(batch, is_encoder_decoder=False, padding_value=tok.pad_token_id)
+    logits = trainer.model(cat["concatenated_input_ids"], attention_mask=cat["concatenated_attention_mask"],
+                           use_cache=False).logits
+    labels = cat["concatenated_labels"]
+    b = batch["chosen_labels"].shape[0]
+    seq = CPOTrainer.get_batch_logps(logits, labels, average_log_prob=trainer.loss_type in ("ipo", "simpo"))
+    mask = labels[:b, 1:] != -100
+    token_lp = torch.log_softmax(logits[:b, :-1], dim=-1).gather(-1, labels[:b, 1:].clamp(min=0)[..., None])[..., 0]
+    nll = -(token_lp * mask).sum() / mask.sum()
+    ours = cpo_loss(seq[:b], seq[b:], loss_type=loss_type, alpha=alpha, beta=2.0, simpo_gamma=0.3, cpo_alpha=0.7,
+                    chosen_nll=nll)
+    tol = dict(rtol=1e-6, atol=1e-7)
+    torch.testing.assert_close(ours.loss, theirs, **tol)
+    ours.loss.backward()
+    for p, g in zip(trainer.model.parameters(), their_grads):
+        torch.testing.assert_close(p.grad, g, rtol=1e-5, atol=1e-7)
+    for key, value in ours.metrics().items():
+        assert value == pytest.approx(their_metrics[key], rel=1e-6, abs=1e-7), key
