@@ -575,6 +575,23 @@ def test_result_dtype_and_device_follow_inputs():
     assert dft_loss(lp, cm[:, 1:]).dtype == torch.float64
 
 
+@pytest.mark.parametrize("loss_type", [t for t in DPO_LOSS_TYPES if t != "sft"])
+def test_device_agnostic_on_meta(loss_type):
+    """Every op stays on the inputs' device (no hidden CPU tensors): run on the meta device.
+    ``sft`` is left out: its boolean indexing (TRL's) has a data-dependent size, which meta
+    tensors cannot compute."""
+    lp, cm, ref_c, ref_r, lssp = (x.to("meta") for x in _fixed_batch(torch.float32))
+    c, r = lp.sum(1).chunk(2)
+    lengths = cm.sum(1)
+    kw = {} if loss_type.startswith("aot") else dict(zip(("chosen_weights", "rejected_weights"),
+                                                          wpo_weights(lp, lssp, cm[:, 1:]).chunk(2)))
+    out = dpo_loss(c, r, ref_c, ref_r, loss_type=loss_type, label_smoothing=0.1, chosen_lengths=lengths[:3],
+                   rejected_lengths=lengths[3:], check_finite=False, **kw)
+    assert out.loss.device.type == "meta" and out.loss.shape == ()
+    assert cpo_loss(c, r, alpha=0.3, chosen_nll=c.sum(), check_finite=False).loss.device.type == "meta"
+    assert dft_loss(lp, cm[:, 1:], check_finite=False).device.type == "meta"
+
+
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 def test_cuda_matches_cpu():
     lp, cm, ref_c, ref_r, lssp = _fixed_batch(torch.float64)

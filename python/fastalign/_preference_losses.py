@@ -113,7 +113,7 @@ def _finite(named: Sequence[tuple[str, torch.Tensor]]) -> None:
     for (name, t), good in zip(named, ok):
         if not good:
             what = "NaN" if bool(torch.isnan(t.detach()).any()) else "an infinite value"
-            raise InvalidArgumentError(f"holds {what}; log-probs must be finite", name)
+            raise InvalidArgumentError(f"holds {what}; it must be finite (check_finite=False skips this check)", name)
 
 
 def _loss_types(loss_type: object, options: tuple[str, ...]) -> list[str]:
