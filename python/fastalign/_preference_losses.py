@@ -65,7 +65,9 @@ DPO_LOSS_TYPES: tuple[str, ...] = (
 F_DIVERGENCE_TYPES: tuple[str, ...] = ("reverse_kl", "forward_kl", "js_divergence", "alpha_divergence")
 
 # loss types that have an f-divergence generalisation (TRL refuses the others at __init__)
-_F_DIVERGENCE_LOSS_TYPES = frozenset({"sigmoid", "sigmoid_norm", "hinge", "ipo", "exo_pair", "robust", "discopop", "sft"})
+_F_DIVERGENCE_LOSS_TYPES = frozenset(
+    {"sigmoid", "sigmoid_norm", "hinge", "ipo", "exo_pair", "robust", "discopop", "sft"}
+)
 
 CPO_LOSS_TYPES: tuple[str, ...] = ("sigmoid", "hinge", "ipo", "simpo", "alphapo")
 """Every ``CPOConfig.loss_type`` TRL 1.16.0 accepts (``alphapo`` is sugar for ``simpo``)."""
@@ -629,7 +631,8 @@ def cpo_loss(
             )
         nll = v.torch_tensor(chosen_nll, "chosen_nll", _FLOAT, (0,))
         if nll.device != chosen_logps.device:
-            raise v.InvalidTypeError(f"is on {nll.device}, but the log-probs are on {chosen_logps.device}", "chosen_nll")
+            where = f"is on {nll.device}, but the log-probs are on {chosen_logps.device}"
+            raise v.InvalidTypeError(where, "chosen_nll")
         to_check.append(("chosen_nll", nll))
     else:
         nll = torch.tensor(0.0).to(chosen_logps.device)  # TRL's placeholder
