@@ -29,7 +29,7 @@ import torch
 import torch.nn.functional as F
 
 from . import _validate as v
-from .errors import InvalidArgumentError
+from .errors import InvalidArgumentError, InvalidTypeError
 
 __all__ = [
     "CPO_LOSS_TYPES",
@@ -100,9 +100,9 @@ def _vector(x: object, name: str, like: torch.Tensor | None = None) -> torch.Ten
 
 def _same(t: torch.Tensor, name: str, like: torch.Tensor, *, dtype: bool = True) -> None:
     if t.device != like.device:
-        raise v.InvalidTypeError(f"is on {t.device}, but the log-probs are on {like.device}", name)
+        raise InvalidTypeError(f"is on {t.device}, but the log-probs are on {like.device}", name)
     if dtype and t.dtype != like.dtype:
-        raise v.InvalidTypeError(f"has dtype {t.dtype}, but the log-probs have {like.dtype}", name)
+        raise InvalidTypeError(f"has dtype {t.dtype}, but the log-probs have {like.dtype}", name)
     if t.shape[0] != like.shape[0]:
         raise InvalidArgumentError(f"has {t.shape[0]} rows, expected {like.shape[0]} (one per pair)", name)
 
@@ -126,7 +126,7 @@ def _loss_types(loss_type: object, options: tuple[str, ...]) -> list[str]:
         if not names:
             raise InvalidArgumentError("must name at least one loss type", "loss_type")
     else:
-        raise v.InvalidTypeError(f"expected a str or a list of str, got {type(loss_type).__name__}", "loss_type")
+        raise InvalidTypeError(f"expected a str or a list of str, got {type(loss_type).__name__}", "loss_type")
     for name in names:
         if not isinstance(name, str) or name not in options:
             raise InvalidArgumentError(
@@ -249,8 +249,8 @@ def dpo_loss(
         ``per_token_logps.sum(1)``), or LD-DPO's ``shared + ld_alpha * tail`` sum when the caller
         uses ``ld_alpha`` (that weighting is upstream of this function). Gradients flow to these.
     ref_chosen_logps, ref_rejected_logps : (B,), same dtype and device
-        The reference model's sequence log-probs (computed or precomputed). Treated as constants
-        only in the sense that TRL computes them under ``no_grad``; this function does not detach.
+        The reference model's sequence log-probs (computed or precomputed). TRL computes them
+        under ``no_grad``; this function does not detach them, so pass values without a graph.
     loss_type : str or sequence of str
         One or more of :data:`DPO_LOSS_TYPES`. Several are summed, weighted by ``loss_weights``.
     loss_weights : sequence of float, optional
@@ -315,7 +315,7 @@ def dpo_loss(
         weights = [1.0] * len(types)
     else:
         if not isinstance(loss_weights, (list, tuple)):
-            raise v.InvalidTypeError(f"expected a list of floats, got {type(loss_weights).__name__}", "loss_weights")
+            raise InvalidTypeError(f"expected a list of floats, got {type(loss_weights).__name__}", "loss_weights")
         weights = [v.real(w, "loss_weights") for w in loss_weights]
         if len(weights) != len(types):
             raise InvalidArgumentError(
@@ -341,7 +341,7 @@ def dpo_loss(
             "f_divergence_type",
         )
     if not isinstance(check_finite, bool):
-        raise v.InvalidTypeError(f"expected a bool, got {type(check_finite).__name__}", "check_finite")
+        raise InvalidTypeError(f"expected a bool, got {type(check_finite).__name__}", "check_finite")
 
     to_check = [
         ("chosen_logps", chosen_logps),
@@ -497,7 +497,7 @@ def wpo_weights(
                 f"has shape {tuple(t.shape)} on {t.device}, expected {tuple(lp.shape)} on {lp.device}", name
             )
     if lssp.dtype != lp.dtype:
-        raise v.InvalidTypeError(f"has dtype {lssp.dtype}, but per_token_logps has {lp.dtype}", "log_sum_sq_probs")
+        raise InvalidTypeError(f"has dtype {lssp.dtype}, but per_token_logps has {lp.dtype}", "log_sum_sq_probs")
     if m.dtype == torch.bool:
         m = m.long()
     with torch.no_grad():
@@ -608,7 +608,7 @@ def cpo_loss(
     chosen_logps = _vector(chosen_logps, "chosen_logps")
     rejected_logps = _vector(rejected_logps, "rejected_logps", chosen_logps)
     if not isinstance(loss_type, str):
-        raise v.InvalidTypeError(f"expected a str, got {type(loss_type).__name__}", "loss_type")
+        raise InvalidTypeError(f"expected a str, got {type(loss_type).__name__}", "loss_type")
     (name,) = _loss_types(loss_type, CPO_LOSS_TYPES)
     beta = _positive(beta, "beta")
     eps = v.real(label_smoothing, "label_smoothing")
@@ -618,7 +618,7 @@ def cpo_loss(
     shape = v.real(alpha, "alpha")
     nll_weight = v.real(cpo_alpha, "cpo_alpha")
     if not isinstance(check_finite, bool):
-        raise v.InvalidTypeError(f"expected a bool, got {type(check_finite).__name__}", "check_finite")
+        raise InvalidTypeError(f"expected a bool, got {type(check_finite).__name__}", "check_finite")
     if name == "alphapo":  # CPOConfig.__post_init__
         name, nll_weight = "simpo", 0.0
     to_check = [("chosen_logps", chosen_logps), ("rejected_logps", rejected_logps)]
@@ -632,7 +632,7 @@ def cpo_loss(
         nll = v.torch_tensor(chosen_nll, "chosen_nll", _FLOAT, (0,))
         if nll.device != chosen_logps.device:
             where = f"is on {nll.device}, but the log-probs are on {chosen_logps.device}"
-            raise v.InvalidTypeError(where, "chosen_nll")
+            raise InvalidTypeError(where, "chosen_nll")
         to_check.append(("chosen_nll", nll))
     else:
         nll = torch.tensor(0.0).to(chosen_logps.device)  # TRL's placeholder
@@ -714,7 +714,7 @@ def dft_loss(
         )
     procs = v.integer(num_processes, "num_processes", minimum=1)
     if not isinstance(check_finite, bool):
-        raise v.InvalidTypeError(f"expected a bool, got {type(check_finite).__name__}", "check_finite")
+        raise InvalidTypeError(f"expected a bool, got {type(check_finite).__name__}", "check_finite")
     m = m.bool()
     lp = torch.where(m, lp, torch.zeros((), dtype=lp.dtype, device=lp.device))
     if check_finite:
