@@ -717,6 +717,15 @@ def _bad_cases():
     add("dft-nib-negative", dft_loss, (TOK, MSK), {"num_items_in_batch": -1}, IA, "num_items_in_batch")
     add("dft-nib-float", dft_loss, (TOK, MSK), {"num_items_in_batch": 3.0}, IT, "num_items_in_batch")
     add("dft-procs-zero", dft_loss, (TOK, MSK), {"num_processes": 0}, IA, "num_processes")
+    add("dft-nothing", dft_loss, (), {}, IA, "per_token_logps")
+    add("dft-no-mask", dft_loss, (TOK,), {}, IA, "mask")
+    logits, labels = torch.zeros(2, 4, 7), torch.zeros(2, 4, dtype=torch.long)
+    add("dft-logits-no-labels", dft_loss, (), {"logits": logits}, IA, "labels")
+    add("dft-logits-int", dft_loss, (), {"logits": labels[..., None], "labels": labels}, IT, "logits")
+    add("dft-logits-2d", dft_loss, (), {"logits": logits[0], "labels": labels}, IA, "logits")
+    add("dft-labels-float", dft_loss, (), {"logits": logits, "labels": logits[..., 0]}, IT, "labels")
+    add("dft-labels-shape", dft_loss, (), {"logits": logits, "labels": labels[:, :3]}, IA, "labels")
+    add("dft-labels-range", dft_loss, (), {"logits": logits, "labels": labels - 5}, IA, "labels")
     return cases
 
 
@@ -789,3 +798,57 @@ def test_real_cpo_trainer(loss_type, alpha, tmp_path):
         torch.testing.assert_close(p.grad, g, rtol=1e-5, atol=1e-7)
     for key, value in ours.metrics().items():
         assert value == pytest.approx(their_metrics[key], rel=1e-6, abs=1e-7), key
+
+
+def test_real_sft_trainer_dft_from_logits(tmp_path):
+    """``dft_loss(logits=..., labels=...)`` against a real ``SFTTrainer`` dft step. TRL's fused
+    head computes the log-probs with a chunked online logsumexp, fastalign with
+    ``torch.log_softmax`` on the full logits: the per-token log-probs may differ in the last
+    float32 bits, so the loss and parameter gradients are compared at rtol 1e-5, atol 1e-7 (the
+    loss is a mean of O(1) terms; a few float32 ulps of it is ~1e-6 relative)."""
+    from datasets import Dataset
+    from trl import SFTConfig, SFTTrainer
+
+    from fastalign.testing import tiny_model, tiny_tokenizer
+
+    tok = tiny_tokenizer()
+    ds = Dataset.from_dict({"prompt": ["what is 1 + 1 ?", "a b", "what is"],
+                            "completion": ["2", "c d e", "the answer"]})
+    args = SFTConfig(output_dir=str(tmp_path), use_cpu=True, bf16=False, report_to=[], per_device_train_batch_size=3,
+                     loss_type="dft", save_strategy="no", gradient_checkpointing=False, disable_tqdm=True)
+    trainer = SFTTrainer(model=tiny_model(tok, seed=5), args=args, train_dataset=ds, processing_class=tok)
+    trainer.model.train()
+    batch = next(iter(trainer.get_train_dataloader()))
+    assert (batch["labels"] == -100).any()  # prompts and padding are ignored
+    theirs = trainer.compute_loss(trainer.model, dict(batch))
+    theirs.backward()
+    their_grads = [p.grad.clone() for p in trainer.model.parameters()]
+    trainer.model.zero_grad()
+    inputs = {k: v for k, v in batch.items() if k != "labels"}
+    logits = trainer.model(**inputs, use_cache=False).logits
+    ours = dft_loss(logits=logits, labels=batch["labels"])
+    torch.testing.assert_close(ours, theirs, rtol=1e-5, atol=1e-7)
+    ours.backward()
+    for p, g in zip(trainer.model.parameters(), their_grads):
+        torch.testing.assert_close(p.grad, g, rtol=1e-5, atol=1e-7)
+
+
+def test_dft_from_logits_equals_from_logps():
+    g = torch.Generator().manual_seed(3)
+    logits = torch.randn(3, 6, 11, generator=g, dtype=torch.float64)
+    labels = torch.randint(0, 11, (3, 6), generator=g)
+    labels[0, :3] = -100
+    labels[2, 4:] = -100
+    lp = torch.log_softmax(logits[:, :-1], -1).gather(-1, labels[:, 1:].clamp(min=0)[..., None])[..., 0]
+    mask = labels[:, 1:] != -100
+    torch.testing.assert_close(dft_loss(logits=logits, labels=labels), dft_loss(lp, mask), **EXACT)
+    bf = dft_loss(logits=logits.bfloat16(), labels=labels)
+    assert bf.dtype == torch.float32
+    with pytest.raises(InvalidArgumentError) as info:
+        dft_loss(lp, mask, logits=logits, labels=labels)
+    assert info.value.argument == "per_token_logps"
+    bad = labels.clone()
+    bad[1, 2] = 11
+    with pytest.raises(InvalidArgumentError) as info:
+        dft_loss(logits=logits, labels=bad)
+    assert info.value.argument == "labels"

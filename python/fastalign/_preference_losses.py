@@ -672,9 +672,12 @@ def cpo_loss(
 
 
 def dft_loss(
-    per_token_logps: torch.Tensor,
-    mask: torch.Tensor,
+    per_token_logps: torch.Tensor | None = None,
+    mask: torch.Tensor | None = None,
     *,
+    logits: torch.Tensor | None = None,
+    labels: torch.Tensor | None = None,
+    ignore_index: int = -100,
     num_items_in_batch: int | torch.Tensor | None = None,
     num_processes: int = 1,
     check_finite: bool = True,
@@ -692,6 +695,14 @@ def dft_loss(
         entry ``[n, t]`` scores ``labels[n, t + 1]``). Values off the mask are ignored.
     mask : same shape, bool or int
         Which positions are label tokens (TRL's ``label_mask = labels[:, 1:] != -100``).
+    logits, labels : (N, T, V) float and (N, T) int64, instead of the two above
+        The model's full logits and the (unshifted) labels with ``ignore_index`` on ignored
+        positions. The log-probs are then ``log_softmax(logits[:, :-1].float())`` gathered at
+        ``labels[:, 1:]`` (float32 for bf16/fp16/float32 logits, float64 for float64), as TRL's
+        fused head computes them without building the logits. This path materialises an
+        (N, T, V) float tensor; it is for callers that have the logits anyway.
+    ignore_index : int
+        The label of ignored positions (``logits`` path only).
     num_items_in_batch : int or () int tensor, optional
         The normaliser ``Trainer`` passes under gradient accumulation (label tokens of the whole
         accumulation step). Default: ``mask.sum()``. Clamped to >= 1, so an empty mask gives 0.
@@ -706,12 +717,21 @@ def dft_loss(
     -------
     () tensor in the log-probs' dtype (before any MoE aux loss).
     """
-    lp = v.torch_tensor(per_token_logps, "per_token_logps", _FLOAT, (1, 2, 3))
-    m = v.torch_tensor(mask, "mask", _MASK, (lp.dim(),))
-    if m.shape != lp.shape or m.device != lp.device:
-        raise InvalidArgumentError(
-            f"has shape {tuple(m.shape)} on {m.device}, expected {tuple(lp.shape)} on {lp.device}", "mask"
-        )
+    if logits is not None or labels is not None:
+        if per_token_logps is not None or mask is not None:
+            given = "per_token_logps" if per_token_logps is not None else "mask"
+            raise InvalidArgumentError("pass either per_token_logps and mask, or logits and labels, not both", given)
+        lp, m = _label_logps(logits, labels, ignore_index)
+    else:
+        if per_token_logps is None or mask is None:
+            need = "per_token_logps" if per_token_logps is None else "mask"
+            raise InvalidArgumentError("is required (or pass logits and labels)", need)
+        lp = v.torch_tensor(per_token_logps, "per_token_logps", _FLOAT, (1, 2, 3))
+        m = v.torch_tensor(mask, "mask", _MASK, (lp.dim(),))
+        if m.shape != lp.shape or m.device != lp.device:
+            raise InvalidArgumentError(
+                f"has shape {tuple(m.shape)} on {m.device}, expected {tuple(lp.shape)} on {lp.device}", "mask"
+            )
     procs = v.integer(num_processes, "num_processes", minimum=1)
     if not isinstance(check_finite, bool):
         raise InvalidTypeError(f"expected a bool, got {type(check_finite).__name__}", "check_finite")
@@ -730,3 +750,34 @@ def dft_loss(
     if num_items_in_batch is not None:
         loss = loss * procs
     return loss
+
+
+_LOGIT_DTYPES = (torch.float32, torch.float64, torch.bfloat16, torch.float16)
+
+
+def _label_logps(logits: object, labels: object, ignore_index: object) -> tuple[torch.Tensor, torch.Tensor]:
+    """Shifted per-token log-probs (N, T-1) and label mask from full logits and labels."""
+    if logits is None or labels is None:
+        raise InvalidArgumentError("is required together with " + ("labels" if logits is None else "logits"),
+                                   "logits" if logits is None else "labels")
+    if not v.is_torch(logits):
+        raise InvalidTypeError(f"expected a torch tensor, got {type(logits).__name__}", "logits")
+    if logits.dtype not in _LOGIT_DTYPES:  # type: ignore[attr-defined]
+        raise InvalidTypeError(f"expected a floating dtype, got {logits.dtype}", "logits")  # type: ignore[attr-defined]
+    if logits.dim() != 3 or logits.shape[1] < 1 or logits.shape[2] < 1:  # type: ignore[attr-defined]
+        raise InvalidArgumentError(f"expected shape (N, T, V), got {tuple(logits.shape)}", "logits")  # type: ignore
+    lab = v.torch_tensor(labels, "labels", v.INT, (2,))
+    if tuple(lab.shape) != tuple(logits.shape[:2]) or lab.device != logits.device:  # type: ignore[attr-defined]
+        want = f"{tuple(logits.shape[:2])} on {logits.device}"  # type: ignore[attr-defined]
+        raise InvalidArgumentError(f"has shape {tuple(lab.shape)} on {lab.device}, expected {want}", "labels")
+    ignore = v.integer(ignore_index, "ignore_index")
+    target = lab[:, 1:]
+    m = target != ignore
+    vocab = logits.shape[2]  # type: ignore[attr-defined]
+    if not bool((~m | ((target >= 0) & (target < vocab))).all()):
+        raise InvalidArgumentError(f"holds token ids outside [0, {vocab}) (other than ignore_index)", "labels")
+    z = logits[:, :-1]  # type: ignore[index]
+    z = z if z.dtype == torch.float64 else z.float()
+    index = torch.where(m, target, torch.zeros((), dtype=target.dtype, device=target.device)).long()
+    lp = torch.log_softmax(z, dim=-1).gather(-1, index.unsqueeze(-1)).squeeze(-1)
+    return lp, m
