@@ -191,3 +191,19 @@ def token_ids(x: object, name: str) -> list[int]:
     if is_torch(x) or isinstance(x, np.ndarray):
         return [integer(v, name) for v in x.tolist()] if x.ndim else [integer(x.item(), name)]  # type: ignore[attr-defined]
     return [integer(x, name)]
+
+
+def torch_tensor(x: object, name: str, dtypes: tuple[np.dtype, ...], ndims: tuple[int, ...]) -> Any:
+    """A torch tensor argument of a plain-torch function (any device, any strides).
+
+    Checks the type, dtype and rank as :func:`tensor` does; contiguity is not required because
+    nothing is handed to Rust.
+    """
+    if not is_torch(x):
+        raise InvalidTypeError(f"expected a torch tensor, got {type(x).__name__}", name)
+    dt = (_TORCH_TO_NUMPY or _numpy_dtype_map()).get(x.dtype)  # type: ignore[attr-defined]
+    if dt is None or dt not in dtypes:
+        raise InvalidTypeError(f"expected dtype {_describe(dtypes)}, got {x.dtype}", name)  # type: ignore[attr-defined]
+    if x.dim() not in ndims:  # type: ignore[attr-defined]
+        raise _rank_error(name, ndims, tuple(x.shape))  # type: ignore[attr-defined]
+    return x
