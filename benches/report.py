@@ -27,6 +27,8 @@ from pathlib import Path
 
 import numpy as np
 
+from fastalign.bench import copy_bandwidth, cpu_model, fmt_time
+
 BENCHES = Path(__file__).resolve().parent
 REPO = BENCHES.parent
 
@@ -79,28 +81,6 @@ def run_suite(json_path: Path) -> dict | None:
             "n": len(samples)}
 
 
-def copy_bandwidth(nbytes: int = 256 << 20, repeats: int = 5) -> float:
-    """Memory copy bandwidth in bytes/s, counting bytes read + bytes written (2 x nbytes)."""
-    src = np.ones(nbytes // 8, dtype=np.float64)
-    dst = np.zeros_like(src)  # touched, so page faults are not timed
-    best = float("inf")
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        np.copyto(dst, src)
-        best = min(best, time.perf_counter() - t0)
-    return 2 * nbytes / best
-
-
-def cpu_model() -> str:
-    try:
-        out = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown (lscpu unavailable)"
-    fields = dict(line.split(":", 1) for line in out.splitlines() if ":" in line)
-    fields = {k.strip(): v.strip() for k, v in fields.items()}
-    return f"{fields.get('Model name', 'unknown')}, {fields.get('CPU(s)', '?')} CPU(s)"
-
-
 def versions(data: dict) -> str:
     """Versions recorded during the run by benches/conftest.py (or, failing that, installed now)."""
     info = data.get("machine_info", {}).get("fastalign_bench")
@@ -138,14 +118,6 @@ def git_state(data: dict) -> str:
         return head + (" + uncommitted changes" if dirty else "")
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
-
-
-def fmt_time(seconds: float) -> str:
-    if seconds < 1e-3:
-        return f"{seconds * 1e6:,.1f} µs"
-    if seconds < 1:
-        return f"{seconds * 1e3:,.2f} ms"
-    return f"{seconds:,.2f} s"
 
 
 def table(data: dict, copy_bw: float) -> str:

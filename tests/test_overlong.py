@@ -5,7 +5,8 @@
   ``_generate_and_score_completions``, which builds ``completion_mask``, applies
   ``mask_truncated_completions`` and counts ``num_items_in_batch``.
 * TRL's tensor lines (``isin``/``argmax``/``arange``) and its ``is_truncated`` list rule,
-  restated in ``_trl_mask`` below, on many random batches (hypothesis).
+  restated in ``fastalign._trl_lines`` (what benchmarks time as TRL), on many random batches
+  (hypothesis); the real-trainer test below pins those lines to TRL itself.
 All outputs are integers or booleans, so every comparison is exact.
 """
 
@@ -18,25 +19,20 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from fastalign import _torch_impl
+from fastalign._trl_lines import trl_completion_mask_and_truncation
 from fastalign.overlong import completion_mask
 
 EOS, END, PAD = 1, 3, 0
 
 
 def _trl_mask(ids: torch.Tensor, eos_ids: list[int], pad: int, mask_truncated: bool):
-    """TRL 1.16 ``_generate_single_turn`` mask lines + the ``is_truncated`` rule + masking."""
-    is_eos = torch.isin(ids, torch.tensor(eos_ids))
-    eos_idx = torch.full((is_eos.size(0),), is_eos.size(1), dtype=torch.long)
-    eos_idx[is_eos.any(dim=1)] = is_eos.int().argmax(dim=1)[is_eos.any(dim=1)]
-    seq = torch.arange(is_eos.size(1)).expand(is_eos.size(0), -1)
-    mask = (seq <= eos_idx.unsqueeze(1)).int()
-    lists = [c[m].tolist() for c, m in zip(ids, mask.bool())]
-    stop = [*eos_ids, pad]
-    truncated = torch.tensor([ids_[-1] not in stop for ids_ in lists])
+    """TRL 1.16 ``_generate_single_turn`` mask lines + the ``is_truncated`` rule (restated in
+    ``fastalign._trl_lines``) + ``mask_truncated_completions``."""
+    mask, lengths, truncated = trl_completion_mask_and_truncation(ids, eos_ids, pad)
     full = mask.long()
     if mask_truncated:
         full = full * (~truncated).unsqueeze(1).long()
-    return full, truncated, torch.tensor([len(x) for x in lists]), int(full.sum())
+    return full, truncated, lengths, int(full.sum())
 
 
 @st.composite
@@ -154,6 +150,9 @@ def test_matches_grpo_trainer(mask_truncated, eos_ids):
         trl_mask = out["completion_mask"]
         width = trl_mask.shape[1]  # TRL pads to the longest kept completion
         assert torch.equal(ours.mask[:, :width], trl_mask)
+        # the restated lines (what the benchmarks time as TRL) agree with the trainer too
+        lines, _, lines_lengths, lines_items = _trl_mask(ids_t, eos_ids, PAD, mask_truncated)
+        assert torch.equal(lines[:, :width], trl_mask) and lines_items == int(out["num_items_in_batch"])
         assert int(ours.mask[:, width:].sum()) == 0
         assert int(ours.num_items) == int(out["num_items_in_batch"])
         clipped = trainer._metrics["train"]["completions/clipped_ratio"][-1]

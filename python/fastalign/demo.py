@@ -44,24 +44,12 @@ def _target_length(completion_ids, **kwargs):
     return [max(0.0, 1.0 - abs(len(c) - 6) / 6) if c and c[-1] == 1 else 0.0 for c in completion_ids]
 
 
-def _trl_advantage_lines(rewards, weights, g):
-    """GRPOTrainer 1.16's inline advantage lines (group scaling, sum_then_normalize), for timing."""
-    import torch
-    from trl.trainer.utils import nanstd
-
-    s = (rewards * weights.unsqueeze(0)).nansum(dim=1)
-    s[torch.isnan(rewards).all(dim=1)] = torch.nan
-    mean = torch.nanmean(s.view(-1, g), dim=1).repeat_interleave(g, dim=0)
-    std = nanstd(s.view(-1, g), dim=1).repeat_interleave(g, dim=0)
-    adv = torch.nan_to_num((s - mean) / (std + 1e-4), nan=0.0)
-    return adv, torch.isclose(std, torch.zeros_like(std))
-
-
 def train_section(steps: int, plot: str | None) -> None:
     from datasets import Dataset
     from transformers.trainer_callback import PrinterCallback, ProgressCallback
     from trl import GRPOTrainer
 
+    from . import _trl_lines as trl_lines
     from .advantages import grpo_advantages
     from .rewards import soft_overlong
     from .testing import tiny_grpo_trainer
@@ -124,7 +112,7 @@ def train_section(steps: int, plot: str | None) -> None:
     # the reward matrices this run actually produced, one generation batch after another
     mats = fast_trainer.recorded_rewards
     w = fast_trainer.reward_weights
-    t_trl = sum(_best(lambda m=m: _trl_advantage_lines(m, w, 4), 20) for m in mats)
+    t_trl = sum(_best(lambda m=m: trl_lines.grpo_advantages(m, w, 4, log_metrics=True), 20) for m in mats)
     t_fast = sum(_best(lambda m=m: grpo_advantages(m, 4, reward_weights=w), 20) for m in mats)
     print(f"advantage step on the run's {len(mats)} reward matrices ({tuple(mats[0].shape)} each): "
           f"TRL's lines {_fmt(t_trl).strip()}, fastalign (with the logged metrics) {_fmt(t_fast).strip()} "
@@ -215,7 +203,8 @@ def parity_section() -> None:
 def speed_section(repeat: int) -> None:
     import torch
     from trl.rewards import get_soft_overlong_punishment
-    from trl.trainer.utils import nanstd
+
+    from . import _trl_lines as trl_lines
 
     from .advantages import grpo_advantages
     from .overlong import completion_mask
@@ -225,20 +214,13 @@ def speed_section(repeat: int) -> None:
           f"{torch.get_num_threads()}) ==")
     g = torch.Generator().manual_seed(0)
 
-    def trl_advantages(r, w, n_gen):  # GRPOTrainer's advantage lines (default settings)
-        s = (r * w.unsqueeze(0)).nansum(dim=1)
-        s[torch.isnan(r).all(dim=1)] = torch.nan
-        mean = torch.nanmean(s.view(-1, n_gen), dim=1).repeat_interleave(n_gen, dim=0)
-        std = nanstd(s.view(-1, n_gen), dim=1).repeat_interleave(n_gen, dim=0)
-        adv = torch.nan_to_num((s - mean) / (std + 1e-4), nan=0.0)
-        return adv, torch.isclose(std, torch.zeros_like(std))
-
     rows = []
     for n in (8192, 1 << 20):
         r = torch.rand(n, 3, generator=g)
         w = torch.ones(3)
         reps = repeat if n <= 8192 else max(3, repeat // 10)
-        rows.append((f"grpo_advantages N={n}, K=3, G=16", _best(lambda: trl_advantages(r, w, 16), reps),
+        trl_time = _best(lambda: trl_lines.grpo_advantages(r, w, 16, log_metrics=False), reps)
+        rows.append((f"grpo_advantages N={n}, K=3, G=16", trl_time,
                      _best(lambda: grpo_advantages(r, 16, metrics=False), reps)))
 
     lengths = torch.randint(0, 4097, (8192,), generator=g)
@@ -257,13 +239,9 @@ def speed_section(repeat: int) -> None:
         if i % 10 < 7:
             ids[i, pos[i]] = 1
             ids[i, pos[i] + 1:] = 0
-    eos = torch.tensor([1])
 
     def trl_mask():
-        is_eos = torch.isin(ids, eos)
-        eos_idx = torch.full((b,), t, dtype=torch.long)
-        eos_idx[is_eos.any(dim=1)] = is_eos.int().argmax(dim=1)[is_eos.any(dim=1)]
-        return (torch.arange(t).expand(b, -1) <= eos_idx.unsqueeze(1)).int()
+        return trl_lines.trl_completion_mask(ids, [1])
 
     reps = max(3, repeat // 10)
     t_mask = _best(trl_mask, reps)

@@ -1,0 +1,385 @@
+"""``fastalign bench``: fastalign beside its reference (TRL 1.16's code, or plain torch) on this
+machine, at sizes you choose.
+
+Usage::
+
+    fastalign bench                                  # every op at its default sizes
+    fastalign bench --ops grpo_advantages --sizes grpo_advantages=8192,1048576
+    fastalign bench --list                           # ops, sizes, references
+    fastalign bench --plot bench-plots --json bench.json
+
+(also ``python -m fastalign.bench``). For each op and size it prints the reference's time,
+fastalign's, the speed-up, and fastalign's achieved bandwidth (bytes read + written per call over
+its time) beside this machine's memory copy bandwidth, measured the same way. Both sides run on
+the same inputs in the same process, and every pair's outputs are compared before timing, so a
+wrong answer cannot be reported as fast. ``--plot DIR`` writes one PNG per op (speed-up by size).
+
+The longer pytest-benchmark suite in the repository's ``benches/`` saves JSON for
+``--benchmark-compare``; this command is the quick, self-contained view a user can run after
+``pip install fastalign[trl]``. Needs torch and trl (the references are TRL's code).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import math
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+__all__ = ["Case", "Pair", "CASES", "copy_bandwidth", "main", "run"]
+
+
+@dataclass
+class Pair:
+    """What one size of an op times: the reference and fastalign on the same inputs."""
+
+    reference: Callable[[], Any]
+    fastalign: Callable[[], Any]
+    nbytes: int | None = None  # bytes fastalign reads + writes per call (None: not a streaming op)
+    check: Callable[[Any, Any], None] | None = None  # raises if the outputs disagree
+
+
+@dataclass
+class Case:
+    """An op: its reference's name, default sizes, and how to build a :class:`Pair` for a size."""
+
+    name: str
+    reference: str
+    size_name: str
+    sizes: tuple[int, ...]
+    build: Callable[[int], Pair]
+    note: str = ""
+
+
+CASES: dict[str, Case] = {}
+
+
+def case(name: str, reference: str, size_name: str, sizes: tuple[int, ...], note: str = "") -> Callable:
+    def register(build: Callable[[int], Pair]) -> Callable[[int], Pair]:
+        CASES[name] = Case(name, reference, size_name, sizes, build, note)
+        return build
+
+    return register
+
+
+# --- the ops ------------------------------------------------------------------------------------
+
+_SEED = 20261123
+
+
+@case("grpo_advantages", "TRL GRPOTrainer advantage lines", "N", (8192, 65536, 1 << 20),
+      note="K=3 reward functions, G=16, 5% NaN entries, float32 tensors, metrics off")
+def _grpo(n: int) -> Pair:
+    import torch
+
+    from . import _trl_lines
+    from .advantages import grpo_advantages
+
+    rng = np.random.default_rng([_SEED, n])
+    r = rng.random((n, 3), dtype=np.float32)
+    r[rng.random((n, 3)) < 0.05] = np.nan
+    rewards, w = torch.from_numpy(r), torch.ones(3)
+
+    def check(ref: Any, got: Any) -> None:
+        torch.testing.assert_close(got.advantages, ref[0], rtol=1e-5, atol=1e-5)
+
+    return Pair(
+        lambda: _trl_lines.grpo_advantages(rewards, w, 16, log_metrics=False),
+        lambda: grpo_advantages(rewards, 16, reward_weights=w, metrics=False),
+        nbytes=n * 3 * 4 + 2 * n * 4 + n,
+        check=check,
+    )
+
+
+@case("completion_mask", "TRL _generate_single_turn mask lines", "B", (64, 512),
+      note="T=8192 int64 ids, 70% of rows stop at an EOS; int32 mask as TRL's line makes")
+def _mask(b: int) -> Pair:
+    import torch
+
+    from . import _trl_lines
+    from .overlong import completion_mask
+
+    t = 8192
+    rng = np.random.default_rng([_SEED, b])
+    ids = rng.integers(2, 50000, size=(b, t), dtype=np.int64)
+    for i in np.flatnonzero(rng.random(b) < 0.7):
+        p = rng.integers(0, t)
+        ids[i, p] = 1
+        ids[i, p + 1:] = 0
+    tensor = torch.from_numpy(ids)
+
+    def check(ref: Any, got: Any) -> None:
+        assert torch.equal(got.mask, ref)
+
+    return Pair(
+        lambda: _trl_lines.trl_completion_mask(tensor, [1]),
+        lambda: completion_mask(tensor, 1, 0, dtype=torch.int32),
+        nbytes=b * t * (8 + 4),
+        check=check,
+    )
+
+
+def _overlong_inputs(b: int) -> tuple[list[list[int]], Any]:
+    import torch
+
+    rng = np.random.default_rng([_SEED, b, 1])
+    lengths = rng.integers(0, 4097, size=b)
+    return [[7] * int(n) for n in lengths], torch.from_numpy(lengths)
+
+
+@case("soft_overlong (lists)", "trl.rewards.get_soft_overlong_punishment", "B", (1024, 8192, 65536),
+      note="lengths uniform in 0..4096, L_max=4096, L_cache=1024; token-id lists as TRL passes them")
+def _overlong_lists(b: int) -> Pair:
+    from trl.rewards import get_soft_overlong_punishment
+
+    from .rewards import soft_overlong
+
+    lists, _ = _overlong_inputs(b)
+    ref, ours = get_soft_overlong_punishment(4096, 1024), soft_overlong(4096, 1024)
+
+    def check(r: Any, g: Any) -> None:
+        assert r == g
+
+    return Pair(lambda: ref(completion_ids=lists), lambda: ours(completion_ids=lists), check=check)
+
+
+@case("soft_overlong (lengths)", "trl.rewards.get_soft_overlong_punishment (lists)", "B", (1024, 8192, 65536),
+      note="TRL takes no tensor: its time is on the token lists; fastalign's on an int64 lengths tensor")
+def _overlong_lengths(b: int) -> Pair:
+    from trl.rewards import get_soft_overlong_punishment
+
+    from .rewards import soft_overlong
+
+    lists, lengths = _overlong_inputs(b)
+    ref, ours = get_soft_overlong_punishment(4096, 1024), soft_overlong(4096, 1024)
+
+    def check(r: Any, g: Any) -> None:
+        assert g.tolist() == r
+
+    return Pair(lambda: ref(completion_ids=lists), lambda: ours(lengths=lengths), nbytes=b * 16, check=check)
+
+
+# --- timing and the machine ----------------------------------------------------------------------
+
+@dataclass
+class Timing:
+    median: float
+    best: float
+    runs: list[float] = field(default_factory=list)
+
+
+def time_call(fn: Callable[[], Any], repeat: int = 7, min_batch_time: float = 0.02) -> Timing:
+    """Seconds per call: calls batched until a batch takes ``min_batch_time``, ``repeat`` batches."""
+    fn()  # warm-up (first-call setup, caches)
+    n, t = 1, 0.0
+    while True:
+        t0 = time.perf_counter()
+        for _ in range(n):
+            fn()
+        t = time.perf_counter() - t0
+        if t >= min_batch_time or n >= 1 << 20:
+            break
+        n *= 2 if t == 0 else max(2, min(10, math.ceil(min_batch_time / t)))
+    runs = [t / n]
+    for _ in range(repeat - 1):
+        t0 = time.perf_counter()
+        for _ in range(n):
+            fn()
+        runs.append((time.perf_counter() - t0) / n)
+    runs.sort()
+    return Timing(runs[len(runs) // 2], runs[0], runs)
+
+
+def copy_bandwidth(nbytes: int = 256 << 20, repeats: int = 5) -> float:
+    """Memory copy bandwidth in bytes/s, counting bytes read + bytes written (2 x nbytes)."""
+    src = np.ones(nbytes // 8, dtype=np.float64)
+    dst = np.zeros_like(src)  # touched, so page faults are not timed
+    best = float("inf")
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        np.copyto(dst, src)
+        best = min(best, time.perf_counter() - t0)
+    return 2 * nbytes / best
+
+
+def cpu_model() -> str:
+    try:
+        out = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
+    except (OSError, subprocess.CalledProcessError):
+        return f"unknown CPU, {os.cpu_count()} CPU(s)"
+    fields = {k.strip(): v.strip() for k, v in (line.split(":", 1) for line in out.splitlines() if ":" in line)}
+    return f"{fields.get('Model name', 'unknown')}, {fields.get('CPU(s)', '?')} CPU(s)"
+
+
+def fmt_time(seconds: float) -> str:
+    if seconds < 1e-3:
+        return f"{seconds * 1e6:,.1f} µs"
+    if seconds < 1:
+        return f"{seconds * 1e3:,.2f} ms"
+    return f"{seconds:,.2f} s"
+
+
+# --- running and reporting -----------------------------------------------------------------------
+
+def run(
+    ops: list[str], sizes: dict[str, tuple[int, ...]], repeat: int, copy_bw: float | None = None, out: Any = None
+) -> list[dict]:
+    """Time every op at its sizes; print one table row per result as it comes (to ``out``, default
+    stdout); return the rows."""
+    out = sys.stdout if out is None else out
+    rows = []
+    for name in ops:
+        c = CASES[name]
+        for size in sizes.get(name, c.sizes):
+            pair = c.build(size)
+            ref_out, our_out = pair.reference(), pair.fastalign()
+            if pair.check is not None:
+                pair.check(ref_out, our_out)  # same answer first, then the clock
+            del ref_out, our_out
+            ref, ours = time_call(pair.reference, repeat), time_call(pair.fastalign, repeat)
+            row = {
+                "op": name, "size": f"{c.size_name}={size:,}", "size_value": size, "reference": c.reference,
+                "reference_s": ref.median, "reference_best_s": ref.best,
+                "fastalign_s": ours.median, "fastalign_best_s": ours.best,
+                "speedup": ref.median / ours.median, "speedup_best": ref.best / ours.best,
+                "bytes": pair.nbytes,
+            }
+            rows.append(row)
+            print(_row(row, copy_bw), file=out, flush=True)
+    return rows
+
+
+def _row(r: dict, copy_bw: float | None) -> str:
+    if r["bytes"]:
+        gbs = r["bytes"] / r["fastalign_s"] / 1e9
+        bw = f"{gbs:.1f}" + (f" ({gbs / (copy_bw / 1e9):.0%} of copy)" if copy_bw else "")
+    else:
+        bw = "–"
+    return (f"| {r['op']} | {r['size']} | {r['reference']} | {fmt_time(r['reference_s'])} "
+            f"| {fmt_time(r['fastalign_s'])} | {r['speedup']:.1f}x | {r['speedup_best']:.1f}x | {bw} |")
+
+
+HEADER = ("| op | size | reference | reference time | fastalign time | speed-up (median) | speed-up (best) "
+          "| fastalign GB/s (r+w) |\n|---|---|---|---|---|---|---|---|")
+
+
+def header_lines(copy_bw: float) -> list[str]:
+    import torch
+
+    import fastalign
+
+    try:
+        import trl
+
+        trl_version = trl.__version__
+    except ImportError:
+        trl_version = "not installed"
+    when = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    return [
+        f"## fastalign bench — {when}",
+        "",
+        f"- CPU: {cpu_model()}; memory copy bandwidth {copy_bw / 1e9:.1f} GB/s (numpy copy of 256 MiB, "
+        "best of 5, bytes read + written per second)",
+        f"- fastalign {fastalign.__version__}, torch {torch.__version__} ({torch.get_num_threads()} threads), "
+        f"trl {trl_version}, numpy {np.__version__}, Python {sys.version.split()[0]}",
+        "- median and best of the timed batches; speed-up = reference time / fastalign time, same inputs, "
+        "same process; outputs compared before timing. GB/s above the copy bandwidth means the inputs "
+        "stayed in cache between calls (small sizes)",
+    ]
+
+
+def plot(rows: list[dict], directory: str) -> list[str]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    os.makedirs(directory, exist_ok=True)
+    written = []
+    for op in dict.fromkeys(r["op"] for r in rows):
+        mine = [r for r in rows if r["op"] == op]
+        fig, ax = plt.subplots(figsize=(5.5, 3.4), dpi=120)
+        xs = [r["size_value"] for r in mine]
+        ax.plot(xs, [r["speedup"] for r in mine], marker="o", label="median")
+        ax.plot(xs, [r["speedup_best"] for r in mine], marker="s", ls="--", label="best")
+        ax.axhline(1.0, color="grey", lw=0.8)
+        ax.set_xscale("log")
+        ax.set_xlabel(mine[0]["size"].split("=")[0])
+        ax.set_ylabel(f"speed-up vs {mine[0]['reference'][:40]}")
+        ax.set_title(op)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+        fig.tight_layout()
+        path = os.path.join(directory, "".join(ch if ch.isalnum() else "_" for ch in op).strip("_") + ".png")
+        fig.savefig(path)
+        plt.close(fig)
+        written.append(path)
+    return written
+
+
+def _parse_sizes(specs: list[str]) -> dict[str, tuple[int, ...]]:
+    out: dict[str, tuple[int, ...]] = {}
+    for spec in specs:
+        name, sep, values = spec.partition("=")
+        if not sep or name not in CASES:
+            raise SystemExit(f"--sizes: expected OP=N[,N...] with OP one of {', '.join(CASES)}; got {spec!r}")
+        try:
+            sizes = tuple(int(v.replace("_", "")) for v in values.split(",") if v)
+        except ValueError:
+            raise SystemExit(f"--sizes: sizes must be integers, got {values!r}") from None
+        if not sizes or min(sizes) < 1:
+            raise SystemExit(f"--sizes: sizes must be positive integers, got {values!r}")
+        out[name] = sizes
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="fastalign bench", description=__doc__.splitlines()[0],
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--ops", help="comma-separated ops (default: all; see --list)")
+    ap.add_argument("--sizes", nargs="*", default=[], metavar="OP=N,N", help="sizes per op, e.g. completion_mask=64,512")
+    ap.add_argument("--repeat", type=int, default=7, help="timed batches per measurement (default 7)")
+    ap.add_argument("--plot", metavar="DIR", help="write one PNG per op (speed-up by size) into DIR")
+    ap.add_argument("--json", metavar="FILE", help="write the results as JSON")
+    ap.add_argument("--list", action="store_true", help="list the ops and exit")
+    args = ap.parse_args(argv)
+    if args.list:
+        for c in CASES.values():
+            sizes = ",".join(map(str, c.sizes))
+            print(f"{c.name:<26} {c.size_name}={sizes:<22} vs {c.reference}" + (f"  [{c.note}]" if c.note else ""))
+        return 0
+    ops = list(CASES) if not args.ops else [o.strip() for o in args.ops.split(",") if o.strip()]
+    unknown = [o for o in ops if o not in CASES]
+    if unknown:
+        raise SystemExit(f"--ops: unknown {', '.join(unknown)}; known: {', '.join(CASES)}")
+    if args.repeat < 1:
+        raise SystemExit("--repeat must be >= 1")
+    sizes = _parse_sizes(args.sizes)
+    bw = copy_bandwidth()
+    print("\n".join(header_lines(bw)) + "\n")
+    print(HEADER, flush=True)
+    rows = run(ops, sizes, args.repeat, bw)
+    notes = [f"- {c.name}: {c.note}" for c in CASES.values() if c.name in ops and c.note]
+    if notes:
+        print("\n" + "\n".join(notes))
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"copy_bandwidth": bw, "header": header_lines(bw), "results": rows}, f, indent=1)
+        print(f"\nJSON: {args.json}")
+    if args.plot:
+        for path in plot(rows, args.plot):
+            print(f"plot: {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
