@@ -242,15 +242,38 @@ fn masked_sum_count<T: Real, M: MaskValue>(x: &[T], m: Option<&[M]>) -> (f64, f6
     }
 }
 
-/// Per-sequence `sum` / `mean` / `max` of `values` under `mask` (all ones when `None`).
+/// `(Σ m·(x − y), Σ m)` with the difference rounded to `T` first (as torch's `x - y`).
+#[multiversion::multiversion(targets("x86_64+avx512f+avx512vl+avx2+fma", "x86_64+avx2+fma"))]
+fn masked_diff_sum_count<T: Real, M: MaskValue>(x: &[T], y: &[T], m: Option<&[M]>) -> (f64, f64) {
+    match m {
+        Some(m) => {
+            let (mut s, mut c) = (0.0f64, 0.0f64);
+            for ((&a, &b), &w) in x.iter().zip(y).zip(m) {
+                let w: T = w.weight();
+                s += ((a - b) * w).to_f64();
+                c += w.to_f64();
+            }
+            (s, c)
+        }
+        None => (x.iter().zip(y).map(|(&a, &b)| (a - b).to_f64()).sum(), x.len() as f64),
+    }
+}
+
+/// Per-sequence `sum` / `mean` / `max` of `values` (or of `values − minus`, rounded to `T`
+/// per token as torch's subtraction, without materialising it) under `mask` (all ones when
+/// `None`).
 pub fn masked_reduce<T: Real, M: MaskValue>(
     values: &[T],
+    minus: Option<&[T]>,
     mask: Option<&[M]>,
     layout: &Layout<'_>,
     reduction: Reduction,
     out: &mut [T],
 ) -> Result<()> {
     check_lengths(values.len(), layout, "values")?;
+    if let Some(y) = minus {
+        check_lengths(y.len(), layout, "minus")?;
+    }
     if let Some(m) = mask {
         check_lengths(m.len(), layout, "mask")?;
     }
@@ -259,18 +282,23 @@ pub fn masked_reduce<T: Real, M: MaskValue>(
         for (j, o) in o.iter_mut().enumerate() {
             let r = layout.range(first + j);
             let x = &values[r.clone()];
+            let y = minus.map(|y| &y[r.clone()]);
             let m = mask.map(|m| &m[r]);
+            let sum_count = || match y {
+                Some(y) => masked_diff_sum_count(x, y, m),
+                None => masked_sum_count(x, m),
+            };
             *o = match reduction {
-                Reduction::Sum => T::from_f64(masked_sum_count(x, m).0),
+                Reduction::Sum => T::from_f64(sum_count().0),
                 Reduction::Mean => {
-                    let (s, c) = masked_sum_count(x, m);
+                    let (s, c) = sum_count();
                     T::from_f64(s / c.max(1.0))
                 }
                 Reduction::Max => {
                     let mut best = f64::NEG_INFINITY;
                     for (i, &v) in x.iter().enumerate() {
                         if m.is_none_or(|m| m[i].on()) {
-                            let v = v.to_f64();
+                            let v = y.map_or(v, |y| v - y[i]).to_f64();
                             if v.is_nan() || v > best {
                                 best = v;
                                 if v.is_nan() {
@@ -521,16 +549,16 @@ mod tests {
         let packed = Layout::packed(&cu, 12).unwrap();
         for red in [Reduction::Sum, Reduction::Mean, Reduction::Max] {
             let (mut a, mut b) = (vec![0.0; 3], vec![0.0; 3]);
-            masked_reduce(&x, Some(&m), &pad, red, &mut a).unwrap();
-            masked_reduce(&x, Some(&m), &packed, red, &mut b).unwrap();
+            masked_reduce(&x, None, Some(&m), &pad, red, &mut a).unwrap();
+            masked_reduce(&x, None, Some(&m), &packed, red, &mut b).unwrap();
             assert_eq!(a, b);
         }
         let mut s = vec![0.0; 3];
-        masked_reduce(&x, Some(&m), &pad, Reduction::Sum, &mut s).unwrap();
+        masked_reduce(&x, None, Some(&m), &pad, Reduction::Sum, &mut s).unwrap();
         assert_eq!(s, vec![-3.5 + -2.5, 0.0, 4.5 + 6.5 + 7.5]);
-        masked_reduce(&x, Some(&m), &pad, Reduction::Mean, &mut s).unwrap();
+        masked_reduce(&x, None, Some(&m), &pad, Reduction::Mean, &mut s).unwrap();
         assert_eq!(s, vec![-3.0, 0.0, 18.5 / 3.0]);
-        masked_reduce(&x, Some(&m), &pad, Reduction::Max, &mut s).unwrap();
+        masked_reduce(&x, None, Some(&m), &pad, Reduction::Max, &mut s).unwrap();
         assert_eq!(s, vec![-2.5, f64::NEG_INFINITY, 7.5]);
     }
 
@@ -561,7 +589,7 @@ mod tests {
         let m: Vec<i64> = (0..b * t).map(|i| i64::from(i % t < (i / t) % t + 1)).collect();
         let lay = Layout::padded(b * t, b, "values").unwrap();
         let mut par = vec![0.0f32; b];
-        masked_reduce(&x, Some(&m), &lay, Reduction::Mean, &mut par).unwrap();
+        masked_reduce(&x, None, Some(&m), &lay, Reduction::Mean, &mut par).unwrap();
         for i in 0..b {
             let (s, c) = masked_sum_count(&x[i * t..(i + 1) * t], Some(&m[i * t..(i + 1) * t]));
             assert_eq!(par[i], (s / c.max(1.0)) as f32);
