@@ -123,8 +123,9 @@ pub struct GrpoInputs<'a, T, M> {
     pub entropy_mask: Option<&'a [bool]>,
 }
 
-/// What TRL logs from `_compute_loss` (means as `global_masked_mean` on one process; `NaN`
-/// where the metric does not apply).
+/// What TRL logs from `_compute_loss` (means as `global_masked_mean` on one process; `0.0`
+/// where the metric does not apply, e.g. `kl` with `beta == 0`). `clip_low_min`/`clip_high_max`
+/// are NaN when no sequence has a token (TRL's `nanmin` of all-NaN).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct GrpoMetrics {
     pub clip_low_mean: f64,
@@ -445,14 +446,14 @@ pub fn grpo_loss<T: KernelFloat, M: MaskValue>(
         (a.low / tokden, a.high / tokden, a.region / tokden, a.cispo / tokden)
     };
     let kl = if !beta_on {
-        f64::NAN
+        0.0
     } else if single_col {
         a.rows_kl / bden
     } else {
         a.kl / tokden
     };
     let phi = if p.loss_type != LossType::Vespo {
-        f64::NAN
+        0.0
     } else if phi_row_mode {
         a.phi_rows / bden
     } else {
