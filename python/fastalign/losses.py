@@ -234,10 +234,12 @@ def grpo_loss(
         (vespo_k_neg, "vespo_k_neg"), (vespo_lambda_neg, "vespo_lambda_neg"),
     )]  # fmt: skip
     want_grad = bool(torch.is_grad_enabled() and lp.requires_grad)
+    nan = float("nan")
+    scalars = [eps_low, eps_high, nan if dlt is None else dlt, bt, nan if opsm is None else opsm, *params, ga_eff,
+               nan if max_len is None else max_len, nan if token_den is None else token_den]  # fmt: skip
     loss, _grad, metrics = ops.grpo_loss(
         lp, None if old is None else old.detach(), adv.detach(), m, None if ref is None else ref.detach(), isr, samp,
-        ent, cu, lt, lvl, eps_low, eps_high, dlt, bt, bool(use_bias_correction_kl), opsm, *params, ga_eff, max_len,
-        token_den, want_grad,
+        ent, cu, ops.pack_options(lt, lvl, bool(use_bias_correction_kl), want_grad), scalars,
     )  # fmt: skip
     return GrpoLoss(loss, metrics, lt, bt)
 

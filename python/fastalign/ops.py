@@ -26,7 +26,9 @@ from torch import Tensor
 from . import _native
 from . import _torch_losses as _tl
 
-__all__ = ["grpo_loss", "masked_reduce", "masked_reduce_backward", "vllm_is_ratio", "N_LOSS_METRICS"]
+__all__ = [
+    "grpo_loss", "masked_reduce", "masked_reduce_backward", "vllm_is_ratio", "N_LOSS_METRICS", "SCALARS", "pack_options",
+]  # fmt: skip
 
 N_LOSS_METRICS = 8
 """Slots of ``grpo_loss``'s metrics tensor: clip low/high/region means, low min, high max, cispo
@@ -167,6 +169,28 @@ def _vllm_is_ratio_fake(old, sampling, mask, cu_seqlens, mode, clip_min, clip_ma
 # grpo_loss
 
 
+# The scalar options travel packed (a string and a float list): torch's custom-op autograd
+# wrapper costs O(arguments^2) per call (``fill_defaults``), ~0.2 ms with one argument each.
+SCALARS = (
+    "epsilon_low", "epsilon_high", "delta", "beta", "off_policy_mask_threshold", "sapo_temperature_pos",
+    "sapo_temperature_neg", "vespo_k_pos", "vespo_lambda_pos", "vespo_k_neg", "vespo_lambda_neg", "grad_accum",
+    "max_completion_length", "token_denominator",
+)  # fmt: skip
+"""Order of ``grpo_loss``'s ``scalars``; NaN stands for ``None`` (delta, threshold, length, denominator)."""
+
+
+def pack_options(loss_type: str, level: str, use_bias_correction_kl: bool, want_grad: bool) -> str:
+    """``grpo_loss``'s ``options`` string."""
+    return f"{loss_type},{level},{int(use_bias_correction_kl)},{int(want_grad)}"
+
+
+def _unpack(options: str, scalars: list[float]) -> tuple:
+    loss_type, level, bias, want = options.split(",")
+    v = [None if x != x else x for x in scalars]  # NaN -> None
+    return (loss_type, level, v[0], v[1], v[2], v[3], bias == "1", v[4], v[5], v[6], v[7], v[8], v[9], v[10],
+            v[11], v[12], v[13], want == "1")  # fmt: skip
+
+
 @torch.library.custom_op("fastalign::grpo_loss", mutates_args=())
 def grpo_loss(
     per_token_logps: Tensor,
@@ -178,60 +202,42 @@ def grpo_loss(
     sampling_per_token_logps: Tensor | None,
     entropy_mask: Tensor | None,
     cu_seqlens: Tensor | None,
-    loss_type: str,
-    importance_sampling_level: str,
-    epsilon_low: float,
-    epsilon_high: float,
-    delta: float | None,
-    beta: float,
-    use_bias_correction_kl: bool,
-    off_policy_mask_threshold: float | None,
-    sapo_temperature_pos: float,
-    sapo_temperature_neg: float,
-    vespo_k_pos: float,
-    vespo_lambda_pos: float,
-    vespo_k_neg: float,
-    vespo_lambda_neg: float,
-    grad_accum: float,
-    max_completion_length: float | None,
-    token_denominator: float | None,
-    want_grad: bool,
+    options: str,
+    scalars: list[float],
 ) -> tuple[Tensor, Tensor, Tensor]:
-    """The fused GRPO-family loss: ``(loss (0-d), d loss / d per_token_logps (its shape, or
-    (0,) without want_grad), metrics (8,) float64)``."""
+    """The fused GRPO-family loss: ``(loss (0-d), d loss / d per_token_logps (its shape, or (0,)
+    without want_grad), metrics (8,) float64)``. ``options`` = :func:`pack_options`, ``scalars`` in
+    the order of :data:`SCALARS` (NaN = None)."""
+    (lt, lvl, eps_low, eps_high, delta, beta, bias, opsm, sp, sn, vkp, vlp, vkn, vln, ga, max_len, den,
+     want) = _unpack(options, scalars)  # fmt: skip
     loss, grad, metrics = _tl.grpo_loss(
         per_token_logps, old_per_token_logps, advantages, mask, ref_per_token_logps, importance_sampling_ratio,
-        sampling_per_token_logps, entropy_mask, cu_seqlens, loss_type, importance_sampling_level, epsilon_low,
-        epsilon_high, delta, beta, use_bias_correction_kl, off_policy_mask_threshold, sapo_temperature_pos,
-        sapo_temperature_neg, vespo_k_pos, vespo_lambda_pos, vespo_k_neg, vespo_lambda_neg, grad_accum,
-        max_completion_length, token_denominator, want_grad,
+        sampling_per_token_logps, entropy_mask, cu_seqlens, lt, lvl, eps_low, eps_high, delta, beta, bias, opsm,
+        sp, sn, vkp, vlp, vkn, vln, ga, max_len, den, want,
     )  # fmt: skip
     return loss.clone(), grad.clone() if grad.numel() else grad, metrics
 
 
 @grpo_loss.register_kernel("cpu")
-def _grpo_loss_cpu(
-    lp, old, adv, mask, ref, isr, samp, ent, cu, loss_type, level, eps_low, eps_high, delta, beta, bias_kl,
-    opsm, sapo_pos, sapo_neg, vk_pos, vl_pos, vk_neg, vl_neg, ga, max_len, token_den, want_grad,
-):  # fmt: skip
+def _grpo_loss_cpu(lp, old, adv, mask, ref, isr, samp, ent, cu, options, scalars):
+    (lt, lvl, eps_low, eps_high, delta, beta, bias, opsm, sp, sn, vkp, vlp, vkn, vln, ga, max_len, den,
+     want) = _unpack(options, scalars)  # fmt: skip
     loss, grad, metrics = _native_fn("grpo_loss", lp.dtype)(
         _np(lp), _np(old), _np(adv), _np(mask), _np(ref), _np(isr), _np(samp), _np(ent), _rows(lp, cu), _cu(cu),
-        loss_type, level, eps_low, eps_high, delta, beta, bias_kl, opsm, (sapo_pos, sapo_neg),
-        (vk_pos, vl_pos, vk_neg, vl_neg), ga, max_len, token_den, want_grad,
+        lt, lvl, eps_low, eps_high, delta, beta, bias, opsm, (sp, sn), (vkp, vlp, vkn, vln), ga, max_len, den, want,
     )  # fmt: skip
     g = torch.from_numpy(grad).reshape(lp.shape) if grad is not None else lp.new_empty((0,))
     return torch.tensor(loss, dtype=lp.dtype), g, torch.tensor(metrics, dtype=torch.float64)
 
 
 @grpo_loss.register_fake
-def _grpo_loss_fake(lp, *args):
-    want_grad = args[-1]
-    grad = torch.empty_like(lp) if want_grad else lp.new_empty((0,))
+def _grpo_loss_fake(lp, old, adv, mask, ref, isr, samp, ent, cu, options, scalars):
+    grad = torch.empty_like(lp) if options.endswith(",1") else lp.new_empty((0,))
     return lp.new_empty(()), grad, lp.new_empty((N_LOSS_METRICS,), dtype=torch.float64)
 
 
 def _grpo_setup(ctx, inputs, output):
-    ctx.want_grad = inputs[-1]
+    ctx.want_grad = inputs[-2].endswith(",1")
     ctx.n_inputs = len(inputs)
     ctx.save_for_backward(output[1])
     ctx.mark_non_differentiable(output[1], output[2])

@@ -142,8 +142,13 @@ pub struct GrpoMetrics {
 /// vectorise (libm's `expf` does not) and its `f32` rounding is within an ulp of torch's.
 #[inline(always)]
 pub fn exp_f32(x: f32) -> f32 {
-    let xc = f64::from(x).clamp(-110.0, 100.0);
-    let n = (xc * std::f64::consts::LOG2_E).round();
+    let xd = f64::from(x);
+    let xc = if xd < -110.0 { -110.0 } else if xd > 100.0 { 100.0 } else { xd };
+    // round to nearest by the 1.5·2^52 trick (branch-free, vectorises; |x·log2 e| < 2^51):
+    // `big`'s low mantissa bits hold n, so 2^n is built with integer adds and a shift
+    const MAGIC: f64 = 6755399441055744.0;
+    let big = xc * std::f64::consts::LOG2_E + MAGIC;
+    let n = big - MAGIC;
     let r = xc - n * std::f64::consts::LN_2;
     // e^r, |r| <= 0.35: Taylor to degree 10 (truncation < 1e-13)
     let mut p = 1.0 / 3628800.0;
@@ -157,7 +162,7 @@ pub fn exp_f32(x: f32) -> f32 {
     p = p * r + 0.5;
     p = p * r + 1.0;
     p = p * r + 1.0;
-    let scale = f64::from_bits(((n as i64 + 1023) as u64) << 52);
+    let scale = f64::from_bits(big.to_bits().wrapping_sub(MAGIC.to_bits()).wrapping_add(1023) << 52);
     let y = (p * scale) as f32;
     if x.is_nan() {
         x
@@ -225,7 +230,6 @@ struct Partial {
     phi_tok: f64,
     low_min: f64,
     high_max: f64,
-    nan: Option<(&'static str, usize)>,
 }
 
 impl Partial {
@@ -246,7 +250,6 @@ impl Partial {
         phi_tok: 0.0,
         low_min: f64::NAN,
         high_max: f64::NAN,
-        nan: None,
     };
 }
 
@@ -415,9 +418,6 @@ pub fn grpo_loss<T: KernelFloat, M: MaskValue>(
     });
     let mut a = Partial::EMPTY;
     for q in &parts {
-        if a.nan.is_none() {
-            a.nan = q.nan;
-        }
         a.loss += q.loss;
         a.tok += q.tok;
         a.low += q.low;
@@ -435,8 +435,16 @@ pub fn grpo_loss<T: KernelFloat, M: MaskValue>(
         a.low_min = nanmin(a.low_min, q.low_min);
         a.high_max = nanmax(a.high_max, q.high_max);
     }
-    if let Some((name, row)) = a.nan {
-        return Err(crate::Error::new(name, format!("contains NaN (sequence {row})")));
+    // NaN log-probs make the loss NaN (vespo's φ maps NaN to 0, so it is always scanned): then
+    // find the first one and say where.
+    if a.loss.is_nan() || p.loss_type == LossType::Vespo {
+        for (name, x) in
+            [("per_token_logps", Some(inp.logps)), ("old_per_token_logps", inp.old_logps), ("ref_per_token_logps", inp.ref_logps)]
+        {
+            if let Some(t) = x.and_then(|x| x.iter().position(|v| v.is_nan())) {
+                return Err(crate::Error::new(name, format!("contains NaN (at flat token index {t})")));
+            }
+        }
     }
     let tokden = total_m.max(1.0);
     let bden = bf.max(1.0);
@@ -539,15 +547,8 @@ fn row<T: KernelFloat, M: MaskValue>(
     let opsm = c.opsm_thr.is_some();
     let len = lp.len();
 
-    // NaN checks (the loss would be NaN anyway; the error says where).
-    if acc.nan.is_none() {
-        if lp.iter().any(|x| x.is_nan()) {
-            acc.nan = Some(("per_token_logps", j));
-        } else if old.is_some_and(|o| o.iter().any(|x| x.is_nan())) {
-            acc.nan = Some(("old_per_token_logps", j));
-        } else if reff.is_some_and(|o| o.iter().any(|x| x.is_nan())) {
-            acc.nan = Some(("ref_per_token_logps", j));
-        }
+    if fast_path_applies(inp, p, adv_tok, cfg) {
+        return row_fast(lp, old.unwrap_or(lp), m, a_row, p.level, c, cfg, want_grad, g, acc);
     }
 
     // Pre-pass: what the sequence's tokens need to know about the whole sequence.
@@ -782,6 +783,205 @@ fn row<T: KernelFloat, M: MaskValue>(
     if vespo && cfg.phi_row_mode {
         // adv_tok implies more than one column, so a_row is this sequence's advantage here
         acc.phi_rows += vespo_phi(c, v_logw, v_w, a_row).to_f64();
+    }
+}
+
+/// Whether a sequence can take [`row_fast`]: a PPO-family loss with one advantage per sequence
+/// and nothing else per token (no IS ratio, off-policy or entropy mask, KL).
+#[inline(always)]
+fn fast_path_applies<T, M>(inp: &GrpoInputs<'_, T, M>, p: &GrpoParams, adv_tok: bool, cfg: RowCfg) -> bool {
+    p.loss_type.is_ppo()
+        && !adv_tok
+        && !cfg.single_col
+        && inp.importance_sampling_ratio.is_none()
+        && p.off_policy_mask_threshold.is_none()
+        && inp.entropy_mask.is_none()
+        && (p.beta == 0.0 || inp.ref_logps.is_none())
+}
+
+/// `-min(c1·A, clip(coef)·A)` and its derivative with respect to `coef` (torch's `minimum`
+/// splits ties), plus the clip flags, for one importance weight.
+#[inline(always)]
+fn ppo_token<T: KernelFloat>(coef: T, a: T, c: &Consts<T>) -> (T, T, bool, bool) {
+    let c2 = coef.clamp_to(c.lo, c.hi);
+    let dc2 = if coef >= c.lo && coef <= c.hi { T::ONE } else { T::ZERO };
+    let (c1, dc1) = match c.delta {
+        Some(d) => (coef.min_to(d), if coef <= d { T::ONE } else { T::ZERO }),
+        None => (coef, T::ONE),
+    };
+    let (x1, x2) = (c1 * a, c2 * a);
+    let pl = T::ZERO - if x2 < x1 || x1.is_nan() { x2 } else { x1 };
+    let half = T::from_f64(0.5);
+    let d = if x1 < x2 {
+        dc1
+    } else if x2 < x1 {
+        dc2
+    } else {
+        (dc1 + dc2) * half
+    };
+    (pl, T::ZERO - a * d, c1 < c.lo && a < T::ZERO, c1 > c.hi && a > T::ZERO)
+}
+
+const LANES: usize = 16;
+
+/// The common case in one (token level) or two (sequence levels) vectorised passes over a
+/// sequence: see [`fast_path_applies`]. Same arithmetic as the general path.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn row_fast<T: KernelFloat, M: MaskValue>(
+    lp: &[T],
+    old: &[T],
+    m: &[M],
+    a: T,
+    level: Level,
+    c: &Consts<T>,
+    cfg: RowCfg,
+    want_grad: bool,
+    g: &mut [T],
+    acc: &mut Partial,
+) {
+    match level {
+        Level::Token => row_fast_token(lp, old, m, a, c, cfg, want_grad, g, acc),
+        _ => row_fast_seq(lp, old, m, a, level, c, cfg, want_grad, g, acc),
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+#[multiversion::multiversion(targets("x86_64+avx512f+avx512vl+avx512dq+avx2+fma", "x86_64+avx2+fma"))]
+fn row_fast_token<T: KernelFloat, M: MaskValue>(
+    lp: &[T],
+    old: &[T],
+    m: &[M],
+    a: T,
+    c: &Consts<T>,
+    cfg: RowCfg,
+    want_grad: bool,
+    g: &mut [T],
+    acc: &mut Partial,
+) {
+    let n = lp.len();
+    // counts first when the weight depends on them (grpo's per-sequence mean)
+    let cnt: f64 = if cfg.per_row_count { mask_sum(m) } else { f64::NAN };
+    let w_row = if cfg.per_row_count { cfg.w_const / cnt.max(1.0) } else { cfg.w_const };
+    let wt = T::from_f64(w_row);
+    let (mut ls, mut cs, mut lo_s, mut hi_s) = ([0.0f64; LANES], [0.0f64; LANES], [0.0f64; LANES], [0.0f64; LANES]);
+    let full = n - n % LANES;
+    let mut coef = [T::ZERO; LANES];
+    let mut gl = [T::ZERO; LANES];
+    let mut t = 0;
+    while t < full + LANES && t < n {
+        let len = LANES.min(n - t);
+        // pass a: the importance weights of a block of tokens (vectorises)
+        for k in 0..len {
+            coef[k] = (lp[t + k] - old[t + k]).kexp();
+        }
+        // pass b: loss, gradient and flags, branch-free
+        for k in 0..len {
+            let w: T = m[t + k].weight();
+            let cf = coef[k];
+            let (pl, gc, low, high) = ppo_token(cf, a, c);
+            let wf = w.to_f64();
+            ls[k] += (pl * w).to_f64();
+            cs[k] += wf;
+            lo_s[k] += if low { wf } else { 0.0 };
+            hi_s[k] += if high { wf } else { 0.0 };
+            gl[k] = wt * w * (gc * cf);
+        }
+        if want_grad {
+            g[t..t + len].copy_from_slice(&gl[..len]);
+        }
+        t += LANES;
+    }
+    let sum = |x: &[f64; LANES]| x.iter().sum::<f64>();
+    let (loss, count, low, high) = (sum(&ls), sum(&cs), sum(&lo_s), sum(&hi_s));
+    acc.loss += loss * w_row;
+    acc.tok += count;
+    acc.low += low;
+    acc.high += high;
+    acc.region += low + high; // a token cannot be clipped low and high at once (A < 0 vs A > 0)
+    acc.low_min = nanmin(acc.low_min, low / count);
+    acc.high_max = nanmax(acc.high_max, high / count);
+}
+
+/// `Σ m` of one sequence, in `f64` lanes.
+#[inline(always)]
+fn mask_sum<M: MaskValue>(m: &[M]) -> f64 {
+    let mut s = [0.0f64; LANES];
+    let mut chunks = m.chunks_exact(LANES);
+    for ch in &mut chunks {
+        for k in 0..LANES {
+            s[k] += ch[k].weight::<f64>();
+        }
+    }
+    s.iter().sum::<f64>() + chunks.remainder().iter().map(|w| w.weight::<f64>()).sum::<f64>()
+}
+
+#[allow(clippy::too_many_arguments)]
+#[multiversion::multiversion(targets("x86_64+avx512f+avx512vl+avx512dq+avx2+fma", "x86_64+avx2+fma"))]
+fn row_fast_seq<T: KernelFloat, M: MaskValue>(
+    lp: &[T],
+    old: &[T],
+    m: &[M],
+    a: T,
+    level: Level,
+    c: &Consts<T>,
+    cfg: RowCfg,
+    want_grad: bool,
+    g: &mut [T],
+    acc: &mut Partial,
+) {
+    // pass 1: Σ m·(logp − old) and Σ m
+    let n = lp.len();
+    let (mut s, mut cs) = ([0.0f64; LANES], [0.0f64; LANES]);
+    let full = n - n % LANES;
+    let mut t = 0;
+    while t < full {
+        for k in 0..LANES {
+            let w: T = m[t + k].weight();
+            s[k] += ((lp[t + k] - old[t + k]) * w).to_f64();
+            cs[k] += w.to_f64();
+        }
+        t += LANES;
+    }
+    for t in full..n {
+        let w: T = m[t].weight();
+        s[0] += ((lp[t] - old[t]) * w).to_f64();
+        cs[0] += w.to_f64();
+    }
+    let (lr_sum, cnt) = (s.iter().sum::<f64>(), cs.iter().sum::<f64>());
+    let cnt1 = cnt.max(1.0);
+    let coef = T::from_f64(lr_sum / cnt1).kexp();
+    let (pl, gc, low, high) = ppo_token(coef, a, c);
+    let w_row = if cfg.per_row_count { cfg.w_const / cnt1 } else { cfg.w_const };
+    // every token has the same loss: Σ m·pl = pl·Σ m (rounded like the per-token sum)
+    acc.loss += (pl.to_f64() * cnt) * w_row;
+    acc.tok += cnt;
+    // pass 2: the gradient, k·m_t
+    if want_grad {
+        let k = match level {
+            // ∂coef/∂logp_t = coef·m_t/max(Σm, 1), through every token's loss
+            Level::Sequence => T::from_f64(w_row * (gc.to_f64() * cnt)) * coef * T::from_f64(1.0 / cnt1),
+            // GSPO-token: each token's own gradient, coef_t = coef
+            _ => T::from_f64(w_row) * (gc * coef),
+        };
+        for (gt, &w) in g.iter_mut().zip(m) {
+            *gt = k * w.weight::<T>();
+        }
+    }
+    let (l, h) = (f64::from(u8::from(low)), f64::from(u8::from(high)));
+    if cfg.clip_row_mode {
+        acc.rows_low += l;
+        acc.rows_high += h;
+        acc.rows_region += f64::from(u8::from(low || high));
+        acc.low_min = nanmin(acc.low_min, l);
+        acc.high_max = nanmax(acc.high_max, h);
+    } else {
+        // GSPO-token: per-token flags (all equal within the sequence)
+        acc.low += l * cnt;
+        acc.high += h * cnt;
+        acc.region += f64::from(u8::from(low || high)) * cnt;
+        acc.low_min = nanmin(acc.low_min, l * cnt / cnt);
+        acc.high_max = nanmax(acc.high_max, h * cnt / cnt);
     }
 }
 
