@@ -45,14 +45,12 @@ impl LossType {
             "sapo" => LossType::Sapo,
             "luspo" => LossType::Luspo,
             "vespo" => LossType::Vespo,
-            _ => {
-                return Err(crate::Error::new(
-                    "loss_type",
-                    format!(
-                        "expected one of 'grpo', 'bnpo', 'dr_grpo', 'dapo', 'cispo', 'sapo', 'luspo', 'vespo', got {s:?}"
-                    ),
-                ))
-            }
+            _ => return Err(crate::Error::new(
+                "loss_type",
+                format!(
+                    "expected one of 'grpo', 'bnpo', 'dr_grpo', 'dapo', 'cispo', 'sapo', 'luspo', 'vespo', got {s:?}"
+                ),
+            )),
         })
     }
     fn is_ppo(self) -> bool {
@@ -143,9 +141,9 @@ pub struct GrpoMetrics {
 #[inline(always)]
 pub fn exp_f32(x: f32) -> f32 {
     let xd = f64::from(x);
-    let xc = if xd < -110.0 { -110.0 } else if xd > 100.0 { 100.0 } else { xd };
-    // round to nearest by the 1.5·2^52 trick (branch-free, vectorises; |x·log2 e| < 2^51):
-    // `big`'s low mantissa bits hold n, so 2^n is built with integer adds and a shift
+    let xc = xd.clamp(-110.0, 100.0); // NaN stays NaN (fixed at the end)
+                                      // round to nearest by the 1.5·2^52 trick (branch-free, vectorises; |x·log2 e| < 2^51):
+                                      // `big`'s low mantissa bits hold n, so 2^n is built with integer adds and a shift
     const MAGIC: f64 = 6755399441055744.0;
     let big = xc * std::f64::consts::LOG2_E + MAGIC;
     let n = big - MAGIC;
@@ -339,7 +337,9 @@ pub fn grpo_loss<T: KernelFloat, M: MaskValue>(
         }
         (_, l) => l.unwrap_or(1.0),
     };
-    ensure!(p.grad_accum > 0.0, "gradient_accumulation_steps", "must be > 0, got {}", p.grad_accum);
+    if p.grad_accum.is_nan() || p.grad_accum <= 0.0 {
+        return Err(crate::Error::new("gradient_accumulation_steps", format!("must be > 0, got {}", p.grad_accum)));
+    }
 
     let c = Consts::<T> {
         lo: T::from_f64(1.0 - p.epsilon_low),
@@ -406,13 +406,19 @@ pub fn grpo_loss<T: KernelFloat, M: MaskValue>(
         let base = layout.range(first).start;
         for j in first..first + rows {
             let r = layout.range(j);
-            row(inp, p, &c, r.clone(), j, adv_tok, is_tok, want_grad, g_slice(g, &r, base), &mut acc, RowCfg {
-                w_const,
-                per_row_count,
-                clip_row_mode,
-                phi_row_mode,
-                single_col,
-            });
+            row(
+                inp,
+                p,
+                &c,
+                r.clone(),
+                j,
+                adv_tok,
+                is_tok,
+                want_grad,
+                g_slice(g, &r, base),
+                &mut acc,
+                RowCfg { w_const, per_row_count, clip_row_mode, phi_row_mode, single_col },
+            );
         }
         acc
     });
@@ -438,9 +444,11 @@ pub fn grpo_loss<T: KernelFloat, M: MaskValue>(
     // NaN log-probs make the loss NaN (vespo's φ maps NaN to 0, so it is always scanned): then
     // find the first one and say where.
     if a.loss.is_nan() || p.loss_type == LossType::Vespo {
-        for (name, x) in
-            [("per_token_logps", Some(inp.logps)), ("old_per_token_logps", inp.old_logps), ("ref_per_token_logps", inp.ref_logps)]
-        {
+        for (name, x) in [
+            ("per_token_logps", Some(inp.logps)),
+            ("old_per_token_logps", inp.old_logps),
+            ("ref_per_token_logps", inp.ref_logps),
+        ] {
             if let Some(t) = x.and_then(|x| x.iter().position(|v| v.is_nan())) {
                 return Err(crate::Error::new(name, format!("contains NaN (at flat token index {t})")));
             }
@@ -1011,6 +1019,7 @@ mod tests {
         }
     }
 
+    #[allow(clippy::type_complexity)]
     fn batch() -> (Vec<f64>, Vec<f64>, Vec<f64>, Vec<i64>, Vec<f64>) {
         let lp = vec![-0.5, -1.0, -0.2, -3.0, -0.1, -0.7, -2.0, -0.4];
         let old = vec![-0.6, -0.8, -0.2, -3.0, -0.5, -0.7, -1.0, -0.4];
@@ -1077,7 +1086,11 @@ mod tests {
                         // SequenceToken differs from the true derivative of its value by design;
                         // cispo's clipped ratio and vespo's φ are detached in TRL (no gradient)
                         if level != Level::SequenceToken && !matches!(lt, LossType::Cispo | LossType::Vespo) {
-                            assert!((fd - g[t]).abs() < 1e-6, "{lt:?} {level:?} beta={beta} t={t}: fd {fd} vs {}", g[t]);
+                            assert!(
+                                (fd - g[t]).abs() < 1e-6,
+                                "{lt:?} {level:?} beta={beta} t={t}: fd {fd} vs {}",
+                                g[t]
+                            );
                         }
                     }
                 }

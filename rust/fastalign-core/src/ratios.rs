@@ -103,7 +103,7 @@ impl<'a> Layout<'a> {
     pub fn padded(len: usize, rows: usize, argument: &'static str) -> Result<Self> {
         ensure!(rows == 0 || len % rows == 0, argument, "has {len} values, not a multiple of {rows} rows");
         ensure!(rows > 0 || len == 0, argument, "has {len} values for 0 rows");
-        Ok(Layout::Padded { rows, cols: if rows == 0 { 0 } else { len / rows } })
+        Ok(Layout::Padded { rows, cols: len.checked_div(rows).unwrap_or(0) })
     }
 
     /// A packed layout, checked against the number of tokens: `cu_seqlens` starts at 0, never
@@ -114,7 +114,13 @@ impl<'a> Layout<'a> {
         if let Some(i) = cu_seqlens.windows(2).position(|w| w[1] < w[0]) {
             return Err(crate::Error::new(
                 "cu_seqlens",
-                format!("must be non-decreasing, but entry {} ({}) < entry {} ({})", i + 1, cu_seqlens[i + 1], i, cu_seqlens[i]),
+                format!(
+                    "must be non-decreasing, but entry {} ({}) < entry {} ({})",
+                    i + 1,
+                    cu_seqlens[i + 1],
+                    i,
+                    cu_seqlens[i]
+                ),
             ));
         }
         let last = cu_seqlens[cu_seqlens.len() - 1];
@@ -225,38 +231,38 @@ fn check_lengths(n: usize, layout: &Layout<'_>, name: &'static str) -> Result<()
     Ok(())
 }
 
-/// `(Σ m·x, Σ m)` over one sequence, accumulated in `f64`.
-#[inline(always)]
+const LANES: usize = 16;
+
+/// `(Σ m·x, Σ m)` over one sequence, accumulated in `f64` lanes (vectorises).
+#[cfg(test)]
 fn masked_sum_count<T: Real, M: MaskValue>(x: &[T], m: Option<&[M]>) -> (f64, f64) {
-    match m {
-        Some(m) => {
-            let (mut s, mut c) = (0.0f64, 0.0f64);
-            for (&v, &w) in x.iter().zip(m) {
-                let w: T = w.weight();
-                s += (v * w).to_f64();
-                c += w.to_f64();
-            }
-            (s, c)
-        }
-        None => (x.iter().map(|v| v.to_f64()).sum(), x.len() as f64),
-    }
+    masked_diff_sum_count(x, None, m)
 }
 
-/// `(Σ m·(x − y), Σ m)` with the difference rounded to `T` first (as torch's `x - y`).
-#[multiversion::multiversion(targets("x86_64+avx512f+avx512vl+avx2+fma", "x86_64+avx2+fma"))]
-fn masked_diff_sum_count<T: Real, M: MaskValue>(x: &[T], y: &[T], m: Option<&[M]>) -> (f64, f64) {
-    match m {
-        Some(m) => {
-            let (mut s, mut c) = (0.0f64, 0.0f64);
-            for ((&a, &b), &w) in x.iter().zip(y).zip(m) {
-                let w: T = w.weight();
-                s += ((a - b) * w).to_f64();
-                c += w.to_f64();
-            }
-            (s, c)
+/// `(Σ m·(x − y), Σ m)` with the difference rounded to `T` first (as torch's `x - y`), in `f64`
+/// lanes; `y = None` sums `m·x`.
+#[multiversion::multiversion(targets("x86_64+avx512f+avx512vl+avx512dq+avx2+fma", "x86_64+avx2+fma"))]
+fn masked_diff_sum_count<T: Real, M: MaskValue>(x: &[T], y: Option<&[T]>, m: Option<&[M]>) -> (f64, f64) {
+    let n = x.len();
+    let (mut s, mut c) = ([0.0f64; LANES], [0.0f64; LANES]);
+    let mut t = 0;
+    while t < n {
+        let len = LANES.min(n - t);
+        for k in 0..len {
+            let v = match y {
+                Some(y) => x[t + k] - y[t + k],
+                None => x[t + k],
+            };
+            let w: T = match m {
+                Some(m) => m[t + k].weight(),
+                None => T::ONE,
+            };
+            s[k] += (v * w).to_f64();
+            c[k] += w.to_f64();
         }
-        None => (x.iter().zip(y).map(|(&a, &b)| (a - b).to_f64()).sum(), x.len() as f64),
+        t += LANES;
     }
+    (s.iter().sum(), c.iter().sum())
 }
 
 /// Per-sequence `sum` / `mean` / `max` of `values` (or of `values − minus`, rounded to `T`
@@ -284,10 +290,7 @@ pub fn masked_reduce<T: Real, M: MaskValue>(
             let x = &values[r.clone()];
             let y = minus.map(|y| &y[r.clone()]);
             let m = mask.map(|m| &m[r]);
-            let sum_count = || match y {
-                Some(y) => masked_diff_sum_count(x, y, m),
-                None => masked_sum_count(x, m),
-            };
+            let sum_count = || masked_diff_sum_count(x, y, m);
             *o = match reduction {
                 Reduction::Sum => T::from_f64(sum_count().0),
                 Reduction::Mean => {
@@ -315,6 +318,7 @@ pub fn masked_reduce<T: Real, M: MaskValue>(
     Ok(())
 }
 
+#[allow(clippy::needless_range_loop)]
 /// Gradient of [`masked_reduce`] (`sum` or `mean`) with respect to `values`: `g_i·m_t`, divided by
 /// `max(Σ m, 1)` for `mean`.
 pub fn masked_reduce_backward<T: Real, M: MaskValue>(
@@ -432,6 +436,7 @@ impl Acc {
     }
 }
 
+#[allow(clippy::too_many_arguments, clippy::needless_range_loop)]
 /// TRL 1.16's vLLM importance-sampling ratio (grpo_trainer.py, `_generate_and_score_completions`):
 /// `d = nan_to_num((old − sampling)·m)`, `ratio = exp(d)` per token or `exp(Σ_t d)` per sequence
 /// (a sum, i.e. the product of token ratios), then `*_truncate`: `clamp(min=clip_min, max=clip_max)`,
@@ -453,7 +458,9 @@ pub fn vllm_is_ratio<T: Float, M: MaskValue>(
     let want = if mode.sequence { layout.rows() } else { layout.tokens() };
     ensure!(out.len() == want, "out", "has {} values, expected {want}", out.len());
     if let (Some(lo), Some(hi)) = (clip_min, clip_max) {
-        ensure!(lo < hi, "clip_min", "must be < clip_max, got {lo} >= {hi}");
+        if lo.is_nan() || hi.is_nan() || lo >= hi {
+            return Err(crate::Error::new("clip_min", format!("must be < clip_max, got {lo} >= {hi}")));
+        }
     }
     ensure!(
         !(mode.truncate && clip_min.is_none() && clip_max.is_none()),
@@ -608,8 +615,9 @@ mod tests {
         let m = [1i64, 1, 1, 0];
         let lay = Layout::padded(4, 2, "old").unwrap();
         let mut tok = [0.0; 4];
-        let st = vllm_is_ratio(&old, &samp, &m, &lay, IsMode::parse("token_truncate").unwrap(), None, Some(2.0), &mut tok)
-            .unwrap();
+        let st =
+            vllm_is_ratio(&old, &samp, &m, &lay, IsMode::parse("token_truncate").unwrap(), None, Some(2.0), &mut tok)
+                .unwrap();
         assert_eq!(tok, [1.0, 2.0, (-1.0f64).exp(), 1.0]);
         assert_eq!(st.raw_max, 1f64.exp());
         assert_eq!(st.logp_diff_max, 1.0);

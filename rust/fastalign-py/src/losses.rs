@@ -108,7 +108,9 @@ macro_rules! loss_bindings {
                 let o = out_slice(py, &mut w)?;
                 match &mask {
                     None => run_detached(py, || masked_reduce::<$t, bool>(x, y, None, &lay, red, o))?,
-                    Some(mask) => with_mask!(mask, "mask", |m| run_detached(py, || masked_reduce(x, y, Some(m), &lay, red, o))?),
+                    Some(mask) => {
+                        with_mask!(mask, "mask", |m| run_detached(py, || masked_reduce(x, y, Some(m), &lay, red, o))?)
+                    }
                 }
             }
             Ok(out)
@@ -135,7 +137,13 @@ macro_rules! loss_bindings {
                 let o = out_slice(py, &mut w)?;
                 match &mask {
                     None => run_detached(py, || masked_reduce_backward::<$t, bool>(g, None, &lay, red, o))?,
-                    Some(mask) => with_mask!(mask, "mask", |m| run_detached(py, || masked_reduce_backward(g, Some(m), &lay, red, o))?),
+                    Some(mask) => with_mask!(mask, "mask", |m| run_detached(py, || masked_reduce_backward(
+                        g,
+                        Some(m),
+                        &lay,
+                        red,
+                        o
+                    ))?),
                 }
             }
             Ok(out)
@@ -165,22 +173,33 @@ macro_rules! loss_bindings {
             let st = {
                 let mut w = out.readwrite();
                 let r = out_slice(py, &mut w)?;
-                with_mask!(&mask, "mask", |m| run_detached(py, || vllm_is_ratio(o, s, m, &lay, mode, clip_min, clip_max, r))?)
+                with_mask!(&mask, "mask", |m| run_detached(py, || vllm_is_ratio(
+                    o, s, m, &lay, mode, clip_min, clip_max, r
+                ))?)
             };
             Ok((
                 out,
-                (st.logp_diff_mean, st.logp_diff_max, st.ratio_min, st.ratio_mean, st.ratio_max, st.raw_min, st.raw_mean, st.raw_max),
+                (
+                    st.logp_diff_mean,
+                    st.logp_diff_max,
+                    st.ratio_min,
+                    st.ratio_mean,
+                    st.ratio_max,
+                    st.raw_min,
+                    st.raw_mean,
+                    st.raw_max,
+                ),
             ))
         }
 
         /// The fused GRPO-family loss: `(loss, grad or None, metrics)`; see `fastalign.losses.grpo_loss`.
         #[pyfunction]
         #[pyo3(signature = (
-            logps, old, advantages, mask, ref_logps, is_ratio, sampling, entropy_mask, rows, cu_seqlens,
-            loss_type, level, epsilon_low, epsilon_high, delta, beta, use_bias_correction_kl,
-            off_policy_mask_threshold, sapo_temperatures, vespo_params, grad_accum, max_completion_length,
-            token_denominator, want_grad
-        ))]
+                    logps, old, advantages, mask, ref_logps, is_ratio, sampling, entropy_mask, rows, cu_seqlens,
+                    loss_type, level, epsilon_low, epsilon_high, delta, beta, use_bias_correction_kl,
+                    off_policy_mask_threshold, sapo_temperatures, vespo_params, grad_accum, max_completion_length,
+                    token_denominator, want_grad
+                ))]
         #[allow(clippy::too_many_arguments)]
         pub fn $grpo<'py>(
             py: Python<'py>,
@@ -229,8 +248,10 @@ macro_rules! loss_bindings {
                 token_denominator,
             };
             let lp = slice1(&logps, "per_token_logps")?;
-            let (old_s, ref_s) = (opt_slice(&old, "old_per_token_logps")?, opt_slice(&ref_logps, "ref_per_token_logps")?);
-            let (is_s, samp_s) = (opt_slice(&is_ratio, "importance_sampling_ratio")?, opt_slice(&sampling, "sampling_per_token_logps")?);
+            let (old_s, ref_s) =
+                (opt_slice(&old, "old_per_token_logps")?, opt_slice(&ref_logps, "ref_per_token_logps")?);
+            let (is_s, samp_s) =
+                (opt_slice(&is_ratio, "importance_sampling_ratio")?, opt_slice(&sampling, "sampling_per_token_logps")?);
             let ent = entropy_mask.as_ref().map(|a| slice1(a, "entropy_mask")).transpose()?;
             let adv = slice1(&advantages, "advantages")?;
             let cu = cu_seqlens.as_ref().map(|c| slice1(c, "cu_seqlens")).transpose()?;
@@ -256,7 +277,16 @@ macro_rules! loss_bindings {
                     run_detached(py, || grpo_loss(&inp, &lay, &params, g))?
                 })
             };
-            let mt = (m.clip_low_mean, m.clip_high_mean, m.clip_region_mean, m.clip_low_min, m.clip_high_max, m.cispo_clip_ratio, m.kl, m.phi_seq_mean);
+            let mt = (
+                m.clip_low_mean,
+                m.clip_high_mean,
+                m.clip_region_mean,
+                m.clip_low_min,
+                m.clip_high_max,
+                m.cispo_clip_ratio,
+                m.kl,
+                m.phi_seq_mean,
+            );
             Ok((loss, grad, mt))
         }
     };
