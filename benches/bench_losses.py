@@ -25,6 +25,7 @@ import torch
 from _common import run, tag
 from bench_ratios import make_logps
 
+from fastalign import _torch_losses
 from fastalign.losses import grpo_loss
 
 
@@ -66,9 +67,19 @@ def fastalign_step(lp, old, adv, mask, level, loss_type, num_items):
     return loss, grad
 
 
+def torch_path_step(lp, old, adv, mask, level, loss_type, num_items):
+    """fastalign's plain-torch kernel (what runs on CUDA) on the CPU: loss and gradient in one
+    call, then the backward's ``grad_out * grad``."""
+    loss, grad, _ = _torch_losses.grpo_loss(
+        lp.detach(), old, adv, mask, None, None, None, None, None, loss_type, level, 0.2, 0.28, None, 0.0, True, None,
+        1.0, 1.05, 2.0, 3.0, 3.0, 2.0, 1.0, None, float(num_items), True,
+    )  # fmt: skip
+    return loss, torch.ones((), dtype=loss.dtype) * grad
+
+
 @pytest.mark.parametrize("size", _sizes(), ids=lambda s: f"{s[0]}x{s[1]}")
 @pytest.mark.parametrize("config", list(CONFIGS))
-@pytest.mark.parametrize("impl", ["trl", "fastalign"])
+@pytest.mark.parametrize("impl", ["trl", "fastalign", "torch-path"])
 def test_grpo_loss_forward_backward(benchmark, size, config, impl):
     b, t = size
     lp0, old, mask, adv = make_logps(b, t)
@@ -85,6 +96,11 @@ def test_grpo_loss_forward_backward(benchmark, size, config, impl):
     if impl == "trl":
         tag(benchmark, op=label, size=f"B={b} T={t:,}", impl="trl", role="reference")
         run(benchmark, trl_step, lp, old, adv, mask, level, loss_type, num_items, rounds=rounds)
+    elif impl == "torch-path":
+        torch.testing.assert_close(torch_path_step(lp, old, adv, mask, level, loss_type, num_items)[1], want[1],
+                                   rtol=2e-5, atol=1e-9)  # fmt: skip
+        tag(benchmark, op=label, size=f"B={b} T={t:,}", impl="fastalign torch path (CUDA code) on CPU", role="other")
+        run(benchmark, torch_path_step, lp, old, adv, mask, level, loss_type, num_items, rounds=rounds)
     else:
         tag(benchmark, op=label, size=f"B={b} T={t:,}", impl="fastalign", role="fastalign", target=3.0,
             nbytes=b * t * (4 + 4 + 8 + 4))  # fmt: skip

@@ -24,6 +24,7 @@ import pytest
 import torch
 from _common import SEED, run, tag
 
+from fastalign import _torch_losses
 from fastalign.ratios import masked_mean, sequence_log_ratio
 
 
@@ -58,7 +59,7 @@ def trl_masked_mean(x, mask):
 
 
 @pytest.mark.parametrize("size", _sizes(), ids=lambda s: f"{s[0]}x{s[1]}")
-@pytest.mark.parametrize("impl", ["trl", "fastalign"])
+@pytest.mark.parametrize("impl", ["trl", "fastalign", "torch-path"])
 def test_sequence_log_ratio(benchmark, size, impl):
     b, t = size
     lp, old, mask, _ = make_logps(b, t)
@@ -69,6 +70,10 @@ def test_sequence_log_ratio(benchmark, size, impl):
     if impl == "trl":
         tag(benchmark, op="sequence_log_ratio (GSPO)", size=f"B={b} T={t:,}", impl="trl", role="reference")
         run(benchmark, trl_sequence_log_ratio, lp, old, mask, rounds=15)
+    elif impl == "torch-path":
+        tag(benchmark, op="sequence_log_ratio (GSPO)", size=f"B={b} T={t:,}",
+            impl="fastalign torch path (CUDA code) on CPU", role="other")  # fmt: skip
+        run(benchmark, _torch_losses.masked_reduce, lp, old, mask, None, "mean", rounds=15)
     else:
         tag(benchmark, op="sequence_log_ratio (GSPO)", size=f"B={b} T={t:,}", impl="fastalign", role="fastalign",
             target=3.0, nbytes=nbytes)  # fmt: skip
