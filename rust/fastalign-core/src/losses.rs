@@ -45,12 +45,14 @@ impl LossType {
             "sapo" => LossType::Sapo,
             "luspo" => LossType::Luspo,
             "vespo" => LossType::Vespo,
-            _ => return Err(crate::Error::new(
-                "loss_type",
-                format!(
+            _ => {
+                return Err(crate::Error::new(
+                    "loss_type",
+                    format!(
                     "expected one of 'grpo', 'bnpo', 'dr_grpo', 'dapo', 'cispo', 'sapo', 'luspo', 'vespo', got {s:?}"
                 ),
-            )),
+                ))
+            }
         })
     }
     fn is_ppo(self) -> bool {
@@ -873,32 +875,97 @@ fn row_fast_token<T: KernelFloat, M: MaskValue>(
     let w_row = if cfg.per_row_count { cfg.w_const / cnt.max(1.0) } else { cfg.w_const };
     let wt = T::from_f64(w_row);
     let (mut ls, mut cs, mut lo_s, mut hi_s) = ([0.0f64; LANES], [0.0f64; LANES], [0.0f64; LANES], [0.0f64; LANES]);
+    // `delta = None` is a cap at +inf: the same values and derivatives, without a branch
+    let dl = c.delta.unwrap_or(T::from_f64(f64::INFINITY));
+    let (lo, hi, half) = (c.lo, c.hi, T::from_f64(0.5));
     let full = n - n % LANES;
     let mut coef = [T::ZERO; LANES];
     let mut gl = [T::ZERO; LANES];
+    // one token of pass b, everything in the value type (w·pl, w, w·low, w·high, gradient)
+    #[inline(always)]
+    #[allow(clippy::too_many_arguments)]
+    fn lane_t<T: KernelFloat>(cf: T, w: T, a: T, wt: T, lo: T, hi: T, dl: T, half: T) -> (T, T, T, T, T) {
+        let c2 = cf.clamp_to(lo, hi);
+        let dc2 = if cf >= lo && cf <= hi { T::ONE } else { T::ZERO };
+        let c1 = cf.min_to(dl);
+        let dc1 = if cf <= dl { T::ONE } else { T::ZERO };
+        let (x1, x2) = (c1 * a, c2 * a);
+        let pl = T::ZERO - if x2 < x1 { x2 } else { x1 };
+        let d = if x1 < x2 {
+            dc1
+        } else if x2 < x1 {
+            dc2
+        } else {
+            (dc1 + dc2) * half
+        };
+        let gc = T::ZERO - a * d;
+        let low = if c1 < lo && a < T::ZERO { w } else { T::ZERO };
+        let high = if c1 > hi && a > T::ZERO { w } else { T::ZERO };
+        (pl * w, w, low, high, wt * w * (gc * cf))
+    }
+    // one token of pass b: loss, gradient and flags (selects only, so blocks vectorise)
+    #[inline(always)]
+    #[allow(clippy::too_many_arguments)]
+    fn lane<T: KernelFloat>(cf: T, w: T, a: T, wt: T, lo: T, hi: T, dl: T, half: T) -> (f64, f64, f64, f64, T) {
+        let c2 = cf.clamp_to(lo, hi);
+        let dc2 = if cf >= lo && cf <= hi { T::ONE } else { T::ZERO };
+        let c1 = cf.min_to(dl);
+        let dc1 = if cf <= dl { T::ONE } else { T::ZERO };
+        let (x1, x2) = (c1 * a, c2 * a);
+        let pl = T::ZERO - if x2 < x1 { x2 } else { x1 };
+        let d = if x1 < x2 {
+            dc1
+        } else if x2 < x1 {
+            dc2
+        } else {
+            (dc1 + dc2) * half
+        };
+        let gc = T::ZERO - a * d;
+        let wf = w.to_f64();
+        let low = if c1 < lo && a < T::ZERO { wf } else { 0.0 };
+        let high = if c1 > hi && a > T::ZERO { wf } else { 0.0 };
+        ((pl * w).to_f64(), wf, low, high, wt * w * (gc * cf))
+    }
+    let (mut wv, mut plv, mut lov, mut hiv) = ([T::ZERO; LANES], [T::ZERO; LANES], [T::ZERO; LANES], [T::ZERO; LANES]);
     let mut t = 0;
-    while t < full + LANES && t < n {
-        let len = LANES.min(n - t);
-        // pass a: the importance weights of a block of tokens (vectorises)
-        for k in 0..len {
+    while t < full {
+        // pass a: the importance weights and mask weights of a block of tokens
+        for k in 0..LANES {
             coef[k] = (lp[t + k] - old[t + k]).kexp();
         }
-        // pass b: loss, gradient and flags, branch-free
-        for k in 0..len {
-            let w: T = m[t + k].weight();
-            let cf = coef[k];
-            let (pl, gc, low, high) = ppo_token(cf, a, c);
-            let wf = w.to_f64();
-            ls[k] += (pl * w).to_f64();
-            cs[k] += wf;
-            lo_s[k] += if low { wf } else { 0.0 };
-            hi_s[k] += if high { wf } else { 0.0 };
-            gl[k] = wt * w * (gc * cf);
+        for k in 0..LANES {
+            wv[k] = m[t + k].weight();
+        }
+        // pass b: per-token values in the value type (simple loops over arrays vectorise)
+        for k in 0..LANES {
+            let (l, _, lw, hw, gv) = lane_t(coef[k], wv[k], a, wt, lo, hi, dl, half);
+            plv[k] = l;
+            lov[k] = lw;
+            hiv[k] = hw;
+            gl[k] = gv;
+        }
+        // pass c: f64 accumulation
+        for k in 0..LANES {
+            ls[k] += plv[k].to_f64();
+            cs[k] += wv[k].to_f64();
+            lo_s[k] += lov[k].to_f64();
+            hi_s[k] += hiv[k].to_f64();
         }
         if want_grad {
-            g[t..t + len].copy_from_slice(&gl[..len]);
+            g[t..t + LANES].copy_from_slice(&gl);
         }
         t += LANES;
+    }
+    for (k, t) in (full..n).enumerate() {
+        let cf = (lp[t] - old[t]).kexp();
+        let (l, cw, lw, hw, gv) = lane(cf, m[t].weight(), a, wt, lo, hi, dl, half);
+        ls[k] += l;
+        cs[k] += cw;
+        lo_s[k] += lw;
+        hi_s[k] += hw;
+        if want_grad {
+            g[t] = gv;
+        }
     }
     let sum = |x: &[f64; LANES]| x.iter().sum::<f64>();
     let (loss, count, low, high) = (sum(&ls), sum(&cs), sum(&lo_s), sum(&hi_s));
