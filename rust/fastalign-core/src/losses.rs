@@ -929,12 +929,14 @@ fn row_fast_token<T: KernelFloat, M: MaskValue>(
     let (mut wv, mut plv, mut lov, mut hiv) = ([T::ZERO; LANES], [T::ZERO; LANES], [T::ZERO; LANES], [T::ZERO; LANES]);
     let mut t = 0;
     while t < full {
-        // pass a: the importance weights and mask weights of a block of tokens
+        // pass a: the importance weights and mask weights of a block of tokens (fixed-size
+        // views: no bounds checks inside the loops, so they vectorise)
+        let (lpb, oldb, mb) = (block::<T>(lp, t), block::<T>(old, t), block::<M>(m, t));
         for k in 0..LANES {
-            coef[k] = (lp[t + k] - old[t + k]).kexp();
+            coef[k] = (lpb[k] - oldb[k]).kexp();
         }
         for k in 0..LANES {
-            wv[k] = m[t + k].weight();
+            wv[k] = mb[k].weight();
         }
         // pass b: per-token values in the value type (simple loops over arrays vectorise)
         for k in 0..LANES {
@@ -978,6 +980,12 @@ fn row_fast_token<T: KernelFloat, M: MaskValue>(
     acc.high_max = nanmax(acc.high_max, high / count);
 }
 
+/// `x[t..t + LANES]` as an array reference (`t + LANES <= x.len()` is the caller's loop bound).
+#[inline(always)]
+fn block<T>(x: &[T], t: usize) -> &[T; LANES] {
+    x[t..t + LANES].try_into().expect("a full block")
+}
+
 /// `Σ m` of one sequence, in `f64` lanes.
 #[inline(always)]
 fn mask_sum<M: MaskValue>(m: &[M]) -> f64 {
@@ -1011,9 +1019,10 @@ fn row_fast_seq<T: KernelFloat, M: MaskValue>(
     let full = n - n % LANES;
     let mut t = 0;
     while t < full {
+        let (lpb, oldb, mb) = (block::<T>(lp, t), block::<T>(old, t), block::<M>(m, t));
         for k in 0..LANES {
-            let w: T = m[t + k].weight();
-            s[k] += ((lp[t + k] - old[t + k]) * w).to_f64();
+            let w: T = mb[k].weight();
+            s[k] += ((lpb[k] - oldb[k]) * w).to_f64();
             cs[k] += w.to_f64();
         }
         t += LANES;

@@ -244,23 +244,45 @@ fn masked_sum_count<T: Real, M: MaskValue>(x: &[T], m: Option<&[M]>) -> (f64, f6
 #[multiversion::multiversion(targets("x86_64+avx512f+avx512vl+avx512dq+avx2+fma", "x86_64+avx2+fma"))]
 fn masked_diff_sum_count<T: Real, M: MaskValue>(x: &[T], y: Option<&[T]>, m: Option<&[M]>) -> (f64, f64) {
     let n = x.len();
+    let full = n - n % LANES;
     let (mut s, mut c) = ([0.0f64; LANES], [0.0f64; LANES]);
+    // full blocks through fixed-size views (no bounds checks in the loops, so they vectorise)
+    let blk = |v: &[T], t: usize| -> [T; LANES] { v[t..t + LANES].try_into().expect("a full block") };
     let mut t = 0;
-    while t < n {
-        let len = LANES.min(n - t);
-        for k in 0..len {
-            let v = match y {
-                Some(y) => x[t + k] - y[t + k],
-                None => x[t + k],
-            };
-            let w: T = match m {
-                Some(m) => m[t + k].weight(),
-                None => T::ONE,
-            };
-            s[k] += (v * w).to_f64();
-            c[k] += w.to_f64();
+    while t < full {
+        let mut v = blk(x, t);
+        if let Some(y) = y {
+            let yb = blk(y, t);
+            for k in 0..LANES {
+                v[k] = v[k] - yb[k];
+            }
+        }
+        match m {
+            Some(m) => {
+                let mb: &[M; LANES] = m[t..t + LANES].try_into().expect("a full block");
+                for k in 0..LANES {
+                    let w: T = mb[k].weight();
+                    s[k] += (v[k] * w).to_f64();
+                    c[k] += w.to_f64();
+                }
+            }
+            None => {
+                for k in 0..LANES {
+                    s[k] += v[k].to_f64();
+                    c[k] += 1.0;
+                }
+            }
         }
         t += LANES;
+    }
+    for (k, t) in (full..n).enumerate() {
+        let v = match y {
+            Some(y) => x[t] - y[t],
+            None => x[t],
+        };
+        let w: T = m.map_or(T::ONE, |m| m[t].weight());
+        s[k] += (v * w).to_f64();
+        c[k] += w.to_f64();
     }
     (s.iter().sum(), c.iter().sum())
 }
