@@ -403,7 +403,7 @@ pub fn grpo_loss<T: KernelFloat, M: MaskValue>(
     let phi_row_mode = single_col || !adv_tok;
 
     let want_grad = !grad.is_empty();
-    let parts = for_row_blocks(layout, &mut [] as &mut [T], grad, 4 * n, |first, rows, _, g| {
+    let parts = for_row_blocks(layout, &mut [] as &mut [T], grad, n, |first, rows, _, g| {
         let mut acc = Partial::EMPTY;
         let base = layout.range(first).start;
         for j in first..first + rows {
