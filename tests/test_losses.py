@@ -247,6 +247,8 @@ def test_single_column(trainer):
     """T == 1: TRL's metrics treat (B, 1) tensors as per-sequence values (unmasked)."""
     for lt in ("dapo", "grpo", "cispo", "vespo"):
         assert_parity(trainer, Cfg(loss_type=lt, beta=0.04), make_batch(2, b=5, t=1, spread=0.5))
+    # vespo folds a (B, 1) token-mode IS ratio into phi (found by hypothesis)
+    assert_parity(trainer, Cfg(loss_type="vespo", is_mode="token_mask", opsm=0.05), make_batch(2, b=2, t=1, spread=0.01))
 
 
 @settings(max_examples=60)

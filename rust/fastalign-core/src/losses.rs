@@ -585,6 +585,11 @@ fn row<T: KernelFloat, M: MaskValue>(
             }
         }
     }
+    if vespo && inp.importance_sampling_ratio.is_some() && !is_tok {
+        // one ratio per sequence (only accepted when every sequence is one position, T == 1):
+        // TRL's sum over the (B, 1) ratio's last dimension is that value
+        vespo_sum += is_row.ln().clamp_to(c.log_lo, T::from_f64(20.0)).to_f64();
+    }
     let cnt1 = cnt.max(1.0);
     let seq_lw = T::from_f64(lr_sum / cnt1);
     let coef_row = if seq { seq_lw.kexp() } else { T::ONE };
