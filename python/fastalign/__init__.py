@@ -6,6 +6,8 @@ Submodules (import what you need):
 * :mod:`fastalign.overlong` — completion masks, truncation flags, overlong filtering.
 * :mod:`fastalign.rewards` — DAPO's soft overlong punishment as a TRL reward function.
 * :mod:`fastalign.errors` — the exception hierarchy.
+* :mod:`fastalign.ratios` — masked per-sequence reductions, GSPO sequence ratios, vLLM IS ratios.
+* :mod:`fastalign.losses` — the GRPO loss family as fused torch custom ops (``fastalign.ops``).
 
 numpy arrays and CPU torch tensors are read in place by Rust (GIL released); tensors on other
 devices take a plain-torch path with the same results.

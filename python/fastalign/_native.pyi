@@ -99,3 +99,53 @@ class SoftOverlong:
     def penalties_i32(self, lengths: npt.NDArray[np.int32], float64: bool) -> npt.NDArray[Any]: ...
     def penalties_i64(self, lengths: npt.NDArray[np.int64], float64: bool) -> npt.NDArray[Any]: ...
     def __getnewargs__(self) -> tuple[int, int]: ...
+
+# Ratios and losses (fastalign.ratios, fastalign.losses, fastalign.ops). Arrays are 1-D views;
+# the layout is `rows` padded rows, or packed sequences given by int64 `cu_seqlens`. Masks may be
+# bool, int32, int64, float32 or float64.
+
+_IsStats = tuple[float, float, float, float, float, float, float, float]
+_LossMetrics = tuple[float, float, float, float, float, float, float, float]
+
+def masked_reduce_f32(
+    values: npt.NDArray[np.float32], minus: npt.NDArray[np.float32] | None, mask: npt.NDArray[Any] | None, rows: int,
+    cu_seqlens: npt.NDArray[np.int64] | None, reduction: str,
+) -> npt.NDArray[np.float32]: ...
+def masked_reduce_f64(
+    values: npt.NDArray[np.float64], minus: npt.NDArray[np.float64] | None, mask: npt.NDArray[Any] | None, rows: int,
+    cu_seqlens: npt.NDArray[np.int64] | None, reduction: str,
+) -> npt.NDArray[np.float64]: ...
+def masked_reduce_backward_f32(
+    grad: npt.NDArray[np.float32], mask: npt.NDArray[Any] | None, tokens: int, cu_seqlens: npt.NDArray[np.int64] | None,
+    reduction: str,
+) -> npt.NDArray[np.float32]: ...
+def masked_reduce_backward_f64(
+    grad: npt.NDArray[np.float64], mask: npt.NDArray[Any] | None, tokens: int, cu_seqlens: npt.NDArray[np.int64] | None,
+    reduction: str,
+) -> npt.NDArray[np.float64]: ...
+def vllm_is_ratio_f32(
+    old: npt.NDArray[np.float32], sampling: npt.NDArray[np.float32], mask: npt.NDArray[Any], rows: int,
+    cu_seqlens: npt.NDArray[np.int64] | None, mode: str, clip_min: float | None, clip_max: float | None,
+) -> tuple[npt.NDArray[np.float32], _IsStats]: ...
+def vllm_is_ratio_f64(
+    old: npt.NDArray[np.float64], sampling: npt.NDArray[np.float64], mask: npt.NDArray[Any], rows: int,
+    cu_seqlens: npt.NDArray[np.int64] | None, mode: str, clip_min: float | None, clip_max: float | None,
+) -> tuple[npt.NDArray[np.float64], _IsStats]: ...
+def grpo_loss_f32(
+    logps: npt.NDArray[np.float32], old: npt.NDArray[np.float32] | None, advantages: npt.NDArray[np.float32],
+    mask: npt.NDArray[Any], ref_logps: npt.NDArray[np.float32] | None, is_ratio: npt.NDArray[np.float32] | None,
+    sampling: npt.NDArray[np.float32] | None, entropy_mask: npt.NDArray[np.bool_] | None, rows: int,
+    cu_seqlens: npt.NDArray[np.int64] | None, loss_type: str, level: str, epsilon_low: float, epsilon_high: float,
+    delta: float | None, beta: float, use_bias_correction_kl: bool, off_policy_mask_threshold: float | None,
+    sapo_temperatures: tuple[float, float], vespo_params: tuple[float, float, float, float], grad_accum: float,
+    max_completion_length: float | None, token_denominator: float | None, want_grad: bool,
+) -> tuple[float, npt.NDArray[np.float32] | None, _LossMetrics]: ...
+def grpo_loss_f64(
+    logps: npt.NDArray[np.float64], old: npt.NDArray[np.float64] | None, advantages: npt.NDArray[np.float64],
+    mask: npt.NDArray[Any], ref_logps: npt.NDArray[np.float64] | None, is_ratio: npt.NDArray[np.float64] | None,
+    sampling: npt.NDArray[np.float64] | None, entropy_mask: npt.NDArray[np.bool_] | None, rows: int,
+    cu_seqlens: npt.NDArray[np.int64] | None, loss_type: str, level: str, epsilon_low: float, epsilon_high: float,
+    delta: float | None, beta: float, use_bias_correction_kl: bool, off_policy_mask_threshold: float | None,
+    sapo_temperatures: tuple[float, float], vespo_params: tuple[float, float, float, float], grad_accum: float,
+    max_completion_length: float | None, token_denominator: float | None, want_grad: bool,
+) -> tuple[float, npt.NDArray[np.float64] | None, _LossMetrics]: ...

@@ -207,3 +207,96 @@ def torch_tensor(x: object, name: str, dtypes: tuple[np.dtype, ...], ndims: tupl
     if x.dim() not in ndims:  # type: ignore[attr-defined]
         raise _rank_error(name, ndims, tuple(x.shape))  # type: ignore[attr-defined]
     return x
+
+
+# ---------------------------------------------------------------------------------------------
+# torch-only checks for the ratio and loss ops (fastalign.ratios, fastalign.losses). Those ops
+# take torch tensors on any device; the CPU kernels read them in place, other devices run torch.
+
+_LOW_PRECISION: tuple[Any, ...] = ()
+
+
+def _low_precision() -> tuple[Any, ...]:
+    global _LOW_PRECISION
+    if not _LOW_PRECISION:
+        torch = _torch()
+        _LOW_PRECISION = (torch.bfloat16, torch.float16)
+    return _LOW_PRECISION
+
+
+def float_tensor(x: object, name: str, ndims: tuple[int, ...]) -> Any:
+    """A float32/float64 torch tensor of one of ``ndims`` dimensions, contiguous. bfloat16 and
+    float16 are accepted and computed in float32 (``x.float()``, differentiable, as torch would
+    promote them against float32 tensors); nothing else is converted."""
+    torch = _torch()
+    if torch is None or not isinstance(x, torch.Tensor):
+        raise InvalidTypeError(f"expected a torch tensor, got {type(x).__name__}", name)
+    if x.dtype in _low_precision():
+        x = x.float()
+    if x.dtype not in (torch.float32, torch.float64):
+        raise InvalidTypeError(f"expected dtype float32 or float64 (or bfloat16/float16), got {x.dtype}", name)
+    if x.dim() not in ndims:
+        raise _rank_error(name, ndims, tuple(x.shape))
+    if not x.is_contiguous():
+        raise InvalidArgumentError("must be contiguous; call .contiguous() first", name)
+    return x
+
+
+def like_tensor(x: object, name: str, ref: Any, ref_name: str, *, shapes: tuple[tuple[int, ...], ...] = ()) -> Any:
+    """A float tensor on ``ref``'s device with ``ref``'s dtype and shape (or one of ``shapes``)."""
+    t = float_tensor(x, name, (1, 2))
+    if t.device != ref.device:
+        raise InvalidTypeError(f"is on {t.device} but {ref_name} is on {ref.device}", name)
+    if t.dtype != ref.dtype:
+        raise InvalidTypeError(f"has dtype {t.dtype} but {ref_name} has {ref.dtype}; pass both in one dtype", name)
+    allowed = shapes or (tuple(ref.shape),)
+    if tuple(t.shape) not in allowed:
+        want = " or ".join(str(s) for s in allowed)
+        raise InvalidArgumentError(f"has shape {tuple(t.shape)}, expected {want}", name)
+    return t
+
+
+def mask_tensor(x: object, name: str, ref: Any, ref_name: str, *, bool_only: bool = False) -> Any:
+    """A mask with ``ref``'s shape and device: bool, int32, int64, float32 or float64."""
+    torch = _torch()
+    if not isinstance(x, torch.Tensor):
+        raise InvalidTypeError(f"expected a torch tensor, got {type(x).__name__}", name)
+    ok = (torch.bool,) if bool_only else (torch.bool, torch.int32, torch.int64, torch.float32, torch.float64)
+    if x.dtype not in ok:
+        raise InvalidTypeError(f"expected dtype {' or '.join(str(d) for d in ok)}, got {x.dtype}", name)
+    if x.device != ref.device:
+        raise InvalidTypeError(f"is on {x.device} but {ref_name} is on {ref.device}", name)
+    if tuple(x.shape) != tuple(ref.shape):
+        raise InvalidArgumentError(f"has shape {tuple(x.shape)}, but {ref_name} has {tuple(ref.shape)}", name)
+    if not x.is_contiguous():
+        raise InvalidArgumentError("must be contiguous; call .contiguous() first", name)
+    return x
+
+
+def cu_seqlens(x: object, tokens: int, device: Any) -> Any:
+    """Packed sequence boundaries: 1-D int32/int64 on ``device``, starting at 0, non-decreasing,
+    ending at ``tokens``. (The values are checked here except while torch.compile traces; the
+    CPU kernels check them again.)"""
+    torch = _torch()
+    if not isinstance(x, torch.Tensor):
+        raise InvalidTypeError(f"expected a torch tensor, got {type(x).__name__}", "cu_seqlens")
+    if x.dtype not in (torch.int32, torch.int64):
+        raise InvalidTypeError(f"expected dtype int32 or int64, got {x.dtype}", "cu_seqlens")
+    if x.dim() != 1 or x.numel() < 1:
+        raise InvalidArgumentError(f"expected a non-empty 1-D tensor, got shape {tuple(x.shape)}", "cu_seqlens")
+    if x.device != device:
+        raise InvalidTypeError(f"is on {x.device}, the values on {device}", "cu_seqlens")
+    if not torch.compiler.is_compiling():
+        c = x.tolist()
+        if c[0] != 0:
+            raise InvalidArgumentError(f"must start at 0, got {c[0]}", "cu_seqlens")
+        for i in range(1, len(c)):
+            if c[i] < c[i - 1]:
+                raise InvalidArgumentError(f"must be non-decreasing, but entry {i} ({c[i]}) < entry {i - 1}", "cu_seqlens")
+        if c[-1] != tokens:
+            raise InvalidArgumentError(f"must end at the number of tokens {tokens}, got {c[-1]}", "cu_seqlens")
+    return x
+
+
+def optional_real(x: object, name: str, *, minimum: float | None = None) -> float | None:
+    return None if x is None else real(x, name, minimum=minimum)

@@ -219,3 +219,31 @@ def _fixed_generation(completion_ids: Sequence[Sequence[int]]) -> Callable:
         return [list(c) for c in completions]
 
     return generate_single_turn
+
+
+def injected_logps_grpo_trainer(**config: Any) -> Any:
+    """A tiny ``GRPOTrainer`` whose ``_compute_loss`` reads log-probs you choose.
+
+    Set ``trainer.injected = (per_token_logps, entropies)`` before calling
+    ``trainer._compute_loss(trainer.model, inputs)``: the model forward
+    (``_get_per_token_logps_and_entropies``) is replaced by returning those tensors, so TRL's own
+    loss code runs on exact inputs and ``per_token_logps.grad`` is TRL's gradient.
+    ``config`` goes to ``GRPOConfig``; the trainer's loss attributes (``loss_type``, ``beta``, ...)
+    may be changed afterwards to drive other configurations with the same instance.
+    """
+    from trl import GRPOTrainer
+
+    class _Injected(GRPOTrainer):
+        injected: Any = None
+
+        def _get_per_token_logps_and_entropies(self, *args: Any, **kwargs: Any) -> Any:
+            logps, entropies = self.injected
+            return logps, entropies, None
+
+    def _zero_reward(completions: Any, **kwargs: Any) -> list[float]:
+        return [0.0] * len(completions)
+
+    return tiny_grpo_trainer([_zero_reward], trainer_cls=_Injected, **config)
+
+
+__all__ += ["injected_logps_grpo_trainer"]

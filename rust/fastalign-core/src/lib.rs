@@ -13,8 +13,10 @@
 
 pub mod advantages;
 pub mod error;
+pub mod losses;
 pub mod overlong;
 pub mod par;
+pub mod ratios;
 pub mod real;
 pub mod rewards;
 pub mod select;

@@ -9,6 +9,7 @@ mod advantages;
 mod arrays;
 mod detach;
 mod errors;
+mod losses;
 mod overlong;
 mod rewards;
 mod select;
@@ -28,6 +29,11 @@ mod _native {
     use crate::arrays::_borrowed_address;
     #[pymodule_export]
     use crate::detach::_panic_for_tests;
+    #[pymodule_export]
+    use crate::losses::{
+        grpo_loss_f32, grpo_loss_f64, masked_reduce_backward_f32, masked_reduce_backward_f64, masked_reduce_f32,
+        masked_reduce_f64, vllm_is_ratio_f32, vllm_is_ratio_f64,
+    };
     #[pymodule_export]
     use crate::overlong::{
         completion_mask_i32, completion_mask_i32_to_bool, completion_mask_i32_to_i32, completion_mask_i64,

@@ -1,0 +1,107 @@
+"""fastalign.losses.grpo_loss (forward + backward) vs TRL 1.16.0's ``_compute_loss`` torch code.
+
+The reference is the part of ``GRPOTrainer._compute_loss`` that turns log-probs into the loss,
+restated line for line for the two configurations timed here (``tests/test_losses.py`` proves
+fastalign equal to the real method), followed by ``torch.autograd.grad`` to
+``per_token_logps``:
+
+* ``dapo`` (TRL's default): token-level ratio, ``-min(coef*A, clamp(coef)*A)``,
+  ``(loss * mask).sum() / num_items_in_batch``;
+* GSPO: ``importance_sampling_level="sequence"``, ``loss_type="grpo"``: the sequence ratio, the
+  per-sequence mean, the batch mean.
+
+float32 log-probs, int64 mask, ``beta=0``, ``epsilon=0.2``, ``epsilon_high=0.28``. Default sizes
+B x T = 64x4096, 512x4096, 512x8192; set ``FASTALIGN_BENCH_LOSS_SIZES`` (e.g. "64x8192") to change.
+GB/s counts fastalign's bytes: log-probs, old log-probs, mask read, gradient written (4+4+8+4 per
+token), for the forward+backward call.
+"""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+import torch
+from _common import run, tag
+from bench_ratios import make_logps
+
+from fastalign import _torch_losses
+from fastalign.losses import grpo_loss
+
+
+def _sizes() -> list[tuple[int, int]]:
+    spec = os.environ.get("FASTALIGN_BENCH_LOSS_SIZES", "64x4096,512x4096,512x8192")
+    return [tuple(int(v) for v in s.split("x")) for s in spec.split(",") if s]  # type: ignore[misc]
+
+
+def trl_loss(lp, old, adv, mask, level, loss_type, num_items):
+    """TRL 1.16 _compute_loss's loss lines (beta=0, no vLLM, GA=1) for these two configurations."""
+    advantages = adv.unsqueeze(1)
+    log_ratio = lp - old
+    if level == "token":
+        log_importance_weights = log_ratio
+    else:
+        log_importance_weights = (log_ratio * mask).sum(-1) / mask.sum(-1).clamp(min=1.0)
+        log_importance_weights = log_importance_weights.unsqueeze(-1)
+    coef_1 = torch.exp(log_importance_weights)
+    coef_2 = torch.clamp(coef_1, 1 - 0.2, 1 + 0.28)
+    per_token_loss = -torch.min(coef_1 * advantages, coef_2 * advantages)
+    if loss_type == "grpo":
+        return ((per_token_loss * mask).sum(-1) / mask.sum(-1).clamp(min=1.0)).mean()
+    return (per_token_loss * mask).sum() / num_items.clamp(min=1.0)
+
+
+CONFIGS = {"dapo": ("token", "dapo"), "gspo": ("sequence", "grpo")}
+
+
+def trl_step(lp, old, adv, mask, level, loss_type, num_items):
+    loss = trl_loss(lp, old, adv, mask, level, loss_type, num_items)
+    (grad,) = torch.autograd.grad(loss, lp)
+    return loss, grad
+
+
+def fastalign_step(lp, old, adv, mask, level, loss_type, num_items):
+    loss = grpo_loss(lp, old, adv, mask, loss_type=loss_type, importance_sampling_level=level, epsilon_high=0.28,
+                     num_items_in_batch=num_items).loss  # fmt: skip
+    (grad,) = torch.autograd.grad(loss, lp)
+    return loss, grad
+
+
+def torch_path_step(lp, old, adv, mask, level, loss_type, num_items):
+    """fastalign's plain-torch kernel (what runs on CUDA) on the CPU: loss and gradient in one
+    call, then the backward's ``grad_out * grad``."""
+    loss, grad, _ = _torch_losses.grpo_loss(
+        lp.detach(), old, adv, mask, None, None, None, None, None, loss_type, level, 0.2, 0.28, None, 0.0, True, None,
+        1.0, 1.05, 2.0, 3.0, 3.0, 2.0, 1.0, None, float(num_items), True,
+    )  # fmt: skip
+    return loss, torch.ones((), dtype=loss.dtype) * grad
+
+
+@pytest.mark.parametrize("size", _sizes(), ids=lambda s: f"{s[0]}x{s[1]}")
+@pytest.mark.parametrize("config", list(CONFIGS))
+@pytest.mark.parametrize("impl", ["trl", "fastalign", "torch-path"])
+def test_grpo_loss_forward_backward(benchmark, size, config, impl):
+    b, t = size
+    lp0, old, mask, adv = make_logps(b, t)
+    lp = lp0.clone().requires_grad_()
+    level, loss_type = CONFIGS[config]
+    num_items = mask.sum()
+    label = f"grpo_loss fwd+bwd, {config}"
+    benchmark.group = f"{label} B={b} T={t:,}"
+    want = trl_step(lp, old, adv, mask, level, loss_type, num_items)
+    got = fastalign_step(lp, old, adv, mask, level, loss_type, num_items)
+    torch.testing.assert_close(got[0], want[0], rtol=2e-5, atol=1e-6)
+    torch.testing.assert_close(got[1], want[1], rtol=2e-5, atol=1e-9)
+    rounds = 5 if b * t >= 2 << 20 else 15
+    if impl == "trl":
+        tag(benchmark, op=label, size=f"B={b} T={t:,}", impl="trl", role="reference")
+        run(benchmark, trl_step, lp, old, adv, mask, level, loss_type, num_items, rounds=rounds)
+    elif impl == "torch-path":
+        torch.testing.assert_close(torch_path_step(lp, old, adv, mask, level, loss_type, num_items)[1], want[1],
+                                   rtol=2e-5, atol=1e-9)  # fmt: skip
+        tag(benchmark, op=label, size=f"B={b} T={t:,}", impl="fastalign torch path (CUDA code) on CPU", role="other")
+        run(benchmark, torch_path_step, lp, old, adv, mask, level, loss_type, num_items, rounds=rounds)
+    else:
+        tag(benchmark, op=label, size=f"B={b} T={t:,}", impl="fastalign", role="fastalign", target=3.0,
+            nbytes=b * t * (4 + 4 + 8 + 4))  # fmt: skip
+        run(benchmark, fastalign_step, lp, old, adv, mask, level, loss_type, num_items, rounds=rounds)

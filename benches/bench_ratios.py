@@ -1,0 +1,105 @@
+"""fastalign.ratios vs TRL 1.16.0's torch code for the sequence reductions.
+
+Inputs are what ``GRPOTrainer._compute_loss`` holds: float32 (B, T) per-token log-probs, old
+log-probs, and the int64 completion mask (rows of random length 1..T). Sizes: B=512, T=8192 by
+default; set ``FASTALIGN_BENCH_RATIO_SIZES="512x8192,64x4096"`` to change them.
+
+* ``sequence_log_ratio`` (GSPO's sequence log importance weight): TRL's
+  ``log_ratio = logp - old; (log_ratio * mask).sum(-1) / mask.sum(-1).clamp(min=1.0)`` vs
+  ``fastalign.ratios.sequence_log_ratio`` (one fused pass, no (B, T) temporaries);
+* ``masked_mean``: TRL's ``(x * mask).sum(-1) / mask.sum(-1).clamp(min=1.0)`` vs
+  ``fastalign.ratios.masked_mean``;
+* ``memory read``: ``torch.sum`` of a 256 MiB float32 tensor (all threads): this machine's read
+  bandwidth, the yardstick of the issue's "70% of measured memory read bandwidth".
+
+GB/s counts the bytes fastalign reads: 4 + 4 + 8 bytes per token (``sequence_log_ratio``), 4 + 8
+(``masked_mean``).
+"""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+import torch
+from _common import SEED, run, tag
+
+from fastalign import _torch_losses
+from fastalign.ratios import masked_mean, sequence_log_ratio
+
+
+def _sizes() -> list[tuple[int, int]]:
+    spec = os.environ.get("FASTALIGN_BENCH_RATIO_SIZES", "512x8192")
+    return [tuple(int(v) for v in s.split("x")) for s in spec.split(",") if s]  # type: ignore[misc]
+
+
+_cache: dict = {}
+
+
+def make_logps(b: int, t: int):
+    """(per_token_logps, old_per_token_logps, int64 mask, per-row advantages), seeded."""
+    if (b, t) not in _cache:
+        g = torch.Generator().manual_seed(SEED + b * 7 + t)
+        lp = -torch.rand(b, t, generator=g) * 3
+        old = lp + 0.05 * torch.randn(b, t, generator=g)
+        lengths = torch.randint(1, t + 1, (b,), generator=g)
+        mask = (torch.arange(t).unsqueeze(0) < lengths.unsqueeze(1)).long()
+        adv = torch.randn(b, generator=g)
+        _cache[(b, t)] = (lp, old, mask, adv)
+    return _cache[(b, t)]
+
+
+def trl_sequence_log_ratio(lp, old, mask):
+    log_ratio = lp - old
+    return (log_ratio * mask).sum(-1) / mask.sum(-1).clamp(min=1.0)
+
+
+def trl_masked_mean(x, mask):
+    return (x * mask).sum(-1) / mask.sum(-1).clamp(min=1.0)
+
+
+@pytest.mark.parametrize("size", _sizes(), ids=lambda s: f"{s[0]}x{s[1]}")
+@pytest.mark.parametrize("impl", ["trl", "fastalign", "torch-path"])
+def test_sequence_log_ratio(benchmark, size, impl):
+    b, t = size
+    lp, old, mask, _ = make_logps(b, t)
+    benchmark.group = f"sequence_log_ratio B={b} T={t:,}"
+    torch.testing.assert_close(sequence_log_ratio(lp, old, mask), trl_sequence_log_ratio(lp, old, mask),
+                               rtol=1e-5, atol=1e-6)  # fmt: skip
+    nbytes = b * t * (4 + 4 + 8)
+    if impl == "trl":
+        tag(benchmark, op="sequence_log_ratio (GSPO)", size=f"B={b} T={t:,}", impl="trl", role="reference")
+        run(benchmark, trl_sequence_log_ratio, lp, old, mask, rounds=15)
+    elif impl == "torch-path":
+        tag(benchmark, op="sequence_log_ratio (GSPO)", size=f"B={b} T={t:,}",
+            impl="fastalign torch path (CUDA code) on CPU", role="other")  # fmt: skip
+        run(benchmark, _torch_losses.masked_reduce, lp, old, mask, None, "mean", rounds=15)
+    else:
+        tag(benchmark, op="sequence_log_ratio (GSPO)", size=f"B={b} T={t:,}", impl="fastalign", role="fastalign",
+            target=3.0, nbytes=nbytes)  # fmt: skip
+        run(benchmark, sequence_log_ratio, lp, old, mask, rounds=15)
+
+
+@pytest.mark.parametrize("size", _sizes(), ids=lambda s: f"{s[0]}x{s[1]}")
+@pytest.mark.parametrize("impl", ["trl", "fastalign"])
+def test_masked_mean(benchmark, size, impl):
+    b, t = size
+    lp, _, mask, _ = make_logps(b, t)
+    benchmark.group = f"masked_mean B={b} T={t:,}"
+    torch.testing.assert_close(masked_mean(lp, mask), trl_masked_mean(lp, mask), rtol=1e-5, atol=1e-6)
+    if impl == "trl":
+        tag(benchmark, op="masked_mean", size=f"B={b} T={t:,}", impl="trl", role="reference")
+        run(benchmark, trl_masked_mean, lp, mask, rounds=15)
+    else:
+        tag(benchmark, op="masked_mean", size=f"B={b} T={t:,}", impl="fastalign", role="fastalign", target=3.0,
+            nbytes=b * t * (4 + 8))  # fmt: skip
+        run(benchmark, masked_mean, lp, mask, rounds=15)
+
+
+def test_memory_read_bandwidth(benchmark):
+    """torch.sum over 256 MiB of float32: the machine's read bandwidth (bytes read / time)."""
+    x = torch.ones(64 << 20)
+    benchmark.group = "memory read (torch.sum, 256 MiB)"
+    tag(benchmark, op="memory read (torch.sum)", size="256 MiB", impl="torch.sum", role="other", nbytes=x.numel() * 4,
+        note="read bandwidth yardstick")  # fmt: skip
+    run(benchmark, torch.sum, x, rounds=15)

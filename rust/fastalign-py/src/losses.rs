@@ -1,0 +1,296 @@
+//! Bindings for `fastalign_core::ratios` and `fastalign_core::losses`.
+//!
+//! Every array arrives flattened to 1-D (a zero-copy view of a contiguous tensor); the layout
+//! is `rows` padded rows, or packed sequences given by `cu_seqlens` (int64).
+
+use fastalign_core::losses::{grpo_loss, GrpoInputs, GrpoParams, Level, LossType};
+use fastalign_core::ratios::{masked_reduce, masked_reduce_backward, vllm_is_ratio, IsMode, Layout, Reduction};
+use numpy::{PyArray1, PyArrayMethods, PyReadonlyArray1};
+use pyo3::prelude::*;
+
+use crate::arrays::slice1;
+use crate::detach::run_detached;
+use crate::errors::{bad_argument, invalid_argument};
+
+/// A mask of any dtype TRL uses (int64 completion masks, int32, bool, float weights).
+#[derive(FromPyObject)]
+pub(crate) enum MaskArray<'py> {
+    Bool(PyReadonlyArray1<'py, bool>),
+    I64(PyReadonlyArray1<'py, i64>),
+    I32(PyReadonlyArray1<'py, i32>),
+    F32(PyReadonlyArray1<'py, f32>),
+    F64(PyReadonlyArray1<'py, f64>),
+}
+
+/// Run `$body` with `$m` bound to the mask's slice, whatever its dtype.
+macro_rules! with_mask {
+    ($mask:expr, $name:expr, |$m:ident| $body:expr) => {
+        match $mask {
+            MaskArray::Bool(a) => {
+                let $m = slice1(a, $name)?;
+                $body
+            }
+            MaskArray::I64(a) => {
+                let $m = slice1(a, $name)?;
+                $body
+            }
+            MaskArray::I32(a) => {
+                let $m = slice1(a, $name)?;
+                $body
+            }
+            MaskArray::F32(a) => {
+                let $m = slice1(a, $name)?;
+                $body
+            }
+            MaskArray::F64(a) => {
+                let $m = slice1(a, $name)?;
+                $body
+            }
+        }
+    };
+}
+
+fn layout<'a>(
+    py: Python<'_>,
+    tokens: usize,
+    rows: usize,
+    cu: Option<&'a [i64]>,
+    name: &'static str,
+) -> PyResult<Layout<'a>> {
+    match cu {
+        Some(cu) => Layout::packed(cu, tokens),
+        None => Layout::padded(tokens, rows, name),
+    }
+    .map_err(|e| invalid_argument(py, e))
+}
+
+fn opt_slice<'a, T: numpy::Element>(
+    a: &'a Option<PyReadonlyArray1<'_, T>>,
+    name: &'static str,
+) -> PyResult<Option<&'a [T]>> {
+    a.as_ref().map(|a| slice1(a, name)).transpose()
+}
+
+fn out_slice<'a, T: numpy::Element>(
+    py: Python<'_>,
+    w: &'a mut numpy::PyReadwriteArray1<'_, T>,
+) -> PyResult<&'a mut [T]> {
+    w.as_slice_mut().map_err(|_| bad_argument(py, "output", "is not contiguous"))
+}
+
+/// `(logp_diff_mean, logp_diff_max, ratio_min, ratio_mean, ratio_max, raw_min, raw_mean, raw_max)`
+type IsStatsTuple = (f64, f64, f64, f64, f64, f64, f64, f64);
+/// `(clip low mean, high mean, region mean, low min, high max, cispo clip ratio, kl, phi mean)`
+type LossMetricsTuple = (f64, f64, f64, f64, f64, f64, f64, f64);
+
+macro_rules! loss_bindings {
+    ($t:ty, $reduce:ident, $reduce_bw:ident, $is:ident, $grpo:ident) => {
+        /// Per-sequence masked sum/mean/max; see `fastalign.ratios.masked_reduce`.
+        #[pyfunction]
+        #[pyo3(signature = (values, minus, mask, rows, cu_seqlens, reduction))]
+        pub fn $reduce<'py>(
+            py: Python<'py>,
+            values: PyReadonlyArray1<'py, $t>,
+            minus: Option<PyReadonlyArray1<'py, $t>>,
+            mask: Option<MaskArray<'py>>,
+            rows: usize,
+            cu_seqlens: Option<PyReadonlyArray1<'py, i64>>,
+            reduction: &str,
+        ) -> PyResult<Bound<'py, PyArray1<$t>>> {
+            let red = Reduction::parse(reduction).map_err(|e| invalid_argument(py, e))?;
+            let x = slice1(&values, "values")?;
+            let y = opt_slice(&minus, "minus")?;
+            let cu = cu_seqlens.as_ref().map(|c| slice1(c, "cu_seqlens")).transpose()?;
+            let lay = layout(py, x.len(), rows, cu, "values")?;
+            let out = PyArray1::<$t>::zeros(py, lay.rows(), false);
+            {
+                let mut w = out.readwrite();
+                let o = out_slice(py, &mut w)?;
+                match &mask {
+                    None => run_detached(py, || masked_reduce::<$t, bool>(x, y, None, &lay, red, o))?,
+                    Some(mask) => {
+                        with_mask!(mask, "mask", |m| run_detached(py, || masked_reduce(x, y, Some(m), &lay, red, o))?)
+                    }
+                }
+            }
+            Ok(out)
+        }
+
+        /// Gradient of the masked sum/mean with respect to the values.
+        #[pyfunction]
+        #[pyo3(signature = (grad, mask, tokens, cu_seqlens, reduction))]
+        pub fn $reduce_bw<'py>(
+            py: Python<'py>,
+            grad: PyReadonlyArray1<'py, $t>,
+            mask: Option<MaskArray<'py>>,
+            tokens: usize,
+            cu_seqlens: Option<PyReadonlyArray1<'py, i64>>,
+            reduction: &str,
+        ) -> PyResult<Bound<'py, PyArray1<$t>>> {
+            let red = Reduction::parse(reduction).map_err(|e| invalid_argument(py, e))?;
+            let g = slice1(&grad, "grad")?;
+            let cu = cu_seqlens.as_ref().map(|c| slice1(c, "cu_seqlens")).transpose()?;
+            let lay = layout(py, tokens, g.len(), cu, "values")?;
+            let out = PyArray1::<$t>::zeros(py, tokens, false);
+            {
+                let mut w = out.readwrite();
+                let o = out_slice(py, &mut w)?;
+                match &mask {
+                    None => run_detached(py, || masked_reduce_backward::<$t, bool>(g, None, &lay, red, o))?,
+                    Some(mask) => with_mask!(mask, "mask", |m| run_detached(py, || masked_reduce_backward(
+                        g,
+                        Some(m),
+                        &lay,
+                        red,
+                        o
+                    ))?),
+                }
+            }
+            Ok(out)
+        }
+
+        /// TRL's vLLM TIS/MIS ratio and its statistics; see `fastalign.ratios.vllm_is_ratio`.
+        #[pyfunction]
+        #[pyo3(signature = (old, sampling, mask, rows, cu_seqlens, mode, clip_min, clip_max))]
+        #[allow(clippy::too_many_arguments)]
+        pub fn $is<'py>(
+            py: Python<'py>,
+            old: PyReadonlyArray1<'py, $t>,
+            sampling: PyReadonlyArray1<'py, $t>,
+            mask: MaskArray<'py>,
+            rows: usize,
+            cu_seqlens: Option<PyReadonlyArray1<'py, i64>>,
+            mode: &str,
+            clip_min: Option<f64>,
+            clip_max: Option<f64>,
+        ) -> PyResult<(Bound<'py, PyArray1<$t>>, IsStatsTuple)> {
+            let mode = IsMode::parse(mode).map_err(|e| invalid_argument(py, e))?;
+            let o = slice1(&old, "old_per_token_logps")?;
+            let s = slice1(&sampling, "sampling_per_token_logps")?;
+            let cu = cu_seqlens.as_ref().map(|c| slice1(c, "cu_seqlens")).transpose()?;
+            let lay = layout(py, o.len(), rows, cu, "old_per_token_logps")?;
+            let out = PyArray1::<$t>::zeros(py, if mode.sequence { lay.rows() } else { lay.tokens() }, false);
+            let st = {
+                let mut w = out.readwrite();
+                let r = out_slice(py, &mut w)?;
+                with_mask!(&mask, "mask", |m| run_detached(py, || vllm_is_ratio(
+                    o, s, m, &lay, mode, clip_min, clip_max, r
+                ))?)
+            };
+            Ok((
+                out,
+                (
+                    st.logp_diff_mean,
+                    st.logp_diff_max,
+                    st.ratio_min,
+                    st.ratio_mean,
+                    st.ratio_max,
+                    st.raw_min,
+                    st.raw_mean,
+                    st.raw_max,
+                ),
+            ))
+        }
+
+        /// The fused GRPO-family loss: `(loss, grad or None, metrics)`; see `fastalign.losses.grpo_loss`.
+        #[pyfunction]
+        #[pyo3(signature = (
+                    logps, old, advantages, mask, ref_logps, is_ratio, sampling, entropy_mask, rows, cu_seqlens,
+                    loss_type, level, epsilon_low, epsilon_high, delta, beta, use_bias_correction_kl,
+                    off_policy_mask_threshold, sapo_temperatures, vespo_params, grad_accum, max_completion_length,
+                    token_denominator, want_grad
+                ))]
+        #[allow(clippy::too_many_arguments)]
+        pub fn $grpo<'py>(
+            py: Python<'py>,
+            logps: PyReadonlyArray1<'py, $t>,
+            old: Option<PyReadonlyArray1<'py, $t>>,
+            advantages: PyReadonlyArray1<'py, $t>,
+            mask: MaskArray<'py>,
+            ref_logps: Option<PyReadonlyArray1<'py, $t>>,
+            is_ratio: Option<PyReadonlyArray1<'py, $t>>,
+            sampling: Option<PyReadonlyArray1<'py, $t>>,
+            entropy_mask: Option<PyReadonlyArray1<'py, bool>>,
+            rows: usize,
+            cu_seqlens: Option<PyReadonlyArray1<'py, i64>>,
+            loss_type: &str,
+            level: &str,
+            epsilon_low: f64,
+            epsilon_high: f64,
+            delta: Option<f64>,
+            beta: f64,
+            use_bias_correction_kl: bool,
+            off_policy_mask_threshold: Option<f64>,
+            sapo_temperatures: (f64, f64),
+            vespo_params: (f64, f64, f64, f64),
+            grad_accum: f64,
+            max_completion_length: Option<f64>,
+            token_denominator: Option<f64>,
+            want_grad: bool,
+        ) -> PyResult<(f64, Option<Bound<'py, PyArray1<$t>>>, LossMetricsTuple)> {
+            let params = GrpoParams {
+                loss_type: LossType::parse(loss_type).map_err(|e| invalid_argument(py, e))?,
+                level: Level::parse(level).map_err(|e| invalid_argument(py, e))?,
+                epsilon_low,
+                epsilon_high,
+                delta,
+                beta,
+                use_bias_correction_kl,
+                off_policy_mask_threshold,
+                sapo_temperature_pos: sapo_temperatures.0,
+                sapo_temperature_neg: sapo_temperatures.1,
+                vespo_k_pos: vespo_params.0,
+                vespo_lambda_pos: vespo_params.1,
+                vespo_k_neg: vespo_params.2,
+                vespo_lambda_neg: vespo_params.3,
+                grad_accum,
+                max_completion_length,
+                token_denominator,
+            };
+            let lp = slice1(&logps, "per_token_logps")?;
+            let (old_s, ref_s) =
+                (opt_slice(&old, "old_per_token_logps")?, opt_slice(&ref_logps, "ref_per_token_logps")?);
+            let (is_s, samp_s) =
+                (opt_slice(&is_ratio, "importance_sampling_ratio")?, opt_slice(&sampling, "sampling_per_token_logps")?);
+            let ent = entropy_mask.as_ref().map(|a| slice1(a, "entropy_mask")).transpose()?;
+            let adv = slice1(&advantages, "advantages")?;
+            let cu = cu_seqlens.as_ref().map(|c| slice1(c, "cu_seqlens")).transpose()?;
+            let lay = layout(py, lp.len(), rows, cu, "per_token_logps")?;
+            let grad = if want_grad { Some(PyArray1::<$t>::zeros(py, lp.len(), false)) } else { None };
+            let (loss, m) = {
+                let mut w = grad.as_ref().map(|g| g.readwrite());
+                let g: &mut [$t] = match w.as_mut() {
+                    Some(w) => out_slice(py, w)?,
+                    None => &mut [],
+                };
+                with_mask!(&mask, "mask", |m| {
+                    let inp = GrpoInputs {
+                        logps: lp,
+                        old_logps: old_s,
+                        advantages: adv,
+                        mask: m,
+                        ref_logps: ref_s,
+                        importance_sampling_ratio: is_s,
+                        sampling_logps: samp_s,
+                        entropy_mask: ent,
+                    };
+                    run_detached(py, || grpo_loss(&inp, &lay, &params, g))?
+                })
+            };
+            let mt = (
+                m.clip_low_mean,
+                m.clip_high_mean,
+                m.clip_region_mean,
+                m.clip_low_min,
+                m.clip_high_max,
+                m.cispo_clip_ratio,
+                m.kl,
+                m.phi_seq_mean,
+            );
+            Ok((loss, grad, mt))
+        }
+    };
+}
+
+loss_bindings!(f32, masked_reduce_f32, masked_reduce_backward_f32, vllm_is_ratio_f32, grpo_loss_f32);
+loss_bindings!(f64, masked_reduce_f64, masked_reduce_backward_f64, vllm_is_ratio_f64, grpo_loss_f64);
