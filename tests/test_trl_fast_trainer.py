@@ -73,6 +73,21 @@ def test_fast_trainer_trains_like_grpo_trainer(config):
             else:
                 assert x == y, (key, x, y)
     assert trainer.fastalign_times.calls("grpo_advantages") >= 2  # one per generation batch
+    assert trainer.fastalign_times.calls("grpo_loss") == 3  # the loss went through fastalign every step
+
+
+def test_gspo_token_trains_like_gspo_with_sequence_advantages():
+    """GSPO-token (TRL 1.16 removed it) has GSPO's value and, with one advantage per sequence,
+    GSPO's gradient (GSPO paper, §4): three steps of it must log what GRPOTrainer's GSPO logs."""
+    config = dict(importance_sampling_level="sequence", loss_type="grpo", epsilon=3e-4, num_iterations=2)
+    ref, _ = _train(GRPOTrainer, 3, **config)
+    got, _ = _train(FastGRPOTrainer, 3, **{**config, "importance_sampling_level": "sequence_token"})
+    assert len(ref) == len(got) == 3
+    for a, b in zip(ref, got):
+        assert set(a) == set(b)
+        for key in ("loss", "reward", "clip_ratio/region_mean", "entropy"):
+            if key in a:  # (the reward is logged on generation steps only)
+                assert b[key] == pytest.approx(a[key], rel=1e-5, abs=1e-7), key
 
 
 # --- DAPO dynamic sampling ----------------------------------------------------------------------

@@ -6,6 +6,9 @@
   ``epsilon_high``, two-sided ``delta``, the k3 KL with ``beta`` and ``use_bias_correction_kl``, the
   vLLM IS ratio, the off-policy sequence mask, an entropy mask, and TRL's normalisers including
   ``num_items_in_batch`` and gradient accumulation. Returns the loss and the metrics TRL logs.
+* :func:`dpo_loss` (every TRL 1.16 DPO ``loss_type``, several with weights), :func:`cpo_loss`
+  (CPO, SimPO, AlphaPO), :func:`dft_loss` (SFT ``loss_type="dft"``) and :func:`wpo_weights`:
+  plain torch on any device (elementwise over the batch; see ``fastalign._preference_losses``).
 
 Backends: on CPU one Rust pass per sequence computes the loss, its gradient with respect to
 ``per_token_logps`` and the metrics (GIL released, no ``(B, T)`` temporaries besides the
@@ -21,7 +24,32 @@ from . import _validate as v
 from . import ops
 from .errors import InvalidArgumentError
 
-__all__ = ["GrpoLoss", "LOSS_TYPES", "grpo_loss"]
+from ._preference_losses import (  # noqa: E402 - the preference losses are plain torch, kept apart
+    CPO_LOSS_TYPES,
+    DPO_LOSS_TYPES,
+    F_DIVERGENCE_TYPES,
+    CPOLoss,
+    DPOLoss,
+    cpo_loss,
+    dft_loss,
+    dpo_loss,
+    wpo_weights,
+)
+
+__all__ = [
+    "CPO_LOSS_TYPES",
+    "CPOLoss",
+    "DPO_LOSS_TYPES",
+    "DPOLoss",
+    "F_DIVERGENCE_TYPES",
+    "GrpoLoss",
+    "LOSS_TYPES",
+    "cpo_loss",
+    "dft_loss",
+    "dpo_loss",
+    "grpo_loss",
+    "wpo_weights",
+]
 
 LOSS_TYPES = ("grpo", "bnpo", "dr_grpo", "dapo", "cispo", "sapo", "luspo", "vespo")
 _PPO = ("grpo", "bnpo", "dr_grpo", "dapo", "luspo")

@@ -7,6 +7,6 @@
 """
 
 from . import presets
-from .trainer import FastGRPOTrainer, vllm_is_ratio
+from .trainer import FastGRPOTrainer
 
-__all__ = ["FastGRPOTrainer", "presets", "vllm_is_ratio"]
+__all__ = ["FastGRPOTrainer", "presets"]

@@ -11,7 +11,8 @@ building blocks TRL uses — ``_generate`` (generation and its metrics), ``_calc
 
 * advantages and the reward metrics TRL logs: :func:`fastalign.advantages.grpo_advantages`;
 * padding, masks and ``mask_truncated_completions``: one pass over the id lists;
-* the vLLM importance-sampling ratio (TIS/MIS): :func:`vllm_is_ratio` below.
+* the vLLM importance-sampling ratio (TIS/MIS) and its metrics: :func:`fastalign.ratios.vllm_is_ratio`;
+* the loss, its gradient and the metrics ``_compute_loss`` logs: :func:`fastalign.losses.grpo_loss`.
 
 Anything else (tool calling, environments, multimodal prompts, a PEFT reference model) goes to
 TRL's own method unchanged. With the same seed and data, a ``FastGRPOTrainer`` trains exactly
@@ -56,45 +57,11 @@ from trl.models.utils import disable_gradient_checkpointing
 from .. import _validate as v
 from ..advantages import grpo_advantages, top_k_per_group, zero_variance_groups
 from ..errors import InvalidArgumentError
+from ..ratios import vllm_is_ratio
 
-__all__ = ["FastGRPOTrainer", "vllm_is_ratio"]
+__all__ = ["FastGRPOTrainer"]
 
-_IS_MODES = ("token_truncate", "token_mask", "sequence_truncate", "sequence_mask")
 _GFPO_METRICS = ("length", "reward_per_token")
-
-
-def vllm_is_ratio(
-    old_per_token_logps: torch.Tensor,
-    sampling_per_token_logps: torch.Tensor,
-    mask: torch.Tensor,
-    *,
-    mode: str = "sequence_mask",
-    clip_min: float | None = None,
-    clip_max: float | None = 3.0,
-) -> torch.Tensor:
-    """The importance-sampling ratio between the training model and the sampler (TIS/MIS).
-
-    Exactly TRL 1.16's computation (spec §6.1): ``d = nan_to_num((old - sampling) * mask)``;
-    token modes use ``exp(d)`` per token, sequence modes ``exp(sum_t d)`` per row, shape (B, 1);
-    ``*_truncate`` clamps to ``[clip_min, clip_max]``, ``*_mask`` sets ratios outside it to 0
-    (TIS: Yao et al., 2025; MIS: Liu et al., 2025).
-    """
-    mode = v.choice(mode, "mode", _IS_MODES)
-    if old_per_token_logps.shape != sampling_per_token_logps.shape or old_per_token_logps.shape != mask.shape:
-        raise InvalidArgumentError(
-            f"shapes differ: old {tuple(old_per_token_logps.shape)}, sampling "
-            f"{tuple(sampling_per_token_logps.shape)}, mask {tuple(mask.shape)}",
-            "sampling_per_token_logps",
-        )
-    diff = torch.nan_to_num((old_per_token_logps - sampling_per_token_logps) * mask, nan=0.0)
-    if mode.startswith("sequence"):
-        diff = diff.sum(dim=-1, keepdim=True)
-    ratio = torch.exp(diff)
-    if mode.endswith("truncate"):
-        return torch.clamp(ratio, min=clip_min, max=clip_max)
-    lo = -math.inf if clip_min is None else clip_min
-    hi = math.inf if clip_max is None else clip_max
-    return ratio.masked_fill((ratio < lo) | (ratio > hi), 0.0)
 
 
 @dataclass
@@ -407,7 +374,7 @@ class FastGRPOTrainer(GRPOTrainer):
         batch_size = self.args.per_device_train_batch_size if mode == "train" else self.args.per_device_eval_batch_size
         use_is = self.use_vllm and self.vllm_importance_sampling_correction
 
-        old_logps = ref_logps = is_ratio = None
+        old_logps = ref_logps = is_ratio = is_out = None
         with torch.no_grad(), disable_gradient_checkpointing(self.model, self.args.gradient_checkpointing_kwargs):
             generate_every = self.args.steps_per_generation * self.num_iterations
             if self.args.gradient_accumulation_steps % generate_every != 0 or use_is:
@@ -416,14 +383,15 @@ class FastGRPOTrainer(GRPOTrainer):
                 )
             if use_is:
                 t = time.perf_counter()
-                is_ratio = vllm_is_ratio(
+                is_out = vllm_is_ratio(
                     old_logps,
                     sampling_logps,
-                    loss_mask.to(old_logps.dtype),
+                    loss_mask,
                     mode=self.vllm_importance_sampling_mode,
                     clip_min=self.vllm_importance_sampling_clip_min,
                     clip_max=self.vllm_importance_sampling_clip_max,
                 )
+                is_ratio = is_out.ratio
                 self.fastalign_times.add("vllm_is_ratio", time.perf_counter() - t)
             if self.beta != 0.0:
                 ref_logps, _, _ = self._get_per_token_logps_and_entropies(
@@ -454,7 +422,11 @@ class FastGRPOTrainer(GRPOTrainer):
             self._logs["rewards"][name].extend(batch.rewards_per_func[:, i].tolist())
         self._logs["advantages"].extend(all_advantages.tolist())
         self._flush_pending_logs(len(batch.prompts), device, mode)
-        if use_is:
+        if use_is and self.accelerator.num_processes == 1:
+            for key, value in is_out.metrics().items():  # computed with the ratio, in the same pass
+                if "/raw_" not in key:  # TRL logs the clipped ratio's statistics only
+                    metrics[key].append(value)
+        elif use_is:
             self._log_is_metrics(old_logps, sampling_logps, loss_mask, is_ratio, mode)
 
         out: dict[str, Any] = {
@@ -477,6 +449,84 @@ class FastGRPOTrainer(GRPOTrainer):
             out["tool_mask"] = tool_mask
         return out
 
+    # -- the loss ------------------------------------------------------------------------------
+
+    def _fast_loss_ok(self, inputs: dict) -> bool:
+        # fastalign's grpo_loss covers the policy term, the KL, the IS corrections and the masks;
+        # the entropy bonus, the MoE aux loss, multimodal inputs and several processes (TRL gathers
+        # the loss metrics across ranks) take TRL's own method
+        return (
+            not self._entropy_bonus_enabled
+            and not self.aux_loss_enabled
+            and self.accelerator.num_processes == 1
+            and "pixel_values" not in inputs
+        )
+
+    def _compute_loss(self, model: Any, inputs: dict) -> torch.Tensor:
+        if not self._fast_loss_ok(inputs):
+            if self.importance_sampling_level == "sequence_token":
+                raise NotImplementedError(
+                    "GSPO-token runs through fastalign's grpo_loss, which FastGRPOTrainer uses on one process "
+                    "without the entropy bonus or the MoE aux loss"
+                )
+            return super()._compute_loss(model, inputs)
+        from ..losses import grpo_loss
+
+        prompt_ids, prompt_mask = inputs["prompt_ids"], inputs["prompt_mask"]
+        completion_ids, completion_mask = inputs["completion_ids"], inputs["completion_mask"]
+        input_ids = torch.cat([prompt_ids, completion_ids], dim=1)
+        attention_mask = torch.cat([prompt_mask, completion_mask], dim=1)
+        mask = completion_mask if "tool_mask" not in inputs else completion_mask * inputs["tool_mask"]
+        per_token_logps, entropies, _ = self._get_per_token_logps_and_entropies(
+            model, input_ids, attention_mask, completion_ids.size(1), compute_entropy=True
+        )
+        entropy_mask = None
+        if self.top_entropy_quantile < 1.0:
+            entropy_mask = self.get_high_entropy_mask(entropies, mask, 1 - self.top_entropy_quantile)
+        mode = "train" if self.model.training else "eval"
+        use_is = self.use_vllm and self.vllm_importance_sampling_correction
+        t = time.perf_counter()
+        out = grpo_loss(
+            per_token_logps,
+            inputs.get("old_per_token_logps"),
+            inputs["advantages"],
+            mask,
+            loss_type=self.loss_type,
+            importance_sampling_level=self.importance_sampling_level,
+            epsilon=self.epsilon_low,
+            epsilon_high=self.epsilon_high,
+            delta=self.args.delta,
+            beta=self.beta,
+            ref_per_token_logps=inputs.get("ref_per_token_logps"),
+            use_bias_correction_kl=self.args.use_bias_correction_kl,
+            importance_sampling_ratio=inputs["importance_sampling_ratio"] if use_is else None,
+            sampling_per_token_logps=inputs.get("sampling_per_token_logps"),
+            off_policy_mask_threshold=self.off_policy_mask_threshold,
+            entropy_mask=entropy_mask,
+            sapo_temperature_pos=self.args.sapo_temperature_pos,
+            sapo_temperature_neg=self.args.sapo_temperature_neg,
+            vespo_k_pos=self.args.vespo_k_pos,
+            vespo_lambda_pos=self.args.vespo_lambda_pos,
+            vespo_k_neg=self.args.vespo_k_neg,
+            vespo_lambda_neg=self.args.vespo_lambda_neg,
+            num_items_in_batch=inputs["num_items_in_batch"],
+            num_processes=self.accelerator.num_processes,
+            gradient_accumulation_steps=self.current_gradient_accumulation_steps,
+            steps_per_generation=self.args.steps_per_generation,
+            max_completion_length=self.max_completion_length,
+            training=mode == "train",
+        )
+        self.fastalign_times.add("grpo_loss", time.perf_counter() - t)
+        metrics = self._metrics[mode]
+        logged = out.metrics()
+        if "kl" in logged:
+            metrics["kl"].append(logged.pop("kl"))
+        # entropy over the loss mask, as TRL's global_masked_mean (one process)
+        metrics["entropy"].append(((entropies * mask).sum() / mask.sum().float().clamp(min=1.0)).item())
+        for key, value in logged.items():
+            metrics[key].append(value)
+        return out.loss
+
     def _flush_pending_logs(self, n_local: int, device: Any, mode: str) -> None:
         """Extra columns and metrics logged by reward functions, gathered in a rank-stable order."""
         for column in sorted(set(gather_object(list(self._pending_extra_logs)))):
@@ -491,6 +541,7 @@ class FastGRPOTrainer(GRPOTrainer):
         self._pending_metrics.clear()
 
     def _log_is_metrics(self, old: Any, sampling: Any, loss_mask: Any, ratio: Any, mode: str) -> None:
+        """TRL's importance-sampling metrics gathered across processes (several processes only)."""
         device = old.device
         mask = loss_mask.bool()
         delta = torch.abs(old - sampling)
