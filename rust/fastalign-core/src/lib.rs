@@ -14,6 +14,7 @@
 pub mod advantages;
 pub mod error;
 pub mod overlong;
+pub mod packing;
 pub mod par;
 pub mod real;
 pub mod rewards;
