@@ -473,9 +473,9 @@ def _pack_one(
     from datasets.table import InMemoryTable
 
     fmt = _dataset_format(dataset)
-    direct = isinstance(dataset, Dataset) and len(dataset) > 0 and set(map_kwargs) <= _DIRECT_MAP_KWARGS
+    direct = isinstance(dataset, Dataset) and set(map_kwargs) <= _DIRECT_MAP_KWARGS
     if not direct:
-        # IterableDataset, empty datasets, or map() arguments that change what map does: run the
+        # IterableDataset, or map() arguments that change what map does: run the
         # same per-batch function through map(), exactly as TRL does
         out = dataset.with_format("arrow").map(
             pack_table, batched=True, fn_kwargs={"seq_length": seq_length, "strategy": strategy}, **map_kwargs
