@@ -413,8 +413,10 @@ def test_balance_partitions_cap():
 # SFTTrainer
 
 
-def test_sft_trainer_dataset_preparation_identical(tmp_path):
+def test_sft_trainer_dataset_preparation_identical(tmp_path, monkeypatch):
     from trl import SFTConfig, SFTTrainer
+
+    import fastalign.packing as packing
 
     from fastalign.testing import tiny_model, tiny_tokenizer
 
@@ -431,10 +433,20 @@ def test_sft_trainer_dataset_preparation_identical(tmp_path):
         )
         return SFTTrainer(model=model, args=args, train_dataset=ds, processing_class=tok).train_dataset
 
+    calls = []
+    real = packing.pack_dataset
+
+    def counting(*args, **kwargs):
+        calls.append(args[2])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(packing, "pack_dataset", counting)
     for strategy in ("bfd", "wrapped"):
         theirs = prepared(strategy)
         with patch_trl_sft():
             ours = prepared(strategy)
+        assert calls[-1] == strategy  # fastalign packed it
+        assert ours.num_rows < len(ids) and "seq_lengths" in ours.column_names or strategy == "wrapped"
         assert ours.data.table.equals(theirs.data.table)
         assert ours.column_names == theirs.column_names
     import trl.trainer.sft_trainer as sft
