@@ -259,6 +259,23 @@ impl FreeSpaces for SparseSpaces {
     }
 }
 
+/// One window's items (rows, or fragments of rows), as parallel arrays.
+#[derive(Default)]
+struct Items {
+    row: Vec<u32>,
+    /// Offset of the fragment inside its row (only filled when splitting).
+    skip: Vec<i64>,
+    len: Vec<i64>,
+}
+
+impl Items {
+    fn clear(&mut self) {
+        self.row.clear();
+        self.skip.clear();
+        self.len.clear();
+    }
+}
+
 /// Per-thread scratch reused across windows.
 struct Scratch {
     dense: Option<DenseSpaces>,
@@ -266,7 +283,8 @@ struct Scratch {
     counts: Vec<u32>,
     remaining: Vec<i64>,
     bin_of: Vec<u32>,
-    sorted: Vec<u32>,
+    items: Items,
+    sorted: Items,
 }
 
 impl Scratch {
@@ -277,96 +295,103 @@ impl Scratch {
             counts: Vec::new(),
             remaining: Vec::new(),
             bin_of: Vec::new(),
-            sorted: Vec::new(),
+            items: Items::default(),
+            sorted: Items::default(),
         }
     }
 }
 
-/// Item ids by length descending, ties by ascending id (a stable descending sort). Lengths are
-/// in `1..=seq_length`.
-fn sort_desc_stable(lens: &[i64], seq_length: i64, counts: &mut Vec<u32>, out: &mut Vec<u32>) {
+/// The items by length descending, ties in item order (a stable descending sort), copied with
+/// their rows and skips, so that the packing loops and the output pass read everything
+/// sequentially (a random read per item costs a cache miss on large windows). Lengths are in
+/// `1..=seq_length`.
+fn sort_desc_stable(items: &Items, seq_length: i64, counts: &mut Vec<u32>, out: &mut Items) {
+    let n = items.len.len();
+    let split = !items.skip.is_empty();
     out.clear();
-    let n = lens.len();
+    out.len.reserve(n);
+    out.row.reserve(n);
     if seq_length <= DENSE_MAX && (seq_length as usize) <= 4 * n + 64 {
         // counting sort on `S - len`
         let s = seq_length as usize;
         counts.clear();
         counts.resize(s + 1, 0);
-        for &l in lens {
+        for &l in &items.len {
             counts[s - l as usize] += 1;
         }
         let mut acc = 0u32;
-        for c in counts.iter_mut() {
+        for (k, c) in counts.iter_mut().enumerate() {
             let here = *c;
             *c = acc;
             acc += here;
+            out.len.extend(std::iter::repeat_n((s - k) as i64, here as usize));
         }
-        out.resize(n, 0);
-        for (i, &l) in lens.iter().enumerate() {
+        out.row.resize(n, 0);
+        if split {
+            out.skip.resize(n, 0);
+        }
+        for (i, &l) in items.len.iter().enumerate() {
             let k = s - l as usize;
-            out[counts[k] as usize] = i as u32;
+            let pos = counts[k] as usize;
             counts[k] += 1;
+            out.row[pos] = items.row[i];
+            if split {
+                out.skip[pos] = items.skip[i];
+            }
         }
     } else {
         let mut keys: Vec<u64> =
-            lens.iter().enumerate().map(|(i, &l)| ((seq_length - l) as u64) << 32 | i as u64).collect();
+            items.len.iter().enumerate().map(|(i, &l)| ((seq_length - l) as u64) << 32 | i as u64).collect();
         keys.sort_unstable();
-        out.extend(keys.iter().map(|&k| k as u32));
-    }
-}
-
-/// Best fit decreasing of one window's items (lengths in `1..=seq_length`), TRL's exact order.
-/// Appends the item ids in output order to `order` and the number of items per bin to `sizes`.
-fn bfd_items(lens: &[i64], seq_length: i64, scratch: &mut Scratch, order: &mut Vec<u32>, sizes: &mut Vec<u32>) {
-    let Scratch { dense, sparse, counts, remaining, bin_of, sorted } = scratch;
-    sort_desc_stable(lens, seq_length, counts, sorted);
-    remaining.clear();
-    bin_of.clear();
-    fn run<F: FreeSpaces>(
-        free: &mut F,
-        lens: &[i64],
-        seq_length: i64,
-        sorted: &[u32],
-        remaining: &mut Vec<i64>,
-        bin_of: &mut Vec<u32>,
-    ) {
-        for &item in sorted {
-            let len = lens[item as usize];
-            let bin = match free.best_fit(len) {
-                Some(space) if space < seq_length => free.pop_front(space),
-                _ => {
-                    remaining.push(seq_length);
-                    (remaining.len() - 1) as u32
-                }
-            };
-            let space = remaining[bin as usize] - len;
-            remaining[bin as usize] = space;
-            if space > 0 {
-                free.push_back(space, bin);
+        for &k in &keys {
+            let i = (k & 0xffff_ffff) as usize;
+            out.row.push(items.row[i]);
+            out.len.push(items.len[i]);
+            if split {
+                out.skip.push(items.skip[i]);
             }
-            bin_of.push(bin);
         }
-        free.reset(remaining.iter().copied().filter(|&s| s > 0 && s < seq_length));
     }
-    match dense {
-        Some(d) => run(d, lens, seq_length, sorted, remaining, bin_of),
-        None => run(sparse, lens, seq_length, sorted, remaining, bin_of),
-    }
-    group_by_bin(sorted, bin_of, remaining.len(), counts, order, sizes);
 }
 
-/// First fit decreasing: each item (same visiting order as BFD) goes to the lowest-numbered bin
-/// with enough room, found by descending a max segment tree over the bins' remaining space.
-fn ffd_items(lens: &[i64], seq_length: i64, scratch: &mut Scratch, order: &mut Vec<u32>, sizes: &mut Vec<u32>) {
-    let Scratch { counts, remaining, bin_of, sorted, .. } = scratch;
-    sort_desc_stable(lens, seq_length, counts, sorted);
+/// Best fit decreasing over lengths already in visiting order, TRL's exact rule: `bin_of[k]` is
+/// the bin of the `k`-th item, `remaining` the room left in each bin (bins in creation order).
+fn bfd_bins<F: FreeSpaces>(
+    free: &mut F,
+    sorted_lens: &[i64],
+    seq_length: i64,
+    remaining: &mut Vec<i64>,
+    bin_of: &mut Vec<u32>,
+) {
     remaining.clear();
     bin_of.clear();
-    let cap = lens.len().next_power_of_two().max(1);
+    for &len in sorted_lens {
+        let bin = match free.best_fit(len) {
+            Some(space) if space < seq_length => free.pop_front(space),
+            _ => {
+                remaining.push(seq_length);
+                (remaining.len() - 1) as u32
+            }
+        };
+        let space = remaining[bin as usize] - len;
+        remaining[bin as usize] = space;
+        if space > 0 {
+            free.push_back(space, bin);
+        }
+        bin_of.push(bin);
+    }
+    free.reset(remaining.iter().copied().filter(|&s| s > 0 && s < seq_length));
+}
+
+/// First fit decreasing: each item goes to the lowest-numbered bin with enough room, found by
+/// descending a max segment tree over the bins' remaining space (O(log n) per item).
+fn ffd_bins(sorted_lens: &[i64], seq_length: i64, remaining: &mut Vec<i64>, bin_of: &mut Vec<u32>) {
+    remaining.clear();
+    bin_of.clear();
+    let cap = sorted_lens.len().next_power_of_two().max(1);
     // tree[cap + b] = remaining space of bin b (0 for bins not opened yet)
     let mut tree = vec![0i64; 2 * cap];
-    for &item in sorted.iter() {
-        let len = lens[item as usize];
+    for &len in sorted_lens {
         let bin = if tree[1] >= len {
             let mut i = 1;
             while i < cap {
@@ -385,36 +410,6 @@ fn ffd_items(lens: &[i64], seq_length: i64, scratch: &mut Scratch, order: &mut V
             tree[i] = tree[2 * i].max(tree[2 * i + 1]);
         }
         bin_of.push(bin as u32);
-    }
-    group_by_bin(sorted, bin_of, remaining.len(), counts, order, sizes);
-}
-
-/// Stable grouping of the visited items by bin: bins in creation order, items in visiting order.
-fn group_by_bin(
-    sorted: &[u32],
-    bin_of: &[u32],
-    nbins: usize,
-    counts: &mut Vec<u32>,
-    order: &mut Vec<u32>,
-    sizes: &mut Vec<u32>,
-) {
-    counts.clear();
-    counts.resize(nbins, 0);
-    for &b in bin_of {
-        counts[b as usize] += 1;
-    }
-    sizes.extend_from_slice(counts);
-    let mut acc = 0u32;
-    for c in counts.iter_mut() {
-        let here = *c;
-        *c = acc;
-        acc += here;
-    }
-    let base = order.len();
-    order.resize(base + sorted.len(), 0);
-    for (&item, &b) in sorted.iter().zip(bin_of) {
-        order[base + counts[b as usize] as usize] = item;
-        counts[b as usize] += 1;
     }
 }
 
@@ -436,10 +431,10 @@ fn pack_window(
     plan: &mut Plan,
 ) {
     let rows = &lengths[start..end];
-    let token_base = *plan.out_offsets.last().unwrap_or(&0);
     if plan.out_offsets.is_empty() {
         plan.out_offsets.push(0);
     }
+    let token_base = *plan.out_offsets.last().unwrap_or(&0);
     if strategy == Strategy::Wrapped {
         let mut total = 0i64;
         for (i, &l) in rows.iter().enumerate() {
@@ -463,55 +458,74 @@ fn pack_window(
         return;
     }
     // items: (row, skip, len) in row order, empty rows dropped
-    let mut item_row: Vec<u32> = Vec::with_capacity(rows.len());
-    let mut item_skip: Vec<i64> = Vec::new();
-    let mut item_len: Vec<i64> = Vec::with_capacity(rows.len());
+    let Scratch { dense, sparse, counts, remaining, bin_of, items, sorted } = scratch;
+    items.clear();
     let split = strategy.splits();
+    items.row.reserve(rows.len());
+    items.len.reserve(rows.len());
     for (i, &l) in rows.iter().enumerate() {
         if l == 0 {
             plan.rows_empty += 1;
         } else if l <= seq_length {
-            item_row.push(i as u32);
-            item_len.push(l);
+            items.row.push(i as u32);
+            items.len.push(l);
             if split {
-                item_skip.push(0);
+                items.skip.push(0);
             }
         } else if split {
             plan.rows_split += 1;
             let mut skip = 0;
             while skip < l {
-                item_row.push(i as u32);
-                item_skip.push(skip);
-                item_len.push((l - skip).min(seq_length));
+                items.row.push(i as u32);
+                items.skip.push(skip);
+                items.len.push((l - skip).min(seq_length));
                 skip += seq_length;
             }
         } else {
             plan.tokens_truncated += l - seq_length;
-            item_row.push(i as u32);
-            item_len.push(seq_length);
+            items.row.push(i as u32);
+            items.len.push(seq_length);
         }
     }
-    let mut order = Vec::with_capacity(item_len.len());
-    let mut sizes = Vec::new();
-    match strategy {
-        Strategy::Bfd | Strategy::BfdSplit => bfd_items(&item_len, seq_length, scratch, &mut order, &mut sizes),
-        _ => ffd_items(&item_len, seq_length, scratch, &mut order, &mut sizes),
+    sort_desc_stable(items, seq_length, counts, sorted);
+    match (strategy, dense.as_mut()) {
+        (Strategy::Bfd | Strategy::BfdSplit, Some(d)) => bfd_bins(d, &sorted.len, seq_length, remaining, bin_of),
+        (Strategy::Bfd | Strategy::BfdSplit, None) => bfd_bins(sparse, &sorted.len, seq_length, remaining, bin_of),
+        _ => ffd_bins(&sorted.len, seq_length, remaining, bin_of),
+    }
+    // scatter the visited items to their bins: bins in creation order, items in visiting order
+    let nbins = remaining.len();
+    counts.clear();
+    counts.resize(nbins, 0);
+    for &b in bin_of.iter() {
+        counts[b as usize] += 1;
     }
     let bounds = plan.bin_bounds.get_or_insert_with(|| vec![0]);
-    let mut piece_base = *bounds.last().unwrap_or(&0);
+    let piece_base = *bounds.last().unwrap_or(&0);
+    let mut acc = 0u32;
     let mut tokens = token_base;
-    let mut it = order.iter();
-    for &size in &sizes {
-        for &item in it.by_ref().take(size as usize) {
-            let item = item as usize;
-            plan.piece_row.push((start + item_row[item] as usize) as i64);
-            plan.piece_skip.push(if split { item_skip[item] } else { 0 });
-            plan.piece_len.push(item_len[item]);
-            tokens += item_len[item];
-        }
-        piece_base += size as i64;
-        bounds.push(piece_base);
+    for (b, c) in counts.iter_mut().enumerate() {
+        let here = *c;
+        *c = acc;
+        acc += here;
+        bounds.push(piece_base + acc as i64);
+        tokens += seq_length - remaining[b];
         plan.out_offsets.push(tokens);
+    }
+    let base = plan.piece_len.len();
+    let n = sorted.len.len();
+    plan.piece_row.resize(base + n, 0);
+    plan.piece_skip.resize(base + n, 0);
+    plan.piece_len.resize(base + n, 0);
+    for k in 0..n {
+        let b = bin_of[k] as usize;
+        let pos = base + counts[b] as usize;
+        counts[b] += 1;
+        plan.piece_row[pos] = (start + sorted.row[k] as usize) as i64;
+        plan.piece_len[pos] = sorted.len[k];
+        if split {
+            plan.piece_skip[pos] = sorted.skip[k];
+        }
     }
 }
 
@@ -592,6 +606,12 @@ pub fn pack_plan(
     let run_range = |ws: &[(usize, usize)]| -> Plan {
         let mut scratch = Scratch::new(if binned { seq_length } else { 1 });
         let mut plan = Plan { out_offsets: vec![0], bin_bounds: binned.then(|| vec![0]), ..Plan::default() };
+        if !strategy.splits() {
+            let rows: usize = ws.iter().map(|&(s, e)| e - s).sum();
+            plan.piece_row.reserve(rows);
+            plan.piece_skip.reserve(rows);
+            plan.piece_len.reserve(rows);
+        }
         for &(s, e) in ws {
             pack_window(lengths, s, e, seq_length, strategy, &mut scratch, &mut plan);
         }
@@ -1015,18 +1035,20 @@ mod tests {
         for _ in 0..100 {
             let s = 1 + (rng.next() % 40) as i64;
             let n = (rng.next() % 200) as usize;
-            let lens: Vec<i64> = (0..n).map(|_| 1 + (rng.next() % s as u64) as i64).collect();
-            let mut a = Scratch::new(s);
-            let mut b = Scratch::new(s);
-            b.dense = None;
-            let (mut oa, mut sa, mut ob, mut sb) = (vec![], vec![], vec![], vec![]);
-            bfd_items(&lens, s, &mut a, &mut oa, &mut sa);
-            bfd_items(&lens, s, &mut b, &mut ob, &mut sb);
-            assert_eq!((&oa, &sa), (&ob, &sb));
-            // reusing scratch gives the same again
-            let (mut oc, mut sc) = (vec![], vec![]);
-            bfd_items(&lens, s, &mut a, &mut oc, &mut sc);
-            assert_eq!((&oa, &sa), (&oc, &sc));
+            let lens: Vec<i64> = (0..n).map(|_| (rng.next() % (2 * s as u64)) as i64).collect();
+            for strat in [Strategy::Bfd, Strategy::BfdSplit] {
+                let mut a = Scratch::new(s);
+                let mut b = Scratch::new(s);
+                b.dense = None;
+                let (mut pa, mut pb) = (Plan::default(), Plan::default());
+                pack_window(&lens, 0, n, s, strat, &mut a, &mut pa);
+                pack_window(&lens, 0, n, s, strat, &mut b, &mut pb);
+                assert_eq!(pa, pb);
+                // reusing the scratch (a second window) gives the same again
+                let mut pc = Plan::default();
+                pack_window(&lens, 0, n, s, strat, &mut a, &mut pc);
+                assert_eq!(pa, pc);
+            }
         }
     }
 
@@ -1162,5 +1184,28 @@ mod tests {
         assert!(sums.iter().all(|&s| s <= 8));
         // a cap below the best possible is an error
         assert!(balance_partitions(&[3, 3, 3], 2, false, Some(5)).is_err());
+    }
+}
+
+#[cfg(test)]
+mod timing {
+    use super::*;
+
+    /// `cargo test --release -p fastalign-core time_index_step -- --ignored --nocapture`
+    #[test]
+    #[ignore]
+    fn time_index_step() {
+        let mut x = 12345u64;
+        let lens: Vec<i64> = (0..1_000_000)
+            .map(|_| {
+                x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                1 + ((x >> 33) % 1200) as i64
+            })
+            .collect();
+        for _ in 0..8 {
+            let t = std::time::Instant::now();
+            let p = pack_plan(&lens, &[0], &[lens.len() as i64], 4096, Strategy::Bfd).unwrap();
+            eprintln!("pack_plan {:?} bins {}", t.elapsed(), p.out_offsets.len() - 1);
+        }
     }
 }
