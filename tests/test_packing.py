@@ -531,3 +531,19 @@ def test_native_rejects_inconsistent_plans():
         _native.pack_plan(np.array([1, 2]), np.array([0]), np.array([3]), 4, "bfd")
     with pytest.raises(InvalidArgumentError):
         _native.pack_plan(np.array([1, 2]), np.array([0]), np.array([2]), 4, "nope")
+
+
+def test_progress_bar_for_large_packs(monkeypatch, capsys):
+    from datasets import enable_progress_bars
+
+    import fastalign.packing as packing
+
+    monkeypatch.setattr(packing, "_PROGRESS_MIN_TOKENS", 0)
+    enable_progress_bars()
+    try:
+        pack_dataset(_dataset([3, 5, 7], 2), 8, map_kwargs={"desc": "Packing train"})
+    finally:
+        disable_progress_bars()
+    assert "Packing train" in capsys.readouterr().err
+    pack_dataset(_dataset([3, 5, 7], 2), 8)  # progress bars disabled: nothing printed
+    assert capsys.readouterr().err == ""
