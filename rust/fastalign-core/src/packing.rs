@@ -517,8 +517,8 @@ fn pack_window(
     plan.piece_row.resize(base + n, 0);
     plan.piece_skip.resize(base + n, 0);
     plan.piece_len.resize(base + n, 0);
-    for k in 0..n {
-        let b = bin_of[k] as usize;
+    for (k, &b) in bin_of.iter().enumerate().take(n) {
+        let b = b as usize;
         let pos = base + counts[b] as usize;
         counts[b] += 1;
         plan.piece_row[pos] = (start + sorted.row[k] as usize) as i64;
