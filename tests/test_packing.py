@@ -244,13 +244,34 @@ def test_iterable_dataset():
         assert list(ours) == list(theirs)
 
 
-def test_on_disk_dataset(tmp_path):
+@pytest.mark.parametrize("chunk_tokens", [1 << 24, 97])
+def test_on_disk_dataset(tmp_path, monkeypatch, chunk_tokens):
+    import fastalign.packing as packing
+
+    # small chunks: many record batches, wrapped rows cut across pieces at batch boundaries
+    monkeypatch.setattr(packing, "_STREAM_CHUNK_TOKENS", chunk_tokens)
     ds = _dataset(np.random.default_rng(5).integers(0, 50, 1500), 2)
     ds.save_to_disk(str(tmp_path / "ds"))
     loaded = Dataset.load_from_disk(str(tmp_path / "ds"))
     assert loaded.cache_files
     for strategy in STRATEGIES:
-        assert_same(pack_dataset(loaded, 64, strategy), trl_pack(loaded, 64, strategy))
+        ours = pack_dataset(loaded, 64, strategy)
+        assert ours.cache_files and ours.cache_files[0]["filename"].startswith(str(tmp_path))  # written, mapped
+        assert_same(ours, trl_pack(loaded, 64, strategy))
+        in_memory = pack_dataset(loaded, 64, strategy, {"keep_in_memory": True})
+        assert not in_memory.cache_files
+        assert_same(in_memory, trl_pack(loaded, 64, strategy))
+
+
+def test_in_memory_output_split_where_int32_offsets_would_overflow(monkeypatch):
+    import fastalign.packing as packing
+
+    monkeypatch.setattr(packing, "_INT32_MAX", 100)  # pretend list<...> offsets end at 100 values
+    ds = _dataset(np.random.default_rng(11).integers(0, 40, 400), 2)
+    for strategy in STRATEGIES:
+        ours = pack_dataset(ds, 32, strategy)
+        assert ours.data.table.column(0).num_chunks > 1
+        assert_same(ours, trl_pack(ds, 32, strategy))
 
 
 def test_map_kwargs_not_reproduced_directly_go_through_map():

@@ -21,6 +21,7 @@ row or per token.
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Iterator
 from typing import Any, NamedTuple
 
@@ -63,6 +64,7 @@ _INT32_MAX = 2**31 - 1
 _UINT = {1: np.uint8, 2: np.uint16, 4: np.uint32, 8: np.uint64}
 _GATHER = {1: _native.gather_u8, 2: _native.gather_u16, 4: _native.gather_u32, 8: _native.gather_u64}
 _PROGRESS_MIN_TOKENS = 50_000_000
+_STREAM_CHUNK_TOKENS = 1 << 24  # tokens per record batch when writing a cache file
 
 
 # --------------------------------------------------------------------------------------------
@@ -301,82 +303,134 @@ class _Column:
         self.lengths = np.concatenate(lengths) if lengths else np.empty(0, dtype=np.int64)
 
 
-def _pack_columns(
-    columns: list[Any],
-    names: list[str],
-    rows: np.ndarray | None,
-    windows: tuple[np.ndarray, np.ndarray],
-    seq_length: int,
-    strategy: str,
-    progress: Any = None,
-) -> tuple[Any, PackingReport]:
-    """Pack a table's list columns (``rows``: an optional row selection, e.g. an indices
-    mapping) over ``windows``; returns the packed ``pa.Table`` and its report."""
-    import pyarrow as pa
+class _Packed:
+    """A computed plan over read-in-place columns; produces the packed rows in record batches."""
 
-    if not columns:
-        raise InvalidArgumentError("has no columns to pack", "dataset")
-    cols = [_Column(name, col, pa) for name, col in zip(names, columns, strict=True)]
-    if rows is not None:
-        for c in cols:
-            c.starts = c.starts[rows]
-            c.lengths = c.lengths[rows]
-    lengths = cols[0].lengths
-    for c in cols[1:]:
-        if not np.array_equal(c.lengths, lengths):
-            r = int(np.flatnonzero(c.lengths != lengths)[0])
-            raise InvalidArgumentError(
-                f"column {c.name!r} has {int(c.lengths[r])} values in row {r} where column {cols[0].name!r} has "
-                f"{int(lengths[r])}; all columns must have values of the same length",
-                "dataset",
-            )
-    prow, pskip, plen, out_offsets, bounds, truncated, split, empty = _native.pack_plan(
-        lengths, windows[0], windows[1], seq_length, strategy
-    )
-    if progress is not None:
-        progress.update(1)
-    total = int(out_offsets[-1])
-    n_out = len(out_offsets) - 1
-    # row boundaries of the output chunks: list columns (int32 offsets) hold < 2**31 values each
-    cuts = [0]
-    if total > _INT32_MAX and not all(c.large for c in cols):
-        while cuts[-1] < n_out:
-            stop = int(np.searchsorted(out_offsets, out_offsets[cuts[-1]] + _INT32_MAX, side="right")) - 1
-            cuts.append(max(stop, cuts[-1] + 1))
-    else:
-        cuts.append(n_out)
-    arrays = []
-    for c in cols:
-        if c.width:
-            values = _GATHER[c.width](c.chunks, c.bases, c.starts, prow, pskip, plen, total)
-            values = pa.Array.from_buffers(c.value_type, total, [None, pa.py_buffer(values)])
-        else:
-            values = _take_values(c, prow, pskip, plen, total, pa)
-        arrays.append(_list_chunks(values, out_offsets, cuts, c.large, pa))
-        if progress is not None:
-            progress.update(1)
-    out_names = list(names)
-    if bounds is not None:
-        seq_values = pa.array(plen.astype(np.int64 if cols[0].large else np.int32, copy=False))
-        seq_chunks = []
+    def __init__(
+        self,
+        columns: list[Any],
+        names: list[str],
+        rows: np.ndarray | None,
+        windows: tuple[np.ndarray, np.ndarray],
+        seq_length: int,
+        strategy: str,
+    ) -> None:
+        import pyarrow as pa
+
+        self.pa = pa
+        if not columns:
+            raise InvalidArgumentError("has no columns to pack", "dataset")
+        cols = [_Column(name, col, pa) for name, col in zip(names, columns, strict=True)]
+        if rows is not None:
+            for c in cols:
+                c.starts = c.starts[rows]
+                c.lengths = c.lengths[rows]
+        lengths = cols[0].lengths
+        for c in cols[1:]:
+            if not np.array_equal(c.lengths, lengths):
+                r = int(np.flatnonzero(c.lengths != lengths)[0])
+                raise InvalidArgumentError(
+                    f"column {c.name!r} has {int(c.lengths[r])} values in row {r} where column {cols[0].name!r} "
+                    f"has {int(lengths[r])}; all columns must have values of the same length",
+                    "dataset",
+                )
+        self.cols = cols
+        (self.prow, self.pskip, self.plen, self.out_offsets, self.bounds, truncated, split, empty) = (
+            _native.pack_plan(lengths, windows[0], windows[1], seq_length, strategy)
+        )
+        self.total = int(self.out_offsets[-1])
+        self.n_out = len(self.out_offsets) - 1
+        self._ends: np.ndarray | None = None
+        self.seq_type = pa.int64() if cols[0].large else pa.int32()
+        fields = [pa.field(c.name, pa.large_list(c.value_type) if c.large else pa.list_(c.value_type)) for c in cols]
+        if self.bounds is not None:
+            fields.append(pa.field("seq_lengths", pa.list_(self.seq_type)))
+        self.schema = pa.schema(fields)
+        self.report = PackingReport(
+            rows_in=len(lengths),
+            rows_out=self.n_out,
+            tokens_in=int(lengths.sum()),
+            tokens_out=self.total,
+            tokens_truncated=int(truncated),
+            rows_split=int(split),
+            rows_empty=int(empty),
+            seq_length=seq_length,
+            windows=len(windows[0]),
+        )
+
+    def cuts(self, max_tokens: int) -> list[int]:
+        """Output row boundaries of chunks of at most ``max_tokens`` tokens (at least one row)."""
+        cuts = [0]
+        offs = self.out_offsets
+        while cuts[-1] < self.n_out:
+            stop = int(np.searchsorted(offs, offs[cuts[-1]] + max_tokens, side="right")) - 1
+            cuts.append(min(max(stop, cuts[-1] + 1), self.n_out))
+        return cuts if self.n_out else [0, 0]
+
+    def _pieces(self, a: int, b: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The plan's pieces that fill output rows ``[a, b)``, trimmed to them."""
+        if self.bounds is not None:
+            p0, p1 = int(self.bounds[a]), int(self.bounds[b])
+            return self.prow[p0:p1], self.pskip[p0:p1], self.plen[p0:p1]
+        if (a == 0 and b == self.n_out) or a == b:
+            return self.prow, self.pskip, self.plen
+        # wrapped: rows are cut across pieces; take the pieces overlapping the token range
+        t0, t1 = int(self.out_offsets[a]), int(self.out_offsets[b])
+        if self._ends is None:
+            self._ends = np.cumsum(self.plen)
+        ends = self._ends
+        p0 = int(np.searchsorted(ends, t0, side="right"))
+        p1 = int(np.searchsorted(ends, t1, side="left")) + 1
+        rows, skips, lens = self.prow[p0:p1], self.pskip[p0:p1].copy(), self.plen[p0:p1].copy()
+        front = t0 - (int(ends[p0]) - int(self.plen[p0]))
+        skips[0] += front
+        lens[0] -= front
+        lens[-1] -= int(ends[p1 - 1]) - t1
+        return rows, skips, lens
+
+    def batch(self, a: int, b: int) -> Any:
+        """Output rows ``[a, b)`` as a ``pa.RecordBatch``."""
+        pa = self.pa
+        t0, t1 = int(self.out_offsets[a]), int(self.out_offsets[b])
+        n = t1 - t0
+        rows, skips, lens = self._pieces(a, b)
+        offsets = self.out_offsets[a : b + 1] - t0
+        arrays = []
+        for c in self.cols:
+            if c.width:
+                raw = _GATHER[c.width](c.chunks, c.bases, c.starts, rows, skips, lens, n)
+                values = pa.Array.from_buffers(c.value_type, n, [None, pa.py_buffer(raw)])
+            else:
+                values = _take_values(c, rows, skips, lens, n, pa)
+            cls = pa.LargeListArray if c.large else pa.ListArray
+            arrays.append(cls.from_arrays(offsets.astype(np.int64 if c.large else np.int32), values))
+        if self.bounds is not None:
+            p0 = int(self.bounds[a])
+            seq_offsets = (self.bounds[a : b + 1] - p0).astype(np.int32)
+            seq_values = pa.array(lens.astype(np.int64 if self.cols[0].large else np.int32))
+            arrays.append(pa.ListArray.from_arrays(seq_offsets, seq_values))
+        return pa.RecordBatch.from_arrays(arrays, schema=self.schema)
+
+    def table(self, progress: Any = None) -> Any:
+        """All output rows in memory (chunked only where int32 list offsets require it)."""
+        limit = _INT32_MAX if not all(c.large for c in self.cols) else max(self.total, 1)
+        cuts = self.cuts(limit)
+        batches = []
         for a, b in zip(cuts[:-1], cuts[1:], strict=True):
-            offs = (bounds[a : b + 1] - bounds[a]).astype(np.int32)
-            seq_chunks.append(pa.ListArray.from_arrays(offs, seq_values.slice(bounds[a], bounds[b] - bounds[a])))
-        arrays.append(pa.chunked_array(seq_chunks, type=pa.list_(seq_values.type)))
-        out_names.append("seq_lengths")
-    table = pa.Table.from_arrays(arrays, names=out_names)
-    report = PackingReport(
-        rows_in=len(lengths),
-        rows_out=n_out,
-        tokens_in=int(lengths.sum()),
-        tokens_out=total,
-        tokens_truncated=int(truncated),
-        rows_split=int(split),
-        rows_empty=int(empty),
-        seq_length=seq_length,
-        windows=len(windows[0]),
-    )
-    return table, report
+            batches.append(self.batch(a, b))
+            if progress is not None:
+                progress.update(b - a)
+        return self.pa.Table.from_batches(batches, schema=self.schema)
+
+    def write(self, path: str, chunk_tokens: int, progress: Any = None) -> None:
+        """Stream the output rows to an Arrow IPC stream file (the format of ``datasets``' cache
+        files), about ``chunk_tokens`` tokens at a time: memory holds one chunk, not the output."""
+        cuts = self.cuts(min(chunk_tokens, _INT32_MAX))
+        with self.pa.OSFile(path, "wb") as sink, self.pa.ipc.new_stream(sink, self.schema) as writer:
+            for a, b in zip(cuts[:-1], cuts[1:], strict=True):
+                writer.write_batch(self.batch(a, b))
+                if progress is not None:
+                    progress.update(b - a)
 
 
 def _take_values(c: _Column, prow: np.ndarray, pskip: np.ndarray, plen: np.ndarray, total: int, pa: Any) -> Any:
@@ -390,18 +444,6 @@ def _take_values(c: _Column, prow: np.ndarray, pskip: np.ndarray, plen: np.ndarr
     return pc.take(values, pa.array(idx))
 
 
-def _list_chunks(values: Any, out_offsets: np.ndarray, cuts: list[int], large: bool, pa: Any) -> Any:
-    cls = pa.LargeListArray if large else pa.ListArray
-    dtype = np.int64 if large else np.int32
-    chunks = []
-    for a, b in zip(cuts[:-1], cuts[1:], strict=True):
-        lo, hi = int(out_offsets[a]), int(out_offsets[b])
-        offs = out_offsets[a : b + 1] - lo
-        chunks.append(cls.from_arrays(offs.astype(dtype, copy=False), values.slice(lo, hi - lo)))
-    typ = pa.large_list(values.type) if large else pa.list_(values.type)
-    return pa.chunked_array(chunks, type=typ)
-
-
 def pack_table(examples: Any, seq_length: int, strategy: str = "bfd") -> Any:
     """Pack one ``pa.Table`` as one window: the per-batch function of ``pack_dataset``, usable
     directly in ``dataset.map(pack_table, batched=True, fn_kwargs=..., num_proc=N)`` on a
@@ -411,8 +453,7 @@ def pack_table(examples: Any, seq_length: int, strategy: str = "bfd") -> Any:
     strategy = v.choice(strategy, "strategy", STRATEGIES)
     n = examples.num_rows
     windows = (np.array([0], dtype=np.int64), np.array([n], dtype=np.int64))
-    table, _ = _pack_columns(list(examples.columns), list(examples.column_names), None, windows, s, strategy)
-    return table
+    return _Packed(list(examples.columns), list(examples.column_names), None, windows, s, strategy).table()
 
 
 def _trl_windows(n: int, batch_size: Any, num_proc: Any, drop_last_batch: bool) -> tuple[np.ndarray, np.ndarray]:
@@ -452,7 +493,7 @@ def _dataset_format(dataset: Any) -> dict[str, Any]:
     return fmt
 
 
-def _progress(total_tokens: int, steps: int, desc: str | None) -> Any:
+def _progress(total_tokens: int, rows: int, desc: str | None) -> Any:
     if total_tokens < _PROGRESS_MIN_TOKENS:
         return None
     try:
@@ -462,7 +503,7 @@ def _progress(total_tokens: int, steps: int, desc: str | None) -> Any:
         return None
     if not ds_logging.is_progress_bar_enabled():
         return None
-    return tqdm(total=steps, desc=desc or "Packing dataset", unit=" steps", leave=False)
+    return tqdm(total=rows, desc=desc or "Packing dataset", unit=" packed rows", leave=False)
 
 
 def _pack_one(
@@ -496,21 +537,32 @@ def _pack_one(
         if dataset._indices is not None:
             rows = dataset._indices.column(0).to_numpy().astype(np.int64, copy=False)
         names = list(table.column_names)
-        tokens_guess = int(table.nbytes // 8)
-        progress = _progress(tokens_guess, 1 + len(names), map_kwargs.get("desc"))
-        try:
-            packed, report = _pack_columns(
-                [table.column(i) for i in range(table.num_columns)], names, rows, windows, seq_length, strategy, progress
-            )
-        finally:
-            if progress is not None:
-                progress.close()
+        packer = _Packed([table.column(i) for i in range(table.num_columns)], names, rows, windows, seq_length, strategy)
+        report = packer.report
         fingerprint = map_kwargs.get("new_fingerprint") or Hasher.hash(
             ("fastalign.packing.pack_dataset", dataset._fingerprint, seq_length, strategy, windows[0], windows[1])
         )
         info = dataset.info.copy()
         info.features = None
-        out = Dataset(InMemoryTable(packed), info=info, split=dataset.split, fingerprint=fingerprint)
+        progress = _progress(packer.total, packer.n_out, map_kwargs.get("desc"))
+        try:
+            if dataset.cache_files and not map_kwargs.get("keep_in_memory", False):
+                # like map(): an on-disk dataset gets an on-disk result, written chunk by chunk
+                path = map_kwargs.get("cache_file_name") or dataset._get_cache_file_path(fingerprint)
+                tmp = f"{path}.fastalign-{os.getpid()}.tmp"
+                try:
+                    packer.write(tmp, _STREAM_CHUNK_TOKENS, progress)
+                    os.replace(tmp, path)
+                finally:
+                    if os.path.exists(tmp):
+                        os.remove(tmp)
+                out = Dataset.from_file(path, info=info, split=dataset.split)
+                out._fingerprint = fingerprint
+            else:
+                out = Dataset(InMemoryTable(packer.table(progress)), info=info, split=dataset.split, fingerprint=fingerprint)
+        finally:
+            if progress is not None:
+                progress.close()
     if strategy in {"bfd", "bfd_split"} and "columns" in fmt and fmt["columns"] is not None:
         fmt["columns"] = fmt["columns"] + ["seq_lengths"]
     return out.with_format(**fmt), report
@@ -564,8 +616,9 @@ def pack_dataset(
 
     Notes
     -----
-    Unlike ``datasets.map``, the direct path keeps the packed table in memory (like ``map`` on
-    an in-memory dataset) and writes no cache file.
+    As ``map`` does, the result of an on-disk dataset (one with cache files) is written to a cache
+    file next to them, record batch by record batch, and memory-mapped (memory holds one batch);
+    an in-memory dataset, or ``map_kwargs={"keep_in_memory": True}``, gives an in-memory result.
 
     Examples
     --------
