@@ -331,6 +331,8 @@ def test_no_token_lost_or_duplicated(lengths, s, window, strategy):
 
 @pytest.mark.parametrize("strategy", ["bfd", "bfd_split"])
 def test_global_window_fills_better_than_trl_windows(strategy):
+    """On a realistic (lognormal) distribution one global window needs fewer rows than TRL's
+    windows (not a theorem: see test_global_window_is_not_a_guarantee)."""
     rng = np.random.default_rng(7)
     lengths = np.minimum(rng.lognormal(5.0, 1.0, 20_000).astype(np.int64), 4000)
     ds = _dataset(lengths, 1)
@@ -343,6 +345,16 @@ def test_global_window_fills_better_than_trl_windows(strategy):
     assert "fill" in str(rep) and 0 < rep.fill_ratio <= 1
     # the same result as TRL with one map batch over the whole dataset
     assert_same(pack_dataset(ds, 1024, strategy, window=None), trl_pack(ds, 1024, strategy, {"batch_size": None}))
+
+
+def test_global_window_is_not_a_guarantee():
+    # best fit decreasing is not monotone: on this input (found by random search) one window
+    # needs 9 rows where TRL's windows of 16 rows need 8; fastalign agrees with TRL on both
+    lengths = [8, 1, 0, 1, 5, 10, 5, 7, 4, 8, 8, 10, 1, 15, 15, 14, 4, 6, 7]
+    ds = _dataset(lengths, 1)
+    assert_same(pack_dataset(ds, 17, window=16), trl_pack(ds, 17, "bfd", {"batch_size": 16}))
+    assert_same(pack_dataset(ds, 17, window=None), trl_pack(ds, 17, "bfd", {"batch_size": None}))
+    assert (pack_dataset(ds, 17, window=16).num_rows, pack_dataset(ds, 17, window=None).num_rows) == (8, 9)
 
 
 def test_report_counts():
