@@ -5,6 +5,7 @@ Submodules (import what you need):
 * :mod:`fastalign.advantages` — GRPO/RLOO advantages, zero-variance groups (DAPO).
 * :mod:`fastalign.overlong` — completion masks, truncation flags, overlong filtering.
 * :mod:`fastalign.rewards` — DAPO's soft overlong punishment as a TRL reward function.
+* :mod:`fastalign.packing` — ``pack_dataset`` identical to ``trl.pack_dataset``, bin packing, KK balancing.
 * :mod:`fastalign.errors` — the exception hierarchy.
 * :mod:`fastalign.ratios` — masked per-sequence reductions, GSPO sequence ratios, vLLM IS ratios.
 * :mod:`fastalign.losses` — the GRPO loss family as fused torch custom ops (``fastalign.ops``).

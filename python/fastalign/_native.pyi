@@ -149,3 +149,64 @@ def grpo_loss_f64(
     sapo_temperatures: tuple[float, float], vespo_params: tuple[float, float, float, float], grad_accum: float,
     max_completion_length: float | None, token_denominator: float | None, want_grad: bool,
 ) -> tuple[float, npt.NDArray[np.float64] | None, _LossMetrics]: ...
+
+# packing (fastalign.packing)
+def pack_plan(
+    lengths: npt.NDArray[np.int64],
+    window_starts: npt.NDArray[np.int64],
+    window_ends: npt.NDArray[np.int64],
+    seq_length: int,
+    strategy: str,
+) -> tuple[
+    npt.NDArray[np.int64],
+    npt.NDArray[np.int64],
+    npt.NDArray[np.int64],
+    npt.NDArray[np.int64],
+    npt.NDArray[np.int64] | None,
+    int,
+    int,
+    int,
+]:
+    """Plan: (piece_row, piece_skip, piece_len, out_offsets, bin_bounds | None, tokens_truncated, rows_split, rows_empty)."""
+
+def gather_u8(
+    chunks: list[npt.NDArray[np.uint8]],
+    chunk_bases: npt.NDArray[np.int64],
+    row_starts: npt.NDArray[np.int64],
+    piece_row: npt.NDArray[np.int64],
+    piece_skip: npt.NDArray[np.int64],
+    piece_len: npt.NDArray[np.int64],
+    total: int,
+) -> npt.NDArray[np.uint8]: ...
+def gather_u16(
+    chunks: list[npt.NDArray[np.uint16]],
+    chunk_bases: npt.NDArray[np.int64],
+    row_starts: npt.NDArray[np.int64],
+    piece_row: npt.NDArray[np.int64],
+    piece_skip: npt.NDArray[np.int64],
+    piece_len: npt.NDArray[np.int64],
+    total: int,
+) -> npt.NDArray[np.uint16]: ...
+def gather_u32(
+    chunks: list[npt.NDArray[np.uint32]],
+    chunk_bases: npt.NDArray[np.int64],
+    row_starts: npt.NDArray[np.int64],
+    piece_row: npt.NDArray[np.int64],
+    piece_skip: npt.NDArray[np.int64],
+    piece_len: npt.NDArray[np.int64],
+    total: int,
+) -> npt.NDArray[np.uint32]: ...
+def gather_u64(
+    chunks: list[npt.NDArray[np.uint64]],
+    chunk_bases: npt.NDArray[np.int64],
+    row_starts: npt.NDArray[np.int64],
+    piece_row: npt.NDArray[np.int64],
+    piece_skip: npt.NDArray[np.int64],
+    piece_len: npt.NDArray[np.int64],
+    total: int,
+) -> npt.NDArray[np.uint64]: ...
+def position_ids(seq_lengths: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]: ...
+def cu_seqlens(seq_lengths: npt.NDArray[np.int64]) -> npt.NDArray[np.int32]: ...
+def balance_partitions(
+    lengths: npt.NDArray[np.int64], k: int, equal_size: bool, max_tokens: int | None
+) -> npt.NDArray[np.uint32]: ...

@@ -15,6 +15,7 @@ pub mod advantages;
 pub mod error;
 pub mod losses;
 pub mod overlong;
+pub mod packing;
 pub mod par;
 pub mod ratios;
 pub mod real;

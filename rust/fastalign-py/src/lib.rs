@@ -11,6 +11,7 @@ mod detach;
 mod errors;
 mod losses;
 mod overlong;
+mod packing;
 mod rewards;
 mod select;
 
@@ -38,6 +39,10 @@ mod _native {
     use crate::overlong::{
         completion_mask_i32, completion_mask_i32_to_bool, completion_mask_i32_to_i32, completion_mask_i64,
         completion_mask_i64_to_bool, completion_mask_i64_to_i32,
+    };
+    #[pymodule_export]
+    use crate::packing::{
+        balance_partitions, cu_seqlens, gather_u16, gather_u32, gather_u64, gather_u8, pack_plan, position_ids,
     };
     #[pymodule_export]
     use crate::rewards::SoftOverlong;

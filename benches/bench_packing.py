@@ -1,0 +1,215 @@
+"""fastalign.packing vs TRL 1.16.0's ``trl.pack_dataset`` (and seqpacker, and verl's KK restated).
+
+Workload (issue 3): N sequences with lognormal lengths (mu=5.5, sigma=1: mean about 403 tokens,
+at least 1), one ``input_ids`` column of int64 tokens, ``seq_length=4096``, strategy ``bfd``.
+N is ``FASTALIGN_BENCH_PACK_N`` (default 100,000, about 40M tokens; the issue's figure is for
+1,000,000, about 403M tokens, which needs about 4x that many GB of memory: input, TRL's output
+and fastalign's output).
+
+* ``pack_dataset`` end to end, with TRL's default windows (``map`` batches of 1,000 rows) and with
+  one global window (``map_kwargs={"batch_size": N}`` for TRL, ``window=None`` for fastalign);
+  both results are checked equal to TRL's once. GB/s counts the token bytes read + written.
+* the index step alone (lengths -> bins): fastalign's ``bfd`` on the N lengths against
+  seqpacker's BFD (``uv pip install seqpacker`` into .venv adds its row; it is not a dependency).
+* ``balance_partitions`` n=16,384 into k=64 against verl's Karmarkar–Karp, restated in
+  ``tests/verl_reference.py`` (verl is not installed); the spread of both is recorded.
+* peak memory: each packer runs once in a fresh subprocess; the peak resident memory it adds
+  while packing (``VmHWM`` reset through ``/proc/self/clear_refs`` after the dataset is built)
+  is recorded in ``extra_info`` as ``peak_mib``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+from _common import SEED, run, tag
+
+N = int(os.environ.get("FASTALIGN_BENCH_PACK_N", "100000"))
+SEQ_LENGTH = 4096
+KK_N, KK_K = 16_384, 64
+
+
+def _lengths(n: int) -> np.ndarray:
+    rng = np.random.default_rng(SEED)
+    return np.maximum(rng.lognormal(5.5, 1.0, n).astype(np.int64), 1)
+
+
+_DATASET_CODE = """
+import numpy as np, pyarrow as pa
+from datasets import Dataset
+from datasets.table import InMemoryTable
+
+def make_dataset(n, seed):
+    rng = np.random.default_rng(seed)
+    lengths = np.maximum(rng.lognormal(5.5, 1.0, n).astype(np.int64), 1)
+    offsets = np.zeros(n + 1, dtype=np.int32)
+    np.cumsum(lengths, out=offsets[1:])
+    values = pa.array(np.arange(int(offsets[-1]), dtype=np.int64) % 151_936)
+    return Dataset(InMemoryTable(pa.table({"input_ids": pa.ListArray.from_arrays(offsets, values)})))
+"""
+exec(_DATASET_CODE)  # defines make_dataset (the memory subprocess runs the same code)
+
+
+@pytest.fixture(scope="module")
+def dataset():
+    from datasets import disable_progress_bars
+
+    disable_progress_bars()
+    return make_dataset(N, SEED)  # noqa: F821
+
+
+def _tokens(ds) -> int:
+    return len(ds.data.table.column(0).chunk(0).values)
+
+
+def _size(ds) -> str:
+    return f"N={N:,} ({_tokens(ds) / 1e6:.0f}M tokens), S={SEQ_LENGTH}"
+
+
+_checked: set[str] = set()
+
+
+@pytest.mark.parametrize("mode", ["trl-windows", "global"])
+@pytest.mark.parametrize("impl", ["trl", "fastalign"])
+def test_pack_dataset(benchmark, dataset, impl, mode):
+    import trl
+
+    from fastalign.packing import pack_dataset
+
+    benchmark.group = f"pack_dataset bfd {mode}"
+    op = f"pack_dataset bfd ({'TRL windows of 1000 rows' if mode == 'trl-windows' else 'one global window'})"
+    nbytes = 2 * 8 * _tokens(dataset)  # int64 tokens read and written (the gather)
+    if impl == "trl":
+        mk = None if mode == "trl-windows" else {"batch_size": N}
+        tag(benchmark, op=op, size=_size(dataset), impl="trl", role="reference")
+        run(benchmark, trl.pack_dataset, dataset, SEQ_LENGTH, "bfd", mk, rounds=1)
+    else:
+        window = "trl" if mode == "trl-windows" else None
+        tag(benchmark, op=op, size=_size(dataset), impl="fastalign", role="fastalign", target=50, nbytes=nbytes)
+        out = run(benchmark, pack_dataset, dataset, SEQ_LENGTH, "bfd", None, window=window, rounds=5)
+        if mode not in _checked:
+            mk = None if mode == "trl-windows" else {"batch_size": N}
+            ref = trl.pack_dataset(dataset, SEQ_LENGTH, "bfd", mk)
+            assert out.data.table.equals(ref.data.table)
+            _checked.add(mode)
+
+
+@pytest.mark.parametrize("impl", ["fastalign", "seqpacker"])
+def test_index_step(benchmark, impl):
+    from fastalign.packing import bfd
+
+    # lengths as the bins see them after TRL's truncation (seqpacker refuses lengths > capacity)
+    lengths = np.minimum(_lengths(N), SEQ_LENGTH)
+    benchmark.group = "bfd index step"
+    size = f"N={N:,}, S={SEQ_LENGTH}"
+    if impl == "fastalign":
+        tag(benchmark, op="bfd index step (lengths -> bins)", size=size, impl="fastalign", role="fastalign",
+            note="one window, TRL's exact order", nbytes=8 * N * 5)
+        out = run(benchmark, bfd, lengths, SEQ_LENGTH, rounds=5)
+        benchmark.extra_info["bins"] = int(len(out.bin_offsets) - 1)
+    else:
+        seqpacker = pytest.importorskip("seqpacker")
+        tag(benchmark, op="bfd index step (lengths -> bins)", size=size, impl="seqpacker", role="reference")
+        as_list = lengths.tolist()
+        out = run(benchmark, _seqpacker_bfd(seqpacker), as_list, SEQ_LENGTH, rounds=5)
+        benchmark.extra_info["bins"] = _count_bins(out)
+
+
+def _seqpacker_bfd(seqpacker):
+    """seqpacker's best-fit-decreasing entry point (its API differs between versions)."""
+    if hasattr(seqpacker, "pack_sequences"):
+        return lambda lengths, cap: seqpacker.pack_sequences(lengths, capacity=cap, strategy="bfd")
+    if hasattr(seqpacker, "Packer"):
+        return lambda lengths, cap: seqpacker.Packer(capacity=cap, strategy="bfd").pack(lengths)
+    pytest.skip(f"unknown seqpacker API: {dir(seqpacker)}")
+
+
+def _count_bins(out) -> int | None:
+    for attr in ("bins", "packs"):
+        if hasattr(out, attr):
+            return len(getattr(out, attr))
+    try:
+        return len(out)
+    except TypeError:
+        return None
+
+
+@pytest.mark.parametrize("equal_size", [True, False])
+@pytest.mark.parametrize("impl", ["verl", "fastalign"])
+def test_balance_partitions(benchmark, impl, equal_size):
+    from verl_reference import verl_karmarkar_karp
+
+    from fastalign.packing import balance_partitions
+
+    rng = np.random.default_rng(SEED)
+    lengths = rng.integers(64, 8192, KK_N)
+    benchmark.group = f"balance_partitions equal_size={equal_size}"
+    size = f"n={KK_N:,} k={KK_K} equal_size={equal_size}"
+    if impl == "verl":
+        tag(benchmark, op="balance_partitions (Karmarkar-Karp)", size=size, impl="verl KK (restated)",
+            role="reference")
+        parts = run(benchmark, verl_karmarkar_karp, lengths.tolist(), KK_K, equal_size, rounds=1)
+    else:
+        tag(benchmark, op="balance_partitions (Karmarkar-Karp)", size=size, impl="fastalign", role="fastalign",
+            target=100)
+        parts = run(benchmark, balance_partitions, lengths, KK_K, equal_size=equal_size, rounds=5)
+    sums = [int(lengths[p].sum()) for p in parts]
+    benchmark.extra_info["spread"] = max(sums) - min(sums)
+
+
+_MEMORY_CODE = _DATASET_CODE + textwrap.dedent(
+    """
+    import json, resource, sys, time
+    from datasets import disable_progress_bars
+    disable_progress_bars()
+    impl, mode, n, seed, s = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
+    import trl, fastalign.packing as fp
+    ds = make_dataset(n, seed)
+    trl_pack = trl.pack_dataset  # trl imports lazily: resolve (import trl.data_utils) before timing
+    fp.pack_dataset(make_dataset(4, seed), s, "bfd")  # and touch fastalign's lazy imports likewise
+    trl_pack(make_dataset(4, seed), s, "bfd")
+
+    def rss(field):
+        for line in open("/proc/self/status"):
+            if line.startswith(field):
+                return int(line.split()[1]) * 1024
+    base = rss("VmRSS:")
+    with open("/proc/self/clear_refs", "w") as f:
+        f.write("5")  # reset VmHWM (peak RSS) to the current RSS
+    t = time.perf_counter()
+    if impl == "trl":
+        out = trl_pack(ds, s, "bfd", None if mode == "trl-windows" else {"batch_size": n})
+    else:
+        out = fp.pack_dataset(ds, s, "bfd", window="trl" if mode == "trl-windows" else None)
+    t = time.perf_counter() - t
+    print(json.dumps({"peak_add": rss("VmHWM:") - base, "rows": out.num_rows, "seconds": t}))
+    """
+)
+
+
+@pytest.mark.parametrize("mode", ["trl-windows", "global"])
+@pytest.mark.parametrize("impl", ["trl", "fastalign"])
+def test_peak_memory(benchmark, impl, mode):
+    """One pack in a fresh process; the peak RSS it adds (MiB) goes to extra_info['peak_mib']."""
+    benchmark.group = f"pack_dataset peak memory {mode}"
+
+    def once():
+        proc = subprocess.run(
+            [sys.executable, "-c", _MEMORY_CODE, impl, mode, str(N), str(SEED), str(SEQ_LENGTH)],
+            capture_output=True, text=True, check=True,
+        )
+        return json.loads(proc.stdout.strip().splitlines()[-1])
+
+    tag(benchmark, op=f"pack_dataset bfd peak memory ({mode}), whole process", size=f"N={N:,}", impl=impl,
+        role="reference" if impl == "trl" else "other",
+        note="times include process start-up and imports; see peak_mib")
+    res = run(benchmark, once, rounds=1)
+    benchmark.extra_info["peak_mib"] = round(res["peak_add"] / 2**20, 1)
+    benchmark.extra_info["pack_seconds"] = res["seconds"]
+    benchmark.extra_info["rows"] = res["rows"]

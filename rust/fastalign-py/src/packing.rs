@@ -1,0 +1,113 @@
+//! Bindings for `fastalign_core::packing`.
+
+use fastalign_core::packing::{self, Strategy};
+use numpy::{IntoPyArray, PyArray1, PyArrayMethods, PyReadonlyArray1};
+use pyo3::prelude::*;
+
+use crate::arrays::slice1;
+use crate::detach::run_detached;
+use crate::errors::bad_argument;
+
+type I64Array<'py> = Bound<'py, PyArray1<i64>>;
+
+/// `(piece_row, piece_skip, piece_len, out_offsets, bin_bounds | None, tokens_truncated, rows_split, rows_empty)`
+type PlanTuple<'py> =
+    (I64Array<'py>, I64Array<'py>, I64Array<'py>, I64Array<'py>, Option<I64Array<'py>>, i64, i64, i64);
+
+/// Pack rows window by window; see `fastalign_core::packing::pack_plan`.
+#[pyfunction]
+#[pyo3(signature = (lengths, window_starts, window_ends, seq_length, strategy))]
+pub fn pack_plan<'py>(
+    py: Python<'py>,
+    lengths: PyReadonlyArray1<'py, i64>,
+    window_starts: PyReadonlyArray1<'py, i64>,
+    window_ends: PyReadonlyArray1<'py, i64>,
+    seq_length: i64,
+    strategy: &str,
+) -> PyResult<PlanTuple<'py>> {
+    let strategy = Strategy::parse(strategy).map_err(|e| crate::errors::invalid_argument(py, e))?;
+    let lengths = slice1(&lengths, "lengths")?;
+    let starts = slice1(&window_starts, "window_starts")?;
+    let ends = slice1(&window_ends, "window_ends")?;
+    let plan = run_detached(py, || packing::pack_plan(lengths, starts, ends, seq_length, strategy))?;
+    Ok((
+        plan.piece_row.into_pyarray(py),
+        plan.piece_skip.into_pyarray(py),
+        plan.piece_len.into_pyarray(py),
+        plan.out_offsets.into_pyarray(py),
+        plan.bin_bounds.map(|b| b.into_pyarray(py)),
+        plan.tokens_truncated,
+        plan.rows_split,
+        plan.rows_empty,
+    ))
+}
+
+macro_rules! gather_binding {
+    ($t:ty, $name:ident) => {
+        /// Gather the planned pieces of one column (values seen as unsigned integers of their width).
+        #[pyfunction]
+        #[pyo3(signature = (chunks, chunk_bases, row_starts, piece_row, piece_skip, piece_len, total))]
+        #[allow(clippy::too_many_arguments)]
+        pub fn $name<'py>(
+            py: Python<'py>,
+            chunks: Vec<PyReadonlyArray1<'py, $t>>,
+            chunk_bases: PyReadonlyArray1<'py, i64>,
+            row_starts: PyReadonlyArray1<'py, i64>,
+            piece_row: PyReadonlyArray1<'py, i64>,
+            piece_skip: PyReadonlyArray1<'py, i64>,
+            piece_len: PyReadonlyArray1<'py, i64>,
+            total: usize,
+        ) -> PyResult<Bound<'py, PyArray1<$t>>> {
+            let slices: Vec<&[$t]> = chunks.iter().map(|c| slice1(c, "chunks")).collect::<PyResult<_>>()?;
+            let bases = slice1(&chunk_bases, "chunk_bases")?;
+            let starts = slice1(&row_starts, "row_starts")?;
+            let rows = slice1(&piece_row, "piece_row")?;
+            let skips = slice1(&piece_skip, "piece_skip")?;
+            let lens = slice1(&piece_len, "piece_len")?;
+            // numpy allocates the output: lazily zeroed by the OS and, when large, on huge pages
+            let out = PyArray1::<$t>::zeros(py, [total], false);
+            {
+                let mut rw = out.readwrite();
+                let dst = rw.as_slice_mut().map_err(|_| bad_argument(py, "out", "is not contiguous"))?;
+                run_detached(py, || packing::gather(&slices, bases, starts, rows, skips, lens, dst))?;
+            }
+            Ok(out)
+        }
+    };
+}
+
+gather_binding!(u8, gather_u8);
+gather_binding!(u16, gather_u16);
+gather_binding!(u32, gather_u32);
+gather_binding!(u64, gather_u64);
+
+/// `0..L` per sequence length, concatenated (int64).
+#[pyfunction]
+pub fn position_ids<'py>(py: Python<'py>, seq_lengths: PyReadonlyArray1<'py, i64>) -> PyResult<I64Array<'py>> {
+    let lens = slice1(&seq_lengths, "seq_lengths")?;
+    Ok(run_detached(py, || packing::position_ids(lens))?.into_pyarray(py))
+}
+
+/// `[0, cumsum(seq_lengths)...]` as int32.
+#[pyfunction]
+pub fn cu_seqlens<'py>(
+    py: Python<'py>,
+    seq_lengths: PyReadonlyArray1<'py, i64>,
+) -> PyResult<Bound<'py, PyArray1<i32>>> {
+    let lens = slice1(&seq_lengths, "seq_lengths")?;
+    Ok(run_detached(py, || packing::cu_seqlens(lens))?.into_pyarray(py))
+}
+
+/// Karmarkar–Karp partition: the part of each item (parts by decreasing sum).
+#[pyfunction]
+#[pyo3(signature = (lengths, k, equal_size, max_tokens))]
+pub fn balance_partitions<'py>(
+    py: Python<'py>,
+    lengths: PyReadonlyArray1<'py, i64>,
+    k: usize,
+    equal_size: bool,
+    max_tokens: Option<i64>,
+) -> PyResult<Bound<'py, PyArray1<u32>>> {
+    let w = slice1(&lengths, "lengths")?;
+    Ok(run_detached(py, || packing::balance_partitions(w, k, equal_size, max_tokens))?.into_pyarray(py))
+}
