@@ -51,8 +51,7 @@ def train_section(steps: int, plot: str | None) -> None:
 
     from . import _trl_lines as trl_lines
     from .advantages import grpo_advantages
-    from .rewards import soft_overlong
-    from .testing import tiny_grpo_trainer
+    from .testing import tiny_model, tiny_tokenizer
     from .trl import FastGRPOTrainer
 
     class RecordingFastGRPOTrainer(FastGRPOTrainer):
@@ -65,23 +64,34 @@ def train_section(steps: int, plot: str | None) -> None:
             self.recorded_rewards.append(rewards.clone())
             return rewards
 
-    print("\n== 1. Training: FastGRPOTrainer (DAPO, dynamic sampling) beside stock GRPOTrainer ==")
+    print("\n== 1. Training: FastGRPOTrainer under the DAPO preset beside stock GRPOTrainer ==")
     print("tiny random Qwen2 on the CPU; task: stop after ~6 tokens; rewards: target length + DAPO soft overlong")
-    dapo = dict(  # DAPO's loss settings (arXiv:2503.14476 §3): token-level loss, clip-higher, overlong filter
-        loss_type="dapo", epsilon=0.2, epsilon_high=0.28, mask_truncated_completions=True, beta=0.0,
-        max_completion_length=16, num_generations=4, per_device_train_batch_size=16,
-        learning_rate=5e-3, max_steps=steps,
+    import tempfile
+
+    from .trl import presets
+
+    # DAPO (arXiv:2503.14476): the preset's paper values (token-level loss, clip-higher 0.2/0.28,
+    # overlong filtering, beta 0), scaled down to this model, plus its soft overlong reward and
+    # dynamic sampling; the stock trainer gets the same config and rewards without the sampling
+    recipe = presets.dapo(
+        output_dir=tempfile.mkdtemp(prefix="fastalign-demo-"), max_completion_length=16, soft_punish_cache=8,
+        num_generations=4, per_device_train_batch_size=16, max_num_gen_batches=3,
+        learning_rate=5e-3, max_steps=steps, use_cpu=True, report_to=[], logging_steps=1, save_strategy="no",
+        seed=0, gradient_checkpointing=False, disable_tqdm=True,
     )
+    print(f"preset: {recipe.config.loss_type} loss, epsilon {recipe.config.epsilon}/{recipe.config.epsilon_high}, "
+          f"mask_truncated_completions={recipe.config.mask_truncated_completions}, "
+          f"trainer options {dict(recipe.trainer_kwargs)}")
     data = Dataset.from_dict({"prompt": ["what is 1 + 1 ?", "what is 2 + 3 ?", "a b c", "d e f"] * 64})
     runs = {}
-    for name, cls, extra in [
+    for name, cls, options in [
         ("TRL GRPOTrainer", GRPOTrainer, {}),
-        ("fastalign FastGRPOTrainer", RecordingFastGRPOTrainer,
-         dict(trainer_kwargs=dict(dynamic_sampling=True, max_num_gen_batches=3))),
+        ("fastalign FastGRPOTrainer", RecordingFastGRPOTrainer, dict(recipe.trainer_kwargs)),
     ]:
-        trainer = tiny_grpo_trainer(
-            [_target_length, soft_overlong(max_completion_len=16, soft_punish_cache=8)],
-            trainer_cls=cls, train_dataset=data, **dapo, **extra,
+        tokenizer = tiny_tokenizer()
+        trainer = cls(
+            model=tiny_model(tokenizer), reward_funcs=[_target_length, *recipe.reward_funcs], args=recipe.config,
+            train_dataset=data, processing_class=tokenizer, **options,
         )
         trainer.remove_callback(PrinterCallback)
         trainer.remove_callback(ProgressCallback)
