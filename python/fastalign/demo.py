@@ -108,8 +108,13 @@ def train_section(steps: int, plot: str | None) -> None:
         print(f"{a['step']:>4} | {a['reward']:>10.3f} {a['loss']:>9.4f} | {b['reward']:>16.3f} {b['loss']:>9.4f} "
               f"{b.get('dynamic_sampling/filtered_groups', 0):>15.0f} "
               f"{b.get('dynamic_sampling/generation_batches', 1):>11.0f}")
-    first, last = fast_log[0]["rewards/_target_length/mean"], fast_log[-1]["rewards/_target_length/mean"]
-    print(f"target-length reward, fastalign run: {first:.3f} at step 1 -> {last:.3f} at step {len(fast_log)}")
+    def start_end(log):
+        k = max(1, min(5, len(log) // 2))
+        return sum(r["reward"] for r in log[:k]) / k, sum(r["reward"] for r in log[-k:]) / k, k
+
+    for name, log in (("TRL", trl_log), ("fastalign", fast_log)):
+        a, b, k = start_end(log)
+        print(f"mean reward, {name:>9}: first {k} steps {a:+.3f} -> last {k} steps {b:+.3f}")
     print(f"wall time: TRL {trl_time:.1f} s, fastalign {fast_time:.1f} s (both dominated by generation; "
           "dynamic sampling generates more when it filters)")
 
@@ -267,7 +272,7 @@ def speed_section(repeat: int) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m fastalign.demo", description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=15, help="GRPO training steps in section 1")
+    parser.add_argument("--steps", type=int, default=40, help="GRPO training steps in section 1")
     parser.add_argument("--plot", default="fastalign-demo-reward.png", help="PNG of reward per step ('' for none)")
     parser.add_argument("--repeat", type=int, default=50, help="timing repetitions in section 3")
     parser.add_argument("--skip-train", action="store_true")
