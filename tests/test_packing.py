@@ -580,3 +580,32 @@ def test_progress_bar_for_large_packs(monkeypatch, capsys):
     assert "Packing train" in capsys.readouterr().err
     pack_dataset(_dataset([3, 5, 7], 2), 8)  # progress bars disabled: nothing printed
     assert capsys.readouterr().err == ""
+
+
+def test_short_sft_run_with_fastalign_packing_trains_like_trl(tmp_path):
+    """End to end on the CPU: two SFT steps on data packed by fastalign (inside SFTTrainer, and
+    pre-packed by the user) log the same losses as SFTTrainer packing with TRL."""
+    from trl import SFTConfig, SFTTrainer
+
+    from fastalign.packing import pack_dataset
+    from fastalign.testing import tiny_model, tiny_tokenizer
+
+    tok = tiny_tokenizer()
+    rng = np.random.default_rng(11)
+    ds = Dataset.from_dict({"input_ids": [rng.integers(4, len(tok), rng.integers(2, 30)).tolist() for _ in range(96)]})
+
+    def losses(dataset, **config):
+        args = SFTConfig(output_dir=str(tmp_path), max_steps=2, per_device_train_batch_size=4, learning_rate=1e-3,
+                         use_cpu=True, report_to=[], disable_tqdm=True, logging_steps=1, save_strategy="no",
+                         seed=0, dataset_num_proc=None, **config)
+        trainer = SFTTrainer(model=tiny_model(tok), args=args, train_dataset=dataset, processing_class=tok)
+        trainer.train()
+        return [row["loss"] for row in trainer.state.log_history if "loss" in row]
+
+    stock = losses(ds, packing=True, max_length=64)
+    with patch_trl_sft():
+        patched = losses(ds, packing=True, max_length=64)
+    prepacked = losses(pack_dataset(ds, 64), packing=False, padding_free=True, max_length=None)
+    assert len(stock) == 2 and all(np.isfinite(stock))
+    assert patched == stock
+    assert prepacked == pytest.approx(stock, rel=1e-6)
