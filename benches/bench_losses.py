@@ -26,29 +26,13 @@ from _common import run, tag
 from bench_ratios import make_logps
 
 from fastalign import _torch_losses
+from fastalign._trl_lines import trl_loss
 from fastalign.losses import grpo_loss
 
 
 def _sizes() -> list[tuple[int, int]]:
     spec = os.environ.get("FASTALIGN_BENCH_LOSS_SIZES", "64x4096,512x4096,512x8192")
     return [tuple(int(v) for v in s.split("x")) for s in spec.split(",") if s]  # type: ignore[misc]
-
-
-def trl_loss(lp, old, adv, mask, level, loss_type, num_items):
-    """TRL 1.16 _compute_loss's loss lines (beta=0, no vLLM, GA=1) for these two configurations."""
-    advantages = adv.unsqueeze(1)
-    log_ratio = lp - old
-    if level == "token":
-        log_importance_weights = log_ratio
-    else:
-        log_importance_weights = (log_ratio * mask).sum(-1) / mask.sum(-1).clamp(min=1.0)
-        log_importance_weights = log_importance_weights.unsqueeze(-1)
-    coef_1 = torch.exp(log_importance_weights)
-    coef_2 = torch.clamp(coef_1, 1 - 0.2, 1 + 0.28)
-    per_token_loss = -torch.min(coef_1 * advantages, coef_2 * advantages)
-    if loss_type == "grpo":
-        return ((per_token_loss * mask).sum(-1) / mask.sum(-1).clamp(min=1.0)).mean()
-    return (per_token_loss * mask).sum() / num_items.clamp(min=1.0)
 
 
 CONFIGS = {"dapo": ("token", "dapo"), "gspo": ("sequence", "grpo")}

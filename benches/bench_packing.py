@@ -12,7 +12,7 @@ and fastalign's output).
 * the index step alone (lengths -> bins): fastalign's ``bfd`` on the N lengths against
   seqpacker's BFD (``uv pip install seqpacker`` into .venv adds its row; it is not a dependency).
 * ``balance_partitions`` n=16,384 into k=64 against verl's Karmarkar–Karp, restated in
-  ``tests/verl_reference.py`` (verl is not installed); the spread of both is recorded.
+  ``fastalign/_verl_lines.py`` (verl is not installed); the spread of both is recorded.
 * peak memory: each packer runs once in a fresh subprocess; the peak resident memory it adds
   while packing (``VmHWM`` reset through ``/proc/self/clear_refs`` after the dataset is built)
   is recorded in ``extra_info`` as ``peak_mib``.

@@ -25,6 +25,7 @@ import torch
 from _common import SEED, run, tag
 
 from fastalign import _torch_losses
+from fastalign._trl_lines import trl_masked_mean, trl_sequence_log_ratio
 from fastalign.ratios import masked_mean, sequence_log_ratio
 
 
@@ -47,15 +48,6 @@ def make_logps(b: int, t: int):
         adv = torch.randn(b, generator=g)
         _cache[(b, t)] = (lp, old, mask, adv)
     return _cache[(b, t)]
-
-
-def trl_sequence_log_ratio(lp, old, mask):
-    log_ratio = lp - old
-    return (log_ratio * mask).sum(-1) / mask.sum(-1).clamp(min=1.0)
-
-
-def trl_masked_mean(x, mask):
-    return (x * mask).sum(-1) / mask.sum(-1).clamp(min=1.0)
 
 
 @pytest.mark.parametrize("size", _sizes(), ids=lambda s: f"{s[0]}x{s[1]}")

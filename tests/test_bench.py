@@ -12,7 +12,10 @@ import pytest
 from fastalign import bench
 from fastalign.__main__ import main as cli
 
-TINY = ["grpo_advantages=64", "completion_mask=2", "soft_overlong (lists)=16", "soft_overlong (lengths)=16"]
+TINY = ["grpo_advantages=64", "completion_mask=2", "soft_overlong (lists)=16", "soft_overlong (lengths)=16",
+        "sequence_log_ratio (GSPO)=2", "grpo_loss fwd+bwd (dapo)=2", "grpo_loss fwd+bwd (GSPO)=2",
+        "pack_dataset (bfd, TRL windows)=50", "balance_partitions (k=64)=128",
+        "balance_partitions (k=64, equal size)=128"]
 
 
 def test_every_op_runs_and_reports(tmp_path, capsys, monkeypatch):

@@ -408,7 +408,7 @@ def test_position_ids_and_cu_seqlens_match_trl_collator():
 
 
 def _verl_kk_spread(lengths, k, equal_size):
-    """Spread of verl's karmarkar_karp (restated in tests/verl_reference.py)."""
+    """Spread of verl's karmarkar_karp (restated in fastalign/_verl_lines.py)."""
     from verl_reference import verl_karmarkar_karp
 
     parts = verl_karmarkar_karp(list(map(int, lengths)), k, equal_size)

@@ -152,3 +152,35 @@ def trl_completion_mask_and_truncation(
     mask = trl_completion_mask(completion_ids, eos_token_ids)
     _, lengths, is_truncated = trl_truncation_from_lists(completion_ids, mask, [*eos_token_ids, pad_token_id])
     return mask, lengths, is_truncated
+
+
+# --- GRPOTrainer._compute_loss lines (the sequence ratio, and the loss for two configurations) ---
+
+def trl_sequence_log_ratio(lp, old, mask):
+    """GSPO's sequence log-ratio as ``_compute_loss`` forms it (importance_sampling_level="sequence")."""
+    log_ratio = lp - old
+    return (log_ratio * mask).sum(-1) / mask.sum(-1).clamp(min=1.0)
+
+
+def trl_masked_mean(x, mask):
+    """The masked per-sequence mean ``_compute_loss`` uses (``clamp(min=1)`` on the count)."""
+    return (x * mask).sum(-1) / mask.sum(-1).clamp(min=1.0)
+
+
+def trl_loss(lp, old, adv, mask, level, loss_type, num_items, epsilon=0.2, epsilon_high=0.28):
+    """``_compute_loss``'s loss lines (beta=0, no vLLM, GA=1) for the PPO-clip family at
+    ``level`` "token" or "sequence", aggregated as ``loss_type`` "grpo" or "dapo"."""
+    advantages = adv.unsqueeze(1)
+    log_ratio = lp - old
+    if level == "token":
+        log_importance_weights = log_ratio
+    else:
+        log_importance_weights = (log_ratio * mask).sum(-1) / mask.sum(-1).clamp(min=1.0)
+        log_importance_weights = log_importance_weights.unsqueeze(-1)
+    coef_1 = torch.exp(log_importance_weights)
+    coef_2 = torch.clamp(coef_1, 1 - epsilon, 1 + epsilon_high)
+    per_token_loss = -torch.min(coef_1 * advantages, coef_2 * advantages)
+    if loss_type == "grpo":
+        return ((per_token_loss * mask).sum(-1) / mask.sum(-1).clamp(min=1.0)).mean()
+    return (per_token_loss * mask).sum() / num_items.clamp(min=1.0)
+

@@ -168,6 +168,119 @@ def _overlong_lengths(b: int) -> Pair:
     return Pair(lambda: ref(completion_ids=lists), lambda: ours(lengths=lengths), nbytes=b * 16, check=check)
 
 
+def _logps(b: int, t: int) -> tuple[Any, Any, Any, Any]:
+    """float32 log-probs, old log-probs, an int64 right-padded mask and per-row advantages."""
+    import torch
+
+    g = torch.Generator().manual_seed(_SEED + 31 * b + t)
+    lp = -torch.rand(b, t, generator=g) * 3
+    old = lp + 0.05 * torch.randn(b, t, generator=g)
+    lengths = torch.randint(1, t + 1, (b,), generator=g)
+    mask = (torch.arange(t).unsqueeze(0) < lengths.unsqueeze(1)).long()
+    return lp, old, mask, torch.randn(b, generator=g)
+
+
+@case("sequence_log_ratio (GSPO)", "TRL _compute_loss lines", "B", (64, 512),
+      note="T=8192 float32 log-probs, int64 mask; GSPO's per-sequence mean log-ratio")
+def _seq_ratio(b: int) -> Pair:
+    import torch
+
+    from . import _trl_lines
+    from .ratios import sequence_log_ratio
+
+    lp, old, mask, _ = _logps(b, 8192)
+
+    def check(ref: Any, got: Any) -> None:
+        torch.testing.assert_close(got, ref, rtol=1e-5, atol=1e-6)
+
+    return Pair(lambda: _trl_lines.trl_sequence_log_ratio(lp, old, mask),
+                lambda: sequence_log_ratio(lp, old, mask), nbytes=b * 8192 * (4 + 4 + 8), check=check)
+
+
+def _loss_case(level: str, loss_type: str) -> Callable[[int], Pair]:
+    def build(b: int) -> Pair:
+        import torch
+
+        from . import _trl_lines
+        from .losses import grpo_loss
+
+        lp, old, mask, adv = _logps(b, 4096)
+        lp = lp.clone().requires_grad_(True)
+        n = mask.sum()
+
+        def ref() -> Any:
+            loss = _trl_lines.trl_loss(lp, old, adv, mask, level, loss_type, n)
+            return loss.detach(), torch.autograd.grad(loss, lp)[0]
+
+        def ours() -> Any:
+            out = grpo_loss(lp, old, adv, mask, loss_type=loss_type, importance_sampling_level=level,
+                            epsilon=0.2, epsilon_high=0.28, num_items_in_batch=n)
+            return out.loss.detach(), torch.autograd.grad(out.loss, lp)[0]
+
+        def check(r: Any, g: Any) -> None:
+            torch.testing.assert_close(g[0], r[0], rtol=2e-5, atol=1e-6)
+            torch.testing.assert_close(g[1], r[1], rtol=2e-5, atol=1e-8)
+
+        return Pair(ref, ours, nbytes=b * 4096 * (4 + 4 + 8 + 4), check=check)
+
+    return build
+
+
+case("grpo_loss fwd+bwd (dapo)", "TRL _compute_loss lines + autograd", "B", (64, 512),
+     note="T=4096; TRL's default loss: token ratio, clip 0.2/0.28, / num_items_in_batch")(_loss_case("token", "dapo"))
+case("grpo_loss fwd+bwd (GSPO)", "TRL _compute_loss lines + autograd", "B", (64, 512),
+     note="T=4096; importance_sampling_level='sequence', loss_type='grpo'")(_loss_case("sequence", "grpo"))
+
+
+@case("pack_dataset (bfd, TRL windows)", "trl.pack_dataset", "N", (10_000, 100_000),
+      note="lognormal lengths (mean ~400 tokens), one int64 column, seq_length 4096, 1,000-row windows")
+def _pack(n: int) -> Pair:
+    import numpy as np_
+    import pyarrow as pa
+    from datasets import Dataset, disable_progress_bars
+    from trl import pack_dataset as trl_pack
+
+    from .packing import pack_dataset
+
+    disable_progress_bars()
+    rng = np_.random.default_rng([_SEED, n])
+    lengths = np_.maximum(rng.lognormal(5.5, 1.0, n).astype(np_.int64), 1)
+    offsets = np_.zeros(n + 1, dtype=np_.int32)
+    np_.cumsum(lengths, out=offsets[1:])
+    values = pa.array(np_.arange(int(offsets[-1]), dtype=np_.int64) % 151_936)
+    ds = Dataset.from_dict({"input_ids": pa.ListArray.from_arrays(offsets, values)})
+
+    def check(r: Any, g: Any) -> None:
+        assert r.data.table.equals(g.data.table)
+
+    return Pair(lambda: trl_pack(ds, 4096), lambda: pack_dataset(ds, 4096), nbytes=int(offsets[-1]) * 16,
+                check=check)
+
+
+def _kk_case(equal_size: bool) -> Callable[[int], Pair]:
+    def build(n: int) -> Pair:
+        from ._verl_lines import verl_karmarkar_karp
+        from .packing import balance_partitions
+
+        lengths = np.random.default_rng([_SEED, n]).integers(64, 8192, n)
+
+        def check(r: Any, g: Any) -> None:
+            spread = lambda parts: max(int(lengths[list(p)].sum()) for p in parts) - min(  # noqa: E731
+                int(lengths[list(p)].sum()) for p in parts)
+            assert spread(g) <= spread(r), "fastalign's partition is less balanced than verl's"
+
+        return Pair(lambda: verl_karmarkar_karp(lengths.tolist(), 64, equal_size),
+                    lambda: balance_partitions(lengths, 64, equal_size=equal_size), check=check)
+
+    return build
+
+
+case("balance_partitions (k=64)", "verl Karmarkar-Karp (restated)", "n", (1024, 16_384),
+     note="lengths uniform in 64..8191; fastalign's spread must be at most verl's")(_kk_case(False))
+case("balance_partitions (k=64, equal size)", "verl Karmarkar-Karp (restated)", "n", (1024, 16_384),
+     note="equal_size=True")(_kk_case(True))
+
+
 # --- timing and the machine ----------------------------------------------------------------------
 
 @dataclass
@@ -178,7 +291,8 @@ class Timing:
 
 
 def time_call(fn: Callable[[], Any], repeat: int = 7, min_batch_time: float = 0.02) -> Timing:
-    """Seconds per call: calls batched until a batch takes ``min_batch_time``, ``repeat`` batches."""
+    """Seconds per call: calls batched until a batch takes ``min_batch_time``, ``repeat`` batches
+    (3 when one call takes over a second)."""
     fn()  # warm-up (first-call setup, caches)
     n, t = 1, 0.0
     while True:
@@ -190,6 +304,8 @@ def time_call(fn: Callable[[], Any], repeat: int = 7, min_batch_time: float = 0.
             break
         n *= 2 if t == 0 else max(2, min(10, math.ceil(min_batch_time / t)))
     runs = [t / n]
+    if t > 1.0:  # a slow reference (seconds per call): three runs are enough
+        repeat = min(repeat, 3)
     for _ in range(repeat - 1):
         t0 = time.perf_counter()
         for _ in range(n):
@@ -329,7 +445,7 @@ def plot(rows: list[dict], directory: str) -> list[str]:
 def _parse_sizes(specs: list[str]) -> dict[str, tuple[int, ...]]:
     out: dict[str, tuple[int, ...]] = {}
     for spec in specs:
-        name, sep, values = spec.partition("=")
+        name, sep, values = spec.rpartition("=")
         if not sep or name not in CASES:
             raise SystemExit(f"--sizes: expected OP=N[,N...] with OP one of {', '.join(CASES)}; got {spec!r}")
         try:
