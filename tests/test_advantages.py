@@ -51,7 +51,7 @@ calibrated on random cases drawn like the strategies below: 20,000 GRPO cases (f
 against TRL and against ``_torch_impl``) and 20,000 RLOO cases (against TRL). ``C_ULP = 3``
 already passes every case and 2 fails one, and with ``C_ULP = 8`` even ``RTOL = 0`` passes (the
 relative term covers the rounding of the sum of squares, which never bound). The file also
-passes with 20,000 examples per test (FASTALIGN_HYPOTHESIS_PROFILE=long). So the bound leaves
+passed with 20,000 examples per test (the long profile before it became 100,000). So the bound leaves
 a margin of about 3 while staying tight enough to fail on: a relative error of 3e-6 (float32) or 1e-14 (float64) in the
 advantages; TRL's float32 Bessel factor replaced by the exact one (float64 inputs); the
 population std; ``eps = 1e-5``; NaN rewards read as 0; the sign of ``beta``. float64 needs no
