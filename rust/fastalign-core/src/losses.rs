@@ -886,46 +886,39 @@ fn row_fast_token<T: KernelFloat, M: MaskValue>(
     let full = n - n % LANES;
     let mut coef = [T::ZERO; LANES];
     let mut gl = [T::ZERO; LANES];
+    // one token's clipped objective: (pl, d pl / d coef, c1) with TRL's min(coef·A, clip(coef)·A)
+    // (selects only, so blocks vectorise)
+    #[inline(always)]
+    fn clip_terms<T: KernelFloat>(cf: T, a: T, lo: T, hi: T, dl: T, half: T) -> (T, T, T) {
+        let c2 = cf.clamp_to(lo, hi);
+        let dc2 = if cf >= lo && cf <= hi { T::ONE } else { T::ZERO };
+        let c1 = cf.min_to(dl);
+        let dc1 = if cf <= dl { T::ONE } else { T::ZERO };
+        let (x1, x2) = (c1 * a, c2 * a);
+        let pl = T::ZERO - if x2 < x1 { x2 } else { x1 };
+        let d = if x1 < x2 {
+            dc1
+        } else if x2 < x1 {
+            dc2
+        } else {
+            (dc1 + dc2) * half
+        };
+        (pl, T::ZERO - a * d, c1)
+    }
     // one token of pass b, everything in the value type (w·pl, w, w·low, w·high, gradient)
     #[inline(always)]
     #[allow(clippy::too_many_arguments)]
     fn lane_t<T: KernelFloat>(cf: T, w: T, a: T, wt: T, lo: T, hi: T, dl: T, half: T) -> (T, T, T, T, T) {
-        let c2 = cf.clamp_to(lo, hi);
-        let dc2 = if cf >= lo && cf <= hi { T::ONE } else { T::ZERO };
-        let c1 = cf.min_to(dl);
-        let dc1 = if cf <= dl { T::ONE } else { T::ZERO };
-        let (x1, x2) = (c1 * a, c2 * a);
-        let pl = T::ZERO - if x2 < x1 { x2 } else { x1 };
-        let d = if x1 < x2 {
-            dc1
-        } else if x2 < x1 {
-            dc2
-        } else {
-            (dc1 + dc2) * half
-        };
-        let gc = T::ZERO - a * d;
+        let (pl, gc, c1) = clip_terms(cf, a, lo, hi, dl, half);
         let low = if c1 < lo && a < T::ZERO { w } else { T::ZERO };
         let high = if c1 > hi && a > T::ZERO { w } else { T::ZERO };
         (pl * w, w, low, high, wt * w * (gc * cf))
     }
-    // one token of pass b: loss, gradient and flags (selects only, so blocks vectorise)
+    // one token of pass b: loss, gradient and flags, the sums in f64
     #[inline(always)]
     #[allow(clippy::too_many_arguments)]
     fn lane<T: KernelFloat>(cf: T, w: T, a: T, wt: T, lo: T, hi: T, dl: T, half: T) -> (f64, f64, f64, f64, T) {
-        let c2 = cf.clamp_to(lo, hi);
-        let dc2 = if cf >= lo && cf <= hi { T::ONE } else { T::ZERO };
-        let c1 = cf.min_to(dl);
-        let dc1 = if cf <= dl { T::ONE } else { T::ZERO };
-        let (x1, x2) = (c1 * a, c2 * a);
-        let pl = T::ZERO - if x2 < x1 { x2 } else { x1 };
-        let d = if x1 < x2 {
-            dc1
-        } else if x2 < x1 {
-            dc2
-        } else {
-            (dc1 + dc2) * half
-        };
-        let gc = T::ZERO - a * d;
+        let (pl, gc, c1) = clip_terms(cf, a, lo, hi, dl, half);
         let wf = w.to_f64();
         let low = if c1 < lo && a < T::ZERO { wf } else { 0.0 };
         let high = if c1 > hi && a > T::ZERO { wf } else { 0.0 };
