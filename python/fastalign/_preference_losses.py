@@ -171,20 +171,33 @@ class DPOLoss:
         keys. The model-output metrics (``entropy``, ``logits/*``, ``mean_token_accuracy``,
         ``num_tokens``) are not computed here.
         """
-        c, r = self.chosen_rewards, self.rejected_rewards
-        values = torch.stack(
-            [
-                c.mean(),
-                r.mean(),
-                (c > r).float().mean().to(c.dtype),  # TRL: .float(), whatever the dtype
-                (c - r).mean(),
-                self.chosen_logps.mean(),
-                self.rejected_logps.mean(),
-            ]
-        ).tolist()
-        keys = ("rewards/chosen", "rewards/rejected", "rewards/accuracies", "rewards/margins")
-        keys += ("logps/chosen", "logps/rejected")
-        return {prefix + k: x for k, x in zip(keys, values)}
+        return _pair_metrics(self.chosen_rewards, self.rejected_rewards, self.chosen_logps, self.rejected_logps,
+                             prefix)
+
+
+def _pair_metrics(
+    c: torch.Tensor,
+    r: torch.Tensor,
+    chosen_logps: torch.Tensor,
+    rejected_logps: torch.Tensor,
+    prefix: str,
+    nll_loss: torch.Tensor | None = None,
+) -> dict[str, float]:
+    """The reward and log-prob means DPO and CPO log (and CPO's ``nll_loss``), one sync."""
+    values = [
+        c.mean(),
+        r.mean(),
+        (c > r).float().mean().to(c.dtype),  # TRL: .float(), whatever the dtype
+        (c - r).mean(),
+        chosen_logps.mean(),
+        rejected_logps.mean(),
+    ]
+    keys = ["rewards/chosen", "rewards/rejected", "rewards/accuracies", "rewards/margins", "logps/chosen",
+            "logps/rejected"]
+    if nll_loss is not None:
+        values.append(nll_loss.to(c.dtype))
+        keys.append("nll_loss")
+    return {prefix + k: x for k, x in zip(keys, torch.stack(values).tolist())}
 
 
 def _scores(logratios: torch.Tensor, f_divergence_type: str, f_alpha: float) -> torch.Tensor:
@@ -531,21 +544,8 @@ class CPOLoss:
         """``rewards/{chosen,rejected,accuracies,margins}``, ``logps/{chosen,rejected}`` and
         ``nll_loss`` as TRL's ``get_batch_loss_metrics`` logs them (local means). The
         ``logits/*`` metrics need the full logits and are not computed here."""
-        c, r = self.chosen_rewards, self.rejected_rewards
-        values = torch.stack(
-            [
-                c.mean(),
-                r.mean(),
-                (c > r).float().mean().to(c.dtype),  # TRL: .float(), whatever the dtype
-                (c - r).mean(),
-                self.chosen_logps.mean(),
-                self.rejected_logps.mean(),
-                self.nll_loss.to(c.dtype),
-            ]
-        ).tolist()
-        keys = ("rewards/chosen", "rewards/rejected", "rewards/accuracies", "rewards/margins")
-        keys += ("logps/chosen", "logps/rejected", "nll_loss")
-        return {prefix + k: x for k, x in zip(keys, values)}
+        return _pair_metrics(self.chosen_rewards, self.rejected_rewards, self.chosen_logps, self.rejected_logps,
+                             prefix, nll_loss=self.nll_loss)
 
 
 def cpo_loss(

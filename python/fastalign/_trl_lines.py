@@ -58,17 +58,22 @@ def grpo_advantages(rewards_per_func, reward_weights, num_generations, scale_rew
     else:
         raise ValueError(multi_objective_aggregation)
     advantages = torch.nan_to_num(advantages, nan=0.0)
-    metrics = {}
-    if log_metrics:
-        for i in range(rewards_per_func.shape[1]):
-            metrics[f"rewards/reward_{i}/mean"] = torch.nanmean(rewards_per_func[:, i]).item()
-            metrics[f"rewards/reward_{i}/std"] = nanstd(rewards_per_func[:, i]).item()
-        logged = (rewards_per_func * reward_weights.unsqueeze(0)).nansum(dim=1)
-        logged[unscorable_mask] = torch.nan
-        metrics["reward"] = torch.nanmean(logged).item()
-        metrics["reward_std"] = nanstd(logged).item()
-        metrics["frac_reward_zero_std"] = is_std_zero.float().mean().item()
+    metrics = _logged_metrics(rewards_per_func, reward_weights, unscorable_mask, is_std_zero) if log_metrics else {}
     return advantages, is_std_zero, metrics
+
+
+def _logged_metrics(rewards_per_func, reward_weights, unscorable_mask, is_std_zero):
+    """The reward metrics both trainers log after their advantage step (the same lines in each)."""
+    metrics = {}
+    for i in range(rewards_per_func.shape[1]):
+        metrics[f"rewards/reward_{i}/mean"] = torch.nanmean(rewards_per_func[:, i]).item()
+        metrics[f"rewards/reward_{i}/std"] = nanstd(rewards_per_func[:, i]).item()
+    logged = (rewards_per_func * reward_weights.unsqueeze(0)).nansum(dim=1)
+    logged[unscorable_mask] = torch.nan
+    metrics["reward"] = torch.nanmean(logged).item()
+    metrics["reward_std"] = nanstd(logged).item()
+    metrics["frac_reward_zero_std"] = is_std_zero.float().mean().item()
+    return metrics
 
 
 def rloo_advantages(rewards_per_func, reward_weights, num_generations, reward_clip_range=None, beta=0.0, kl=None,
@@ -104,16 +109,7 @@ def rloo_advantages(rewards_per_func, reward_weights, num_generations, reward_cl
         advantages = (advantages - torch.nanmean(advantages)) / (nanstd(advantages) + 1e-4)
     advantages = torch.nan_to_num(advantages, nan=0.0)
     is_std_zero = torch.isclose(std_rewards, torch.zeros_like(std_rewards))
-    metrics = {}
-    if log_metrics:
-        for i in range(rewards_per_func.shape[1]):
-            metrics[f"rewards/reward_{i}/mean"] = torch.nanmean(rewards_per_func[:, i]).item()
-            metrics[f"rewards/reward_{i}/std"] = nanstd(rewards_per_func[:, i]).item()
-        logged = (rewards_per_func * reward_weights.unsqueeze(0)).nansum(dim=1)
-        logged[unscorable_mask] = torch.nan
-        metrics["reward"] = torch.nanmean(logged).item()
-        metrics["reward_std"] = nanstd(logged).item()
-        metrics["frac_reward_zero_std"] = is_std_zero.float().mean().item()
+    metrics = _logged_metrics(rewards_per_func, reward_weights, unscorable_mask, is_std_zero) if log_metrics else {}
     return advantages, is_std_zero, metrics
 
 
