@@ -137,3 +137,31 @@ def test_grpo_64x8(benchmark, grpo_rewards, impl):
         grouped = flat.reshape(-1, G64)
         expect = (grouped - grouped.mean(1, keepdims=True)) / grouped.std(1, keepdims=True)
         np.testing.assert_allclose(out, expect.ravel(), rtol=1e-9, atol=1e-9)
+
+
+# --- top_k_per_group (GFPO's filter): beside torch.topk, as TRL v1.7.1's GFPOTrainer kept rows ---
+
+@pytest.mark.parametrize("impl", ["torch-topk", "fastalign"])
+def test_top_k_per_group(benchmark, impl):
+    from fastalign.advantages import top_k_per_group
+
+    n, g, k = 8192, 16, 8
+    scores = torch.from_numpy(np.random.default_rng(7).random(n))  # float64 scores, e.g. lengths
+    benchmark.group = f"top_k_per_group N={n} G={g} k={k}"
+    size = f"N={n:,} G={g} k={k}"
+    op = "top_k_per_group (GFPO)"
+    if impl == "torch-topk":
+        tag(benchmark, op=op, size=size, impl="torch.topk per group (TRL v1.7.1 GFPO)", role="reference")
+
+        def ref():
+            idx = torch.topk(scores.view(-1, g), k, dim=-1).indices
+            return (torch.arange(0, n, g).unsqueeze(1) + idx).flatten()
+
+        out = run(benchmark, ref)
+    else:
+        tag(benchmark, op=op, size=size, impl="fastalign", role="fastalign", nbytes=n * 8 + n // g * k * 8)
+        out = run(benchmark, top_k_per_group, scores, g, k)
+    # the same rows kept in every group (order within a group differs: topk sorts by score)
+    assert torch.equal(out.view(-1, k).sort(dim=1).values,
+                       torch.topk(scores.view(-1, g), k, dim=-1).indices.sort(dim=1).values
+                       + torch.arange(0, n, g).unsqueeze(1))

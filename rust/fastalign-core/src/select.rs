@@ -38,28 +38,29 @@ pub fn top_k_per_group<T: Real>(scores: &[T], g: usize, k: usize, keep: Keep) ->
     );
     ensure!((1..=g).contains(&k), "k", "must be between 1 and num_generations ({g}), got {k}");
     let mut out = Vec::with_capacity(scores.len() / g * k);
-    let mut order: Vec<usize> = Vec::with_capacity(g);
+    // One sortable key per row: the score's order-preserving bits (better first, NaN last), then
+    // the row index, so every key is distinct and the ranking is deterministic (ties go to the
+    // earlier row) without a stable sort.
+    let key = |x: T, i: usize| -> (u64, usize) {
+        if x.is_nan() {
+            return (u64::MAX, i);
+        }
+        let v = x.to_f64();
+        // `+ 0.0` makes -0.0 and 0.0 one value, so they tie (as `torch.sort` has it)
+        let v = if keep == Keep::Largest { -v + 0.0 } else { v + 0.0 };
+        let b = v.to_bits();
+        (if b >> 63 == 1 { !b } else { b | 1 << 63 }, i)
+    };
+    let mut keys: Vec<(u64, usize)> = Vec::with_capacity(g);
     for (gi, group) in scores.chunks_exact(g).enumerate() {
-        order.clear();
-        order.extend(0..g);
-        // better first; NaN last; ties by index (the sort is stable and starts in index order)
-        let rank = |i: &usize| {
-            let x = group[*i];
-            if x.is_nan() {
-                (1u8, 0.0)
-            } else {
-                let v = x.to_f64();
-                // `+ 0.0` makes -0.0 and 0.0 one value, so they tie (as `torch.sort` has it)
-                (0u8, if keep == Keep::Largest { -v + 0.0 } else { v + 0.0 })
-            }
-        };
-        order.sort_by(|a, b| {
-            let (ra, rb) = (rank(a), rank(b));
-            ra.0.cmp(&rb.0).then(ra.1.total_cmp(&rb.1))
-        });
-        let kept = &mut order[..k];
-        kept.sort_unstable();
-        out.extend(kept.iter().map(|&i| (gi * g + i) as i64));
+        keys.clear();
+        keys.extend(group.iter().enumerate().map(|(i, &x)| key(x, i)));
+        if k < g {
+            keys.select_nth_unstable(k - 1);
+        }
+        let kept = &mut keys[..k];
+        kept.sort_unstable_by_key(|&(_, i)| i);
+        out.extend(kept.iter().map(|&(_, i)| (gi * g + i) as i64));
     }
     Ok(out)
 }
