@@ -17,7 +17,8 @@
 #     skipped there and run under TSan instead (natively, with the pool's threads);
 #   * -Zmiri-no-extra-rounding-error: Miri otherwise adds random error to f32::exp & co. (to
 #     find code that relies on their precision), which fails fast_exp_is_within_an_ulp, a test
-#     of our exp against std's to 1 ulp; it is not undefined behaviour.
+#     of our exp against std's to 1 ulp; it is not undefined behaviour;
+#   * -Zmiri-disable-isolation: proptest reads the working directory (failure persistence).
 # TSan rebuilds std with the sanitizer (-Zbuild-std) and runs the whole suite natively with 4
 # pool threads (FASTALIGN_NUM_THREADS), so the parallel kernels really run in parallel.
 set -euo pipefail
@@ -39,7 +40,7 @@ run_miri() {
     echo "== Miri: cargo +nightly miri test -p fastalign-core =="
     local skips=()
     for t in "${MIRI_SKIP[@]}"; do skips+=(--skip "$t"); done
-    PROPTEST_CASES="${PROPTEST_CASES:-4}" MIRIFLAGS="${MIRIFLAGS:--Zmiri-num-cpus=2 -Zmiri-no-extra-rounding-error}" \
+    PROPTEST_CASES="${PROPTEST_CASES:-4}" MIRIFLAGS="${MIRIFLAGS:--Zmiri-num-cpus=2 -Zmiri-no-extra-rounding-error -Zmiri-disable-isolation}" \
         cargo +nightly miri test -p fastalign-core -- "${skips[@]}"
 }
 
