@@ -152,15 +152,21 @@ def wrap(out: np.ndarray, like_torch: bool) -> Any:
 _INF = float("inf")
 
 
+_I64 = 1 << 63
+
+
 def integer(x: object, name: str, *, minimum: int | None = None) -> int:
-    """An ``int`` argument (numpy/torch integer scalars accepted; bools and floats are not)."""
-    if type(x) is int and (minimum is None or x >= minimum):
+    """An ``int`` argument (numpy/torch integer scalars accepted; bools and floats are not),
+    within int64's range (every kernel takes it as a 64-bit integer)."""
+    if type(x) is int and -_I64 <= x < _I64 and (minimum is None or x >= minimum):
         return x
     if isinstance(x, bool) or not hasattr(type(x), "__index__"):
         raise InvalidTypeError(f"expected an integer, got {type(x).__name__}", name)
     v = operator.index(x)
     if minimum is not None and v < minimum:
         raise InvalidArgumentError(f"must be >= {minimum}, got {v}", name)
+    if not -_I64 <= v < _I64:
+        raise InvalidArgumentError(f"must fit in a 64-bit integer (below 2^63 in magnitude), got {v}", name)
     return v
 
 

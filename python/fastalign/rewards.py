@@ -81,7 +81,7 @@ class SoftOverlongPunishment:
         if lengths is not None:
             return _penalties(self._kernel, lengths, True)
         if completion_mask is not None:
-            return _penalties(self._kernel, _mask_lengths(completion_mask), True)
+            return _penalties(self._kernel, _mask_lengths(completion_mask, completion_ids), True)
         if completion_ids is None:
             raise v.InvalidArgumentError("is required (or pass lengths= or completion_mask=)", "completion_ids")
         if v.is_torch(completion_ids) or isinstance(completion_ids, np.ndarray):
@@ -98,16 +98,47 @@ class SoftOverlongPunishment:
         return f"soft_overlong(max_completion_len={self.max_completion_len}, soft_punish_cache={self.soft_punish_cache})"
 
 
-def _mask_lengths(mask: Any) -> Any:
+def _mask_lengths(mask: Any, ids: Any) -> Any:
+    """Row sums of a (B, T) 0/1 completion mask (bool, integer or float), as int64 lengths.
+
+    The mask must have the padded ids' shape when ids are given as an array, and hold finite,
+    non-negative values (a NaN or a negative entry would make a meaningless length).
+    """
     if v.is_torch(mask):
-        if mask.dim() != 2:
-            raise v.InvalidArgumentError(f"expected a 2-D mask, got shape {tuple(mask.shape)}", "completion_mask")
-        return mask.sum(dim=1, dtype=v._torch().int64)
-    if isinstance(mask, np.ndarray):
-        if mask.ndim != 2:
-            raise v.InvalidArgumentError(f"expected a 2-D mask, got shape {mask.shape}", "completion_mask")
-        return mask.sum(axis=1, dtype=np.int64)
-    raise v.InvalidTypeError(f"expected a numpy array or a torch tensor, got {type(mask).__name__}", "completion_mask")
+        if mask.dtype.is_complex:
+            raise v.InvalidTypeError(f"expected a bool, integer or float mask, got {mask.dtype}", "completion_mask")
+        shape = tuple(mask.shape)
+    elif isinstance(mask, np.ndarray):
+        if mask.dtype.kind not in "biuf":
+            raise v.InvalidTypeError(f"expected a bool, integer or float mask, got {mask.dtype}", "completion_mask")
+        shape = mask.shape
+    else:
+        raise v.InvalidTypeError(
+            f"expected a numpy array or a torch tensor, got {type(mask).__name__}", "completion_mask"
+        )
+    if len(shape) != 2:
+        raise v.InvalidArgumentError(f"expected a 2-D mask, got shape {shape}", "completion_mask")
+    if ids is not None:
+        if not (v.is_torch(ids) or isinstance(ids, np.ndarray)):
+            raise v.InvalidTypeError(
+                f"must be a padded (B, T) array like completion_mask, got {type(ids).__name__}", "completion_ids"
+            )
+        if tuple(ids.shape) != shape:
+            raise v.InvalidArgumentError(
+                f"has shape {shape}, but completion_ids has {tuple(ids.shape)}", "completion_mask"
+            )
+    if v.is_torch(mask):
+        torch = v._torch()
+        if mask.dtype.is_floating_point and not bool(torch.isfinite(mask).all()):
+            raise v.InvalidArgumentError("must be finite (a 0/1 mask)", "completion_mask")
+        if mask.dtype != torch.bool and shape[0] * shape[1] and bool((mask < 0).any()):
+            raise v.InvalidArgumentError("must be non-negative (a 0/1 mask)", "completion_mask")
+        return mask.sum(dim=1, dtype=torch.int64)
+    if mask.dtype.kind == "f" and not np.isfinite(mask).all():
+        raise v.InvalidArgumentError("must be finite (a 0/1 mask)", "completion_mask")
+    if mask.dtype.kind in "if" and mask.size and (mask < 0).any():
+        raise v.InvalidArgumentError("must be non-negative (a 0/1 mask)", "completion_mask")
+    return mask.sum(axis=1, dtype=np.int64)
 
 
 def soft_overlong(max_completion_len: int, soft_punish_cache: int) -> SoftOverlongPunishment:

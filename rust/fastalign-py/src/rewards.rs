@@ -1,5 +1,7 @@
 //! Bindings for `fastalign_core::rewards`: the soft overlong punishment.
 
+use std::collections::HashMap;
+
 use fastalign_core::rewards::SoftOverlong as Core;
 use numpy::{IntoPyArray, PyReadonlyArray1};
 use pyo3::prelude::*;
@@ -8,6 +10,9 @@ use pyo3::types::{PyFloat, PyList, PySequence};
 use crate::arrays::slice1;
 use crate::detach::run_detached;
 use crate::errors::{bad_argument, invalid_argument};
+
+/// Longest ramp (`soft_punish_cache`) whose penalty floats are tabulated by length.
+const RAMP_TABLE_MAX: u64 = 1 << 16;
 
 /// The DAPO soft overlong punishment with fixed `L_max`, `L_cache`; evaluates lists of
 /// completions (TRL's reward-function path) and length arrays.
@@ -46,18 +51,24 @@ impl SoftOverlong {
         let minus_one = PyFloat::new(py, -1.0);
         let lmax = self.core.max_completion_len();
         let lo = lmax - self.core.soft_punish_cache();
+        // The ramp's floats are tabulated by length when the ramp is short; a long ramp (up to
+        // 2^53 lengths) would not fit in memory as a table, so its floats are kept in a map.
+        let span = (lmax - lo) as u64;
         let mut ramp: Vec<Option<Bound<'py, PyFloat>>> = Vec::new();
+        let mut ramp_map: HashMap<i64, Bound<'py, PyFloat>> = HashMap::new();
         let mut value = |len: usize| -> Bound<'py, PyFloat> {
-            let len = len as i64;
+            let len = i64::try_from(len).unwrap_or(i64::MAX);
             if len <= lo {
                 zero.clone()
             } else if len > lmax {
                 minus_one.clone()
-            } else {
+            } else if span <= RAMP_TABLE_MAX {
                 if ramp.is_empty() {
-                    ramp.resize((lmax - lo) as usize, None);
+                    ramp.resize(span as usize, None);
                 }
                 ramp[(len - lo - 1) as usize].get_or_insert_with(|| PyFloat::new(py, self.core.penalty(len))).clone()
+            } else {
+                ramp_map.entry(len).or_insert_with(|| PyFloat::new(py, self.core.penalty(len))).clone()
             }
         };
         if let Ok(list) = completion_ids.cast::<PyList>() {
