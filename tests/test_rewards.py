@@ -80,6 +80,15 @@ def test_padded_ids_with_mask_and_lengths():
         ours(ids)
 
 
+def test_dataset_columns_named_lengths_or_completion_mask_are_ignored_with_token_lists():
+    """TRL passes every dataset column to reward functions as a keyword: with token-id lists (the
+    trainer's call) a column called ``lengths`` or ``completion_mask`` must not change the rewards."""
+    ours, trl_fn = soft_overlong(100, 20), get_soft_overlong_punishment(100, 20)
+    comps = [[1] * 90, [1] * 10, [1] * 120]
+    columns = dict(lengths=[1, 2, 3], completion_mask=["a", "b", "c"], prompts=["p"] * 3)
+    assert ours(completion_ids=comps, **columns) == trl_fn(completion_ids=comps, **columns) == [-0.5, 0.0, -1.0]
+
+
 @pytest.mark.filterwarnings("ignore")
 def test_same_metrics_inside_grpo_trainer():
     """Both reward functions inside a real GRPOTrainer give the same logged metrics and advantages."""

@@ -77,19 +77,23 @@ class SoftOverlongPunishment:
         * ``completion_ids`` as a padded (B, T) array/tensor with ``completion_mask=`` (B, T):
           the lengths are the mask's row sums; returns a float64 array of the input's kind.
         * ``lengths=`` (B,) int array/tensor: returns a float64 array of the input's kind.
+
+        When ``completion_ids`` is a list (TRL's call), ``lengths`` and ``completion_mask`` are
+        ignored like every other keyword: TRL hands each dataset column to reward functions as a
+        keyword, and a column that happens to be called ``lengths`` must not change the rewards.
         """
+        if completion_ids is not None and not (v.is_torch(completion_ids) or isinstance(completion_ids, np.ndarray)):
+            return self._kernel.penalties_of(completion_ids)
         if lengths is not None:
             return _penalties(self._kernel, lengths, True)
         if completion_mask is not None:
             return _penalties(self._kernel, _mask_lengths(completion_mask, completion_ids), True)
         if completion_ids is None:
             raise v.InvalidArgumentError("is required (or pass lengths= or completion_mask=)", "completion_ids")
-        if v.is_torch(completion_ids) or isinstance(completion_ids, np.ndarray):
-            raise v.InvalidArgumentError(
-                "is an array: padded ids need completion_mask= to tell the lengths (or pass lengths=)",
-                "completion_ids",
-            )
-        return self._kernel.penalties_of(completion_ids)
+        raise v.InvalidArgumentError(
+            "is an array: padded ids need completion_mask= to tell the lengths (or pass lengths=)",
+            "completion_ids",
+        )
 
     def __reduce__(self):
         return (type(self), (self.max_completion_len, self.soft_punish_cache))
