@@ -222,11 +222,13 @@ def grpo_loss(
 def _grpo_loss_cpu(lp, old, adv, mask, ref, isr, samp, ent, cu, options, scalars):
     (lt, lvl, eps_low, eps_high, delta, beta, bias, opsm, sp, sn, vkp, vlp, vkn, vln, ga, max_len, den,
      want) = _unpack(options, scalars)  # fmt: skip
-    loss, grad, metrics = _native_fn("grpo_loss", lp.dtype)(
+    # the kernel writes every element of the gradient: no zero-fill
+    g = torch.empty(lp.shape, dtype=lp.dtype) if want else lp.new_empty((0,))
+    loss, metrics = _native_fn("grpo_loss", lp.dtype)(
         _np(lp), _np(old), _np(adv), _np(mask), _np(ref), _np(isr), _np(samp), _np(ent), _rows(lp, cu), _cu(cu),
-        lt, lvl, eps_low, eps_high, delta, beta, bias, opsm, (sp, sn), (vkp, vlp, vkn, vln), ga, max_len, den, want,
+        lt, lvl, eps_low, eps_high, delta, beta, bias, opsm, (sp, sn), (vkp, vlp, vkn, vln), ga, max_len, den,
+        g.view(-1).numpy() if want else None,
     )  # fmt: skip
-    g = torch.from_numpy(grad).reshape(lp.shape) if grad is not None else lp.new_empty((0,))
     return torch.tensor(loss, dtype=lp.dtype), g, torch.tensor(metrics, dtype=torch.float64)
 
 
