@@ -243,13 +243,39 @@ def _grpo_setup(ctx, inputs, output):
     ctx.n_inputs = len(inputs)
     ctx.save_for_backward(output[1])
     ctx.mark_non_differentiable(output[1], output[2])
+    # no zero-filled (B, T) stand-in for the gradient output's (never used) gradient
+    ctx.set_materialize_grads(False)
+
+
+def _scaled_grad(grad: Tensor, g_loss: Tensor) -> Tensor:
+    """``g_loss * grad``, without a pass over ``grad`` or a new ``(B, T)`` tensor where that is
+    safe: in eager mode, for plain CPU tensors, when this backward frees the graph (no
+    ``retain_graph``/``create_graph``), the saved gradient is used by nobody after this call, so
+    it is returned as it is (``g_loss == 1``, as after ``loss.backward()``) or scaled in place.
+    Elsewhere (a retained graph, double backward, tracing under torch.compile, other devices or
+    tensor subclasses) the product is a new tensor, as autograd expects."""
+    if (
+        type(grad) is Tensor
+        and type(g_loss) is Tensor
+        and grad.device.type == "cpu"
+        and g_loss.device.type == "cpu"
+        and g_loss.dtype == grad.dtype
+        and not torch.is_grad_enabled()
+        and not torch._C._autograd._get_current_graph_task_keep_graph()
+    ):
+        if g_loss.item() == 1.0:
+            return grad
+        return grad.mul_(g_loss)
+    return g_loss * grad
 
 
 def _grpo_bw(ctx, g_loss, g_grad, g_metrics):
     (grad,) = ctx.saved_tensors
     if not ctx.want_grad:
         raise RuntimeError("fastalign::grpo_loss was called with want_grad=False; its gradient was not computed")
-    return (g_loss * grad,) + (None,) * (ctx.n_inputs - 1)
+    g = None if g_loss is None else _scaled_grad(grad, g_loss)
+    return (g,) + (None,) * (ctx.n_inputs - 1)
 
 
 grpo_loss.register_autograd(_grpo_bw, setup_context=_grpo_setup)
+
