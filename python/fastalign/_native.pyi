@@ -138,8 +138,8 @@ def grpo_loss_f32(
     cu_seqlens: npt.NDArray[np.int64] | None, loss_type: str, level: str, epsilon_low: float, epsilon_high: float,
     delta: float | None, beta: float, use_bias_correction_kl: bool, off_policy_mask_threshold: float | None,
     sapo_temperatures: tuple[float, float], vespo_params: tuple[float, float, float, float], grad_accum: float,
-    max_completion_length: float | None, token_denominator: float | None, want_grad: bool,
-) -> tuple[float, npt.NDArray[np.float32] | None, _LossMetrics]: ...
+    max_completion_length: float | None, token_denominator: float | None, grad: npt.NDArray[np.float32] | None,
+) -> tuple[float, _LossMetrics]: ...
 def grpo_loss_f64(
     logps: npt.NDArray[np.float64], old: npt.NDArray[np.float64] | None, advantages: npt.NDArray[np.float64],
     mask: npt.NDArray[Any], ref_logps: npt.NDArray[np.float64] | None, is_ratio: npt.NDArray[np.float64] | None,
@@ -147,8 +147,8 @@ def grpo_loss_f64(
     cu_seqlens: npt.NDArray[np.int64] | None, loss_type: str, level: str, epsilon_low: float, epsilon_high: float,
     delta: float | None, beta: float, use_bias_correction_kl: bool, off_policy_mask_threshold: float | None,
     sapo_temperatures: tuple[float, float], vespo_params: tuple[float, float, float, float], grad_accum: float,
-    max_completion_length: float | None, token_denominator: float | None, want_grad: bool,
-) -> tuple[float, npt.NDArray[np.float64] | None, _LossMetrics]: ...
+    max_completion_length: float | None, token_denominator: float | None, grad: npt.NDArray[np.float64] | None,
+) -> tuple[float, _LossMetrics]: ...
 
 # packing (fastalign.packing)
 def pack_plan(

@@ -265,7 +265,7 @@ def grpo_loss(
     nan = float("nan")
     scalars = [eps_low, eps_high, nan if dlt is None else dlt, bt, nan if opsm is None else opsm, *params, ga_eff,
                nan if max_len is None else max_len, nan if token_den is None else token_den]  # fmt: skip
-    loss, _grad, metrics = ops.grpo_loss(
+    loss, _grad, metrics = ops.grpo_loss_eager(
         lp, None if old is None else old.detach(), adv.detach(), m, None if ref is None else ref.detach(), isr, samp,
         ent, cu, ops.pack_options(lt, lvl, bool(use_bias_correction_kl), want_grad), scalars,
     )  # fmt: skip

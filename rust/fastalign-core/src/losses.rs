@@ -150,18 +150,16 @@ pub fn exp_f32(x: f32) -> f32 {
     let big = xc * std::f64::consts::LOG2_E + MAGIC;
     let n = big - MAGIC;
     let r = xc - n * std::f64::consts::LN_2;
-    // e^r, |r| <= 0.35: Taylor to degree 10 (truncation < 1e-13)
-    let mut p = 1.0 / 3628800.0;
-    p = p * r + 1.0 / 362880.0;
-    p = p * r + 1.0 / 40320.0;
-    p = p * r + 1.0 / 5040.0;
-    p = p * r + 1.0 / 720.0;
-    p = p * r + 1.0 / 120.0;
-    p = p * r + 1.0 / 24.0;
-    p = p * r + 1.0 / 6.0;
-    p = p * r + 0.5;
-    p = p * r + 1.0;
-    p = p * r + 1.0;
+    // e^r, |r| <= 0.35: a degree-7 polynomial (least squares on Chebyshev nodes, relative
+    // error < 5e-11, under 1/1000 of an f32 ulp)
+    let mut p = 0.00019766904081779357;
+    p = p * r + 0.0013948145825644221;
+    p = p * r + 0.008333578387840563;
+    p = p * r + 0.041666226135738324;
+    p = p * r + 0.16666665023178906;
+    p = p * r + 0.5000000104201605;
+    p = p * r + 1.0000000002582838;
+    p = p * r + 0.9999999999619137;
     let scale = f64::from_bits(big.to_bits().wrapping_sub(MAGIC.to_bits()).wrapping_add(1023) << 52);
     let y = (p * scale) as f32;
     if x.is_nan() {
@@ -375,8 +373,17 @@ pub fn grpo_loss<T: KernelFloat, M: MaskValue>(
         opsm_thr: p.off_policy_mask_threshold.map(T::from_f64),
     };
 
-    // Global mask sum (bnpo's normaliser, the default token denominator, metrics' counts).
-    let total_m: f64 = {
+    // Global mask sum, in a pass of its own only where the aggregation weight needs it before
+    // the main pass (bnpo's normaliser, the default token denominator); the metrics' counts
+    // use the main pass's sum of the same weights.
+    let need_total = match p.loss_type {
+        LossType::Bnpo => true,
+        LossType::Dapo | LossType::Cispo | LossType::Vespo => p.token_denominator.is_none(),
+        _ => false,
+    };
+    let total_m: f64 = if !need_total {
+        f64::NAN
+    } else {
         let parts = for_row_blocks(layout, &mut [] as &mut [u8], &mut [] as &mut [u8], n, |first, rows, _, _| {
             let s = layout.range(first).start;
             let e = layout.range(first + rows - 1).end;
@@ -456,7 +463,7 @@ pub fn grpo_loss<T: KernelFloat, M: MaskValue>(
             }
         }
     }
-    let tokden = total_m.max(1.0);
+    let tokden = if need_total { total_m } else { a.tok }.max(1.0);
     let bden = bf.max(1.0);
     let (low, high, region, cispo) = if clip_row_mode {
         (a.rows_low / bden, a.rows_high / bden, a.rows_region / bden, a.rows_cispo / bden)
@@ -477,7 +484,6 @@ pub fn grpo_loss<T: KernelFloat, M: MaskValue>(
     } else {
         a.phi_tok / tokden
     };
-    let _ = a.tok;
     Ok((
         a.loss,
         GrpoMetrics {
@@ -1016,12 +1022,20 @@ fn row_fast_seq<T: KernelFloat, M: MaskValue>(
     let (mut s, mut cs) = ([0.0f64; LANES], [0.0f64; LANES]);
     let full = n - n % LANES;
     let mut t = 0;
+    let (mut wv, mut dv) = ([T::ZERO; LANES], [T::ZERO; LANES]);
     while t < full {
+        // separate simple loops over fixed-size blocks (mask conversion, product, f64
+        // accumulation): each vectorises, where one fused loop did not
         let (lpb, oldb, mb) = (block::<T>(lp, t), block::<T>(old, t), block::<M>(m, t));
         for k in 0..LANES {
-            let w: T = mb[k].weight();
-            s[k] += ((lpb[k] - oldb[k]) * w).to_f64();
-            cs[k] += w.to_f64();
+            wv[k] = mb[k].weight();
+        }
+        for k in 0..LANES {
+            dv[k] = (lpb[k] - oldb[k]) * wv[k];
+        }
+        for k in 0..LANES {
+            s[k] += dv[k].to_f64();
+            cs[k] += wv[k].to_f64();
         }
         t += LANES;
     }

@@ -5,7 +5,7 @@
 
 use fastalign_core::losses::{grpo_loss, GrpoInputs, GrpoParams, Level, LossType};
 use fastalign_core::ratios::{masked_reduce, masked_reduce_backward, vllm_is_ratio, IsMode, Layout, Reduction};
-use numpy::{PyArray1, PyArrayMethods, PyReadonlyArray1};
+use numpy::{PyArray1, PyArrayMethods, PyReadonlyArray1, PyReadwriteArray1};
 use pyo3::prelude::*;
 
 use crate::arrays::slice1;
@@ -192,13 +192,14 @@ macro_rules! loss_bindings {
             ))
         }
 
-        /// The fused GRPO-family loss: `(loss, grad or None, metrics)`; see `fastalign.losses.grpo_loss`.
+        /// The fused GRPO-family loss: `(loss, metrics)`, the gradient written into `grad` (every
+        /// element, so it may be uninitialised) when given; see `fastalign.losses.grpo_loss`.
         #[pyfunction]
         #[pyo3(signature = (
                     logps, old, advantages, mask, ref_logps, is_ratio, sampling, entropy_mask, rows, cu_seqlens,
                     loss_type, level, epsilon_low, epsilon_high, delta, beta, use_bias_correction_kl,
                     off_policy_mask_threshold, sapo_temperatures, vespo_params, grad_accum, max_completion_length,
-                    token_denominator, want_grad
+                    token_denominator, grad
                 ))]
         #[allow(clippy::too_many_arguments)]
         pub fn $grpo<'py>(
@@ -226,8 +227,8 @@ macro_rules! loss_bindings {
             grad_accum: f64,
             max_completion_length: Option<f64>,
             token_denominator: Option<f64>,
-            want_grad: bool,
-        ) -> PyResult<(f64, Option<Bound<'py, PyArray1<$t>>>, LossMetricsTuple)> {
+            grad: Option<PyReadwriteArray1<'py, $t>>,
+        ) -> PyResult<(f64, LossMetricsTuple)> {
             let params = GrpoParams {
                 loss_type: LossType::parse(loss_type).map_err(|e| invalid_argument(py, e))?,
                 level: Level::parse(level).map_err(|e| invalid_argument(py, e))?,
@@ -256,9 +257,8 @@ macro_rules! loss_bindings {
             let adv = slice1(&advantages, "advantages")?;
             let cu = cu_seqlens.as_ref().map(|c| slice1(c, "cu_seqlens")).transpose()?;
             let lay = layout(py, lp.len(), rows, cu, "per_token_logps")?;
-            let grad = if want_grad { Some(PyArray1::<$t>::zeros(py, lp.len(), false)) } else { None };
             let (loss, m) = {
-                let mut w = grad.as_ref().map(|g| g.readwrite());
+                let mut w = grad;
                 let g: &mut [$t] = match w.as_mut() {
                     Some(w) => out_slice(py, w)?,
                     None => &mut [],
@@ -287,7 +287,7 @@ macro_rules! loss_bindings {
                 m.kl,
                 m.phi_seq_mean,
             );
-            Ok((loss, grad, mt))
+            Ok((loss, mt))
         }
     };
 }
