@@ -64,10 +64,6 @@ from fastalign.ratios import (
 from fastalign.rewards import soft_overlong, soft_overlong_penalty
 
 T, V = InvalidTypeError, InvalidArgumentError
-XF_DEVICE = (
-    "bug (fastalign/_preference_losses.py): dft_loss/wpo_weights raise InvalidArgumentError (ValueError) for a "
-    "device mismatch; errors.py and every other function class a wrong device as InvalidTypeError (TypeError)"
-)
 META = "meta"
 
 CATEGORIES = (
@@ -615,7 +611,7 @@ raises(F, "pytype", "loss-type-unknown", cpo_loss, (C1, C2), {"loss_type": "dpo"
 F = "dft_loss"
 raises(F, "dtype", "int", dft_loss, (LP.long(), MASK), {}, T, "per_token_logps")
 raises(F, "dtype", "mask-f16", dft_loss, (LP, MASK.half()), {}, T, "mask")
-raises(F, "device", "mixed", dft_loss, (_meta(LP), MASK), {}, T, "mask", xfail=XF_DEVICE)
+raises(F, "device", "mixed", dft_loss, (_meta(LP), MASK), {}, T, "mask")
 raises(F, "device", "meta-int", dft_loss, (_meta(LP.long()), _meta(MASK)), {}, T, "per_token_logps")
 handles(F, "noncontig", "strided-as-contiguous", dft_loss, (LP.t(), MASK.t()), {},
         lambda out: _assert_close(out, dft_loss(LP.t().contiguous(), MASK.t().contiguous()), "strided"))  # fmt: skip
@@ -639,7 +635,7 @@ F = "wpo_weights"
 LSS = -torch.rand(B, L, generator=g)
 raises(F, "dtype", "int", wpo_weights, (LP.long(), LSS, MASK), {}, T, "per_token_logps")
 raises(F, "dtype", "mask-f16", wpo_weights, (LP, LSS, MASK.half()), {}, T, "mask")
-raises(F, "device", "mixed", wpo_weights, (LP, _meta(LSS), MASK), {}, T, "log_sum_sq_probs", xfail=XF_DEVICE)
+raises(F, "device", "mixed", wpo_weights, (LP, _meta(LSS), MASK), {}, T, "log_sum_sq_probs")
 raises(F, "device", "meta-int", wpo_weights, (_meta(LP.long()), _meta(LSS), _meta(MASK)), {}, T, "per_token_logps")
 handles(F, "noncontig", "strided-as-contiguous", wpo_weights, (LP.t(), LSS.t(), MASK.t()), {},
         lambda out: _assert_close(out, wpo_weights(LP.t().contiguous(), LSS.t().contiguous(), MASK.t().contiguous()),

@@ -107,6 +107,15 @@ def _same(t: torch.Tensor, name: str, like: torch.Tensor, *, dtype: bool = True)
         raise InvalidArgumentError(f"has {t.shape[0]} rows, expected {like.shape[0]} (one per pair)", name)
 
 
+def _aligned(t: torch.Tensor, name: str, shape: tuple[int, ...], device: torch.device, like: str) -> None:
+    """``t`` must be on ``device`` (else InvalidTypeError, as every wrong device in fastalign) and
+    of ``shape`` (else InvalidArgumentError); ``like`` names the argument it must match."""
+    if t.device != device:
+        raise InvalidTypeError(f"is on {t.device}, but {like} is on {device}", name)
+    if tuple(t.shape) != tuple(shape):
+        raise InvalidArgumentError(f"has shape {tuple(t.shape)}, expected {tuple(shape)} like {like}", name)
+
+
 def _finite(named: Sequence[tuple[str, torch.Tensor]]) -> None:
     """Raise naming the first argument holding NaN or +-inf (one device sync for all of them)."""
     if not named:
@@ -380,12 +389,7 @@ def dpo_loss(
         tok = v.torch_tensor(chosen_token_logps, "chosen_token_logps", _FLOAT, (2,))
         _same(tok, "chosen_token_logps", chosen_logps)
         msk = v.torch_tensor(chosen_token_mask, "chosen_token_mask", _MASK, (2,))
-        if msk.shape != tok.shape or msk.device != tok.device:
-            raise InvalidArgumentError(
-                f"has shape {tuple(msk.shape)} on {msk.device}, expected {tuple(tok.shape)} on {tok.device} "
-                "like chosen_token_logps",
-                "chosen_token_mask",
-            )
+        _aligned(msk, "chosen_token_mask", tok.shape, tok.device, "chosen_token_logps")
         sft_inputs = (tok, msk.bool())
         to_check.append(("chosen_token_logps", tok))
     wpo = None
@@ -505,10 +509,7 @@ def wpo_weights(
     lssp = v.torch_tensor(log_sum_sq_probs, "log_sum_sq_probs", _FLOAT, (2,))
     m = v.torch_tensor(mask, "mask", _MASK, (2,))
     for name, t in (("log_sum_sq_probs", lssp), ("mask", m)):
-        if t.shape != lp.shape or t.device != lp.device:
-            raise InvalidArgumentError(
-                f"has shape {tuple(t.shape)} on {t.device}, expected {tuple(lp.shape)} on {lp.device}", name
-            )
+        _aligned(t, name, lp.shape, lp.device, "per_token_logps")
     if lssp.dtype != lp.dtype:
         raise InvalidTypeError(f"has dtype {lssp.dtype}, but per_token_logps has {lp.dtype}", "log_sum_sq_probs")
     if m.dtype == torch.bool:
@@ -728,10 +729,7 @@ def dft_loss(
             raise InvalidArgumentError("is required (or pass logits and labels)", need)
         lp = v.torch_tensor(per_token_logps, "per_token_logps", _FLOAT, (1, 2, 3))
         m = v.torch_tensor(mask, "mask", _MASK, (lp.dim(),))
-        if m.shape != lp.shape or m.device != lp.device:
-            raise InvalidArgumentError(
-                f"has shape {tuple(m.shape)} on {m.device}, expected {tuple(lp.shape)} on {lp.device}", "mask"
-            )
+        _aligned(m, "mask", lp.shape, lp.device, "per_token_logps")
     procs = v.integer(num_processes, "num_processes", minimum=1)
     if not isinstance(check_finite, bool):
         raise InvalidTypeError(f"expected a bool, got {type(check_finite).__name__}", "check_finite")
@@ -767,9 +765,7 @@ def _label_logps(logits: object, labels: object, ignore_index: object) -> tuple[
     if logits.dim() != 3 or logits.shape[1] < 1 or logits.shape[2] < 1:  # type: ignore[attr-defined]
         raise InvalidArgumentError(f"expected shape (N, T, V), got {tuple(logits.shape)}", "logits")  # type: ignore
     lab = v.torch_tensor(labels, "labels", v.INT, (2,))
-    if tuple(lab.shape) != tuple(logits.shape[:2]) or lab.device != logits.device:  # type: ignore[attr-defined]
-        want = f"{tuple(logits.shape[:2])} on {logits.device}"  # type: ignore[attr-defined]
-        raise InvalidArgumentError(f"has shape {tuple(lab.shape)} on {lab.device}, expected {want}", "labels")
+    _aligned(lab, "labels", tuple(logits.shape[:2]), logits.device, "logits' first two dimensions")  # type: ignore
     ignore = v.integer(ignore_index, "ignore_index")
     target = lab[:, 1:]
     m = target != ignore
