@@ -143,6 +143,36 @@ static FROM_NUMPY: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
 static ADVANTAGES_TYPE: PyOnceLock<Py<PyType>> = PyOnceLock::new();
 static TUPLE_NEW: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
 
+/// The last weights tensor seen, its version counter and its numpy view: a trainer passes the
+/// same weights tensor every step, and `.numpy()` costs more than the rest of the checks. The
+/// view always reads the tensor's current memory; the version counter catches the in-place
+/// changes torch records (the values are checked for finiteness on every call anyway).
+static LAST_WEIGHTS: std::sync::Mutex<Option<CachedWeights>> = std::sync::Mutex::new(None);
+
+/// `(tensor, its _version, its numpy view)`
+type CachedWeights = (Py<PyAny>, i64, Py<PyAny>);
+
+/// [`numpy_view`] of a weights argument, reusing the view of the last weights tensor.
+fn weights_view<'py>(w: &Bound<'py, PyAny>) -> Option<Bound<'py, PyAny>> {
+    if w.cast::<PyUntypedArray>().is_ok() {
+        return Some(w.clone());
+    }
+    let py = w.py();
+    if !w.is_instance(tensor_type(py)?).ok()? {
+        return None;
+    }
+    let version: i64 = w.getattr(pyo3::intern!(py, "_version")).ok()?.extract().ok()?;
+    let mut last = LAST_WEIGHTS.lock().ok()?;
+    if let Some((t, v, view)) = last.as_ref() {
+        if t.is(w) && *v == version {
+            return Some(view.bind(py).clone());
+        }
+    }
+    let view = w.call_method0(pyo3::intern!(py, "numpy")).ok()?;
+    *last = Some((w.clone().unbind(), version, view.clone().unbind()));
+    Some(view)
+}
+
 /// `torch.Tensor`, if the caller has imported torch (fastalign never imports it itself).
 fn tensor_type<'py>(py: Python<'py>) -> Option<&'py Bound<'py, PyType>> {
     if TENSOR_TYPE.get(py).is_none() {
@@ -231,7 +261,7 @@ fn grpo_fast_typed<'py, T: Real + numpy::Element>(
         ones = vec![T::ONE; k];
         &ones
     } else {
-        let Some((view, _)) = numpy_view(reward_weights) else { return Ok(None) };
+        let Some(view) = weights_view(reward_weights) else { return Ok(None) };
         let Ok(arr) = view.cast_into::<PyArray1<T>>() else { return Ok(None) };
         let Ok(ro) = arr.try_readonly() else { return Ok(None) };
         if !arr.dtype().is_native_byteorder().unwrap_or(false) {
