@@ -158,14 +158,14 @@ fn row_sums_k<T: Real, const K: usize>(rewards: &[T], weights: &[T], all_nan: T,
     let mut w = [T::ZERO; K];
     w.copy_from_slice(&weights[..K]);
     // One branch-free pass: 0 + p0 + p1 + ... in order with NaN products replaced by 0 (torch's
-    // `nansum`), and a count of NaN inputs to spot unscorable rows. Rows are taken in blocks of
+    // `nansum`), and whether every input is NaN (an unscorable row). Rows are taken in blocks of
     // `B` and transposed into columns so the arithmetic runs across rows in vector lanes.
     const B: usize = 16;
     let mut blocks = rewards.chunks_exact(B * K);
     let mut outs = out.chunks_exact_mut(B);
     for (block, o) in (&mut blocks).zip(&mut outs) {
         let mut acc = [T::ZERO; B];
-        let mut nans = [0u32; B];
+        let mut every_nan = [true; B];
         for j in 0..K {
             let mut col = [T::ZERO; B];
             for i in 0..B {
@@ -174,11 +174,11 @@ fn row_sums_k<T: Real, const K: usize>(rewards: &[T], weights: &[T], all_nan: T,
             for i in 0..B {
                 let p = col[i] * w[j];
                 acc[i] = acc[i] + if p.is_nan() { T::ZERO } else { p };
-                nans[i] += u32::from(col[i].is_nan());
+                every_nan[i] &= col[i].is_nan();
             }
         }
         for i in 0..B {
-            o[i] = if nans[i] == K as u32 { all_nan } else { acc[i] };
+            o[i] = if every_nan[i] { all_nan } else { acc[i] };
         }
     }
     for (o, row) in outs.into_remainder().iter_mut().zip(blocks.remainder().chunks_exact(K)) {
