@@ -81,7 +81,7 @@ import trl_reference
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from fastalign import _torch_impl
+from fastalign import _native, _torch_impl
 from fastalign.advantages import Advantages, grpo_advantages, rloo_advantages, top_k_per_group, zero_variance_groups
 
 C_ULP = 8.0
@@ -759,6 +759,99 @@ def test_reward_weights_tensor_reused_across_calls_follows_changes():
     torch.testing.assert_close(grpo_advantages(rewards, 2, reward_weights=w64).advantages, expected(w64.float()))
     with pytest.raises(ValueError, match="reward_weights"):
         grpo_advantages(rewards[:, :1].contiguous(), 2, reward_weights=torch.tensor([1.0, 2.0]))
+
+
+# --- the one-call native fast path of grpo_advantages --------------------------------------
+
+
+def _checked_path(r, g, **kw):
+    """grpo_advantages forced through the Python checks: ``metrics`` as a numpy bool is accepted
+    there but is not the fast path's exact ``bool``."""
+    kw["metrics"] = np.bool_(kw.get("metrics", True))
+    return grpo_advantages(r, g, **kw)
+
+
+@SETTINGS
+@given(batch=reward_batches(), scale=SCALES, agg=AGGREGATIONS, metrics=st.booleans(), as_tensor=st.booleans())
+def test_fast_path_equals_checked_path(batch, scale, agg, metrics, as_tensor):
+    """The native fast path returns exactly what the checked path returns (same bits, same
+    kinds), for every mode; weights as None, an array or a tensor of the rewards' dtype."""
+    r, w, g = batch
+    x = torch.from_numpy(r) if as_tensor else r
+    wk = None if w is None else weights_array(w, r.shape[1], r.dtype)
+    if wk is not None and as_tensor:
+        wk = torch.from_numpy(wk)
+    kw = dict(scale_rewards=scale, reward_weights=wk, multi_objective_aggregation=agg, eps=1e-4, metrics=metrics)
+    fast = _native.grpo_advantages_fast(x, g, scale, wk, agg, 1e-4, metrics)
+    assert isinstance(fast, Advantages)
+    slow = _checked_path(x, g, **kw)
+    assert type(fast.advantages) is type(slow.advantages) and type(fast.rewards) is type(slow.rewards)
+    if metrics:
+        _assert_same(fast, slow)
+    else:
+        for a, b in ((fast.advantages, slow.advantages), (fast.std_is_zero, slow.std_is_zero),
+                     (fast.rewards, slow.rewards)):
+            np.testing.assert_array_equal(_np(a), _np(b))
+        assert fast.frac_reward_zero_std == slow.frac_reward_zero_std
+        assert fast.reward_mean is None and fast.reward_func_means is None
+
+
+def test_fast_path_declines_what_it_does_not_handle():
+    """Anything but the plain case returns None (the Python checks then accept or reject it)."""
+    r = np.random.default_rng(3).random((8, 2)).astype(np.float32)
+    ok = dict(num_generations=4, scale_rewards="group", reward_weights=None,
+              multi_objective_aggregation="sum_then_normalize", eps=1e-4, metrics=True)
+
+    def fast(x=r, **kw):
+        a = {**ok, **kw}
+        return _native.grpo_advantages_fast(x, a["num_generations"], a["scale_rewards"], a["reward_weights"],
+                                            a["multi_objective_aggregation"], a["eps"], a["metrics"])
+
+    assert isinstance(fast(), Advantages)
+    assert isinstance(fast(torch.from_numpy(r), scale_rewards=False, reward_weights=torch.ones(2)), Advantages)
+    declined = [
+        fast([[1.0, 2.0]] * 8),                                   # not an array
+        fast(r.astype(np.float16)),
+        fast(r.astype(">f4")),                                     # byte order
+        fast(np.asfortranarray(r)),
+        fast(r[::2]),                                              # non-contiguous rows
+        fast(r.reshape(2, 4, 2)),                                  # 3-D
+        fast(np.ones((0, 2), np.float32)),
+        fast(torch.from_numpy(r).requires_grad_()),                # autograd: the checked path detaches
+        fast(torch.from_numpy(r).to(torch.bfloat16)),
+        fast(num_generations=3),                                   # does not divide 8
+        fast(num_generations=0),
+        fast(num_generations=4.0),
+        fast(num_generations=np.int64(4)),
+        fast(scale_rewards="max"),
+        fast(scale_rewards=np.str_("group")),
+        fast(multi_objective_aggregation="sum"),
+        fast(eps=0),                                               # an int, not a float
+        fast(eps=float("nan")),
+        fast(eps=-1.0),
+        fast(metrics=1),
+        fast(metrics=np.bool_(True)),
+        fast(reward_weights=[1.0, 1.0]),                           # a list: converted by the checked path
+        fast(reward_weights=np.ones(2, np.float64)),               # other dtype: converted there too
+        fast(reward_weights=np.ones(3, np.float32)),
+        fast(reward_weights=np.array([1.0, np.inf], np.float32)),
+        fast(reward_weights=torch.ones(2, requires_grad=True)),
+    ]
+    assert all(d is None for d in declined), [i for i, d in enumerate(declined) if d is not None]
+
+
+def test_fast_path_reads_and_writes_in_place():
+    """Through the fast path the tensor's memory is read in place (an in-place change between two
+    calls changes the result) and the results wrap the arrays Rust filled (no copy out)."""
+    r = torch.rand(32, 3)
+    out1 = grpo_advantages(r, 8, metrics=False)
+    assert out1.advantages.data_ptr() == out1.advantages.numpy().ctypes.data
+    r.numpy()[0, 0] += 5.0  # through a numpy view: no torch version bump
+    out2 = grpo_advantages(r, 8, metrics=False)
+    assert float(out2.rewards[0]) == pytest.approx(float(out1.rewards[0]) + 5.0, rel=1e-6)
+    assert torch.equal(out2.rewards[1:], out1.rewards[1:])
+    ref, _, _ = trl_reference.grpo_advantages(r, torch.ones(3), 8, log_metrics=False)
+    torch.testing.assert_close(out2.advantages, ref, rtol=1e-5, atol=1e-5)
 
 
 # --- top_k_per_group (GFPO's filter) ----------------------------------------------------------

@@ -34,6 +34,15 @@ def grpo_advantages_f64(
     eps: float,
     metrics: bool,
 ) -> _AdvantageTuple: ...
+def grpo_advantages_fast(
+    rewards: Any,
+    num_generations: Any,
+    scale_rewards: Any,
+    reward_weights: Any,
+    multi_objective_aggregation: Any,
+    eps: Any,
+    metrics: Any,
+) -> Any: ...
 def rloo_advantages_f32(
     rewards: npt.NDArray[np.float32],
     reward_weights: npt.NDArray[np.float32],

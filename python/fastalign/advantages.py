@@ -232,6 +232,13 @@ def grpo_advantages(
     >>> out.advantages.round(3).tolist()
     [1.5, -0.5, -0.5, -0.5]
     """
+    # The common, valid case (numpy or CPU tensor, default-typed options) in one native call;
+    # it returns None for everything else, which the checks below then accept or reject.
+    out = _native.grpo_advantages_fast(
+        rewards, num_generations, scale_rewards, reward_weights, multi_objective_aggregation, eps, metrics
+    )
+    if out is not None:
+        return out
     scale = _scale_mode(scale_rewards)
     agg = v.choice(multi_objective_aggregation, "multi_objective_aggregation", _AGGREGATIONS)
     eps = v.real(eps, "eps", minimum=0.0)

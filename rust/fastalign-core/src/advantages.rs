@@ -9,7 +9,7 @@ use multiversion::multiversion;
 use crate::error::{ensure, Result};
 use crate::real::Real;
 use crate::stats::{
-    column_nanmean_std, is_close_zero, mean_from, nanmean_std, nansum_count, nansum_sq_dev, nansum_sq_dev_known,
+    column_nanmean_std, is_close_zero, mean_from, nanmean_std, nansum_count, nansum_sq_dev,
     std_from,
 };
 
@@ -158,14 +158,14 @@ fn row_sums_k<T: Real, const K: usize>(rewards: &[T], weights: &[T], all_nan: T,
     let mut w = [T::ZERO; K];
     w.copy_from_slice(&weights[..K]);
     // One branch-free pass: 0 + p0 + p1 + ... in order with NaN products replaced by 0 (torch's
-    // `nansum`), and a count of NaN inputs to spot unscorable rows. Rows are taken in blocks of
+    // `nansum`), and whether every input is NaN (an unscorable row). Rows are taken in blocks of
     // `B` and transposed into columns so the arithmetic runs across rows in vector lanes.
     const B: usize = 16;
     let mut blocks = rewards.chunks_exact(B * K);
     let mut outs = out.chunks_exact_mut(B);
     for (block, o) in (&mut blocks).zip(&mut outs) {
         let mut acc = [T::ZERO; B];
-        let mut nans = [0u32; B];
+        let mut every_nan = [true; B];
         for j in 0..K {
             let mut col = [T::ZERO; B];
             for i in 0..B {
@@ -174,11 +174,11 @@ fn row_sums_k<T: Real, const K: usize>(rewards: &[T], weights: &[T], all_nan: T,
             for i in 0..B {
                 let p = col[i] * w[j];
                 acc[i] = acc[i] + if p.is_nan() { T::ZERO } else { p };
-                nans[i] += u32::from(col[i].is_nan());
+                every_nan[i] &= col[i].is_nan();
             }
         }
         for i in 0..B {
-            o[i] = if nans[i] == K as u32 { all_nan } else { acc[i] };
+            o[i] = if every_nan[i] { all_nan } else { acc[i] };
         }
     }
     for (o, row) in outs.into_remainder().iter_mut().zip(blocks.remainder().chunks_exact(K)) {
@@ -209,8 +209,8 @@ fn row_sums_dyn<T: Real>(rewards: &[T], k: usize, weights: &[T], all_nan: T, out
     }
 }
 
-/// Centre (and optionally scale) each group of `g` values of `s`; return the advantages and
-/// the per-row "std is zero" flags.
+/// Centre (and optionally scale) each group of `g` values of `s`; write the advantages and
+/// the per-row "std is zero" flags, and return how many rows are flagged.
 ///
 /// `batch_std`: use this std for every group (`scale_rewards="batch"`) instead of the group's.
 fn normalize_groups<T: Real>(
@@ -221,7 +221,7 @@ fn normalize_groups<T: Real>(
     eps: T,
     adv: &mut [T],
     zero: &mut [bool],
-) {
+) -> usize {
     // Groups are independent: large batches are split into blocks of whole groups over
     // fastalign's pool, each block computed exactly as the serial code does.
     match crate::par::pool_for(s.len()) {
@@ -233,8 +233,9 @@ fn normalize_groups<T: Real>(
                 adv.par_chunks_mut(per)
                     .zip(zero.par_chunks_mut(per))
                     .zip(s.par_chunks(per))
-                    .for_each(|((a, z), x)| normalize_groups_into(x, g, batch_std, divide, eps, a, z));
-            });
+                    .map(|((a, z), x)| normalize_groups_into(x, g, batch_std, divide, eps, a, z))
+                    .sum()
+            })
         }
     }
 }
@@ -247,7 +248,7 @@ fn normalize_groups_into<T: Real>(
     eps: T,
     adv: &mut [T],
     zero: &mut [bool],
-) {
+) -> usize {
     // Common group sizes get their own copy: with `g` a constant the per-group loops unroll
     // completely, which removes most of the per-group overhead (a group is only 8-64 values).
     match g {
@@ -260,7 +261,17 @@ fn normalize_groups_into<T: Real>(
     }
 }
 
+/// Groups handled per round of [`normalize_groups_g`]: its per-group scalars live in stack
+/// arrays of this length.
+const GROUPS_PER_ROUND: usize = 256;
+
 /// [`normalize_groups`] for a group size known at compile time (`G > 0`) or not (`G == 0`).
+///
+/// Phase by phase over a round of groups rather than group by group: the group sums (and sums
+/// of squared deviations) are reduced group by group in `f64` lanes, then the divisions and
+/// square roots that turn them into means and stds run across groups in vector lanes instead
+/// of one long latency chain per group. Every value is still computed exactly as in the scalar
+/// formula. Returns the number of rows whose std is zero.
 #[multiversion(targets("x86_64+avx2+fma"))]
 fn normalize_groups_g<T: Real, const G: usize>(
     s: &[T],
@@ -270,54 +281,140 @@ fn normalize_groups_g<T: Real, const G: usize>(
     eps: T,
     adv: &mut [T],
     std_is_zero: &mut [bool],
-) {
+) -> usize {
+    const R: usize = GROUPS_PER_ROUND;
     let g = if G > 0 { G } else { g };
-    // Phase by phase over all groups rather than group by group: the divisions and square
-    // roots then run as vector instructions across groups instead of one long latency chain
-    // per group. Every value is still computed exactly as in the scalar formula. Outputs are
-    // written in place.
-    let groups = s.len() / g;
-    let mut sums = vec![0.0f64; groups];
-    let mut counts = vec![0usize; groups];
-    for ((xs, sum), count) in s.chunks_exact(g).zip(sums.iter_mut()).zip(counts.iter_mut()) {
-        (*sum, *count) = nansum_count(xs);
-    }
-    let means: Vec<T> = sums.iter().zip(&counts).map(|(&sm, &c)| mean_from(sm, c)).collect();
-    let stds: Vec<T> = match batch_std {
-        Some(b) => vec![b; means.len()],
-        None if g > 1 => {
-            let sq: Vec<f64> = s
-                .chunks_exact(g)
-                .zip(&means)
-                .zip(&counts)
-                .map(|((xs, &m), &c)| nansum_sq_dev_known(xs, m, c < g))
-                .collect();
-            // TRL's Bessel factor f32(n)/f32(n-1) for every count a group can have.
-            let bessel: Vec<T> = (0..=g).map(|c| if c > 1 { T::bessel(c) } else { T::NAN }).collect();
-            let factors: Vec<T> = counts.iter().map(|&c| bessel[c]).collect();
-            sq.iter()
-                .zip(&counts)
-                .zip(&factors)
-                .map(|((&q, &c), &f)| ((T::from_f64(q) / T::from_count(c)) * f).sqrt())
-                .collect()
-        }
-        None => vec![T::ZERO; means.len()],
-    };
-    for (((xs, out), zero), (&mean, &std)) in
-        s.chunks_exact(g).zip(adv.chunks_exact_mut(g)).zip(std_is_zero.chunks_exact_mut(g)).zip(means.iter().zip(&stds))
-    {
-        let denom = std + eps;
-        if divide {
-            for (o, &x) in out.iter_mut().zip(xs) {
-                *o = ((x - mean) / denom).nan_to_num();
+    let mut zero_rows = 0;
+    for ((xs, adv), zero) in s.chunks(R * g).zip(adv.chunks_mut(R * g)).zip(std_is_zero.chunks_mut(R * g)) {
+        let groups = xs.len() / g;
+        // Group sums: each group is reduced to four f64 lanes in contiguous vector registers,
+        // then the lanes of all groups are combined across groups. A group holding NaN (rare)
+        // is redone NaN-aware out of line; that call also keeps the compiler from vectorising
+        // the first loop across groups instead (strided gathers).
+        let mut part = [[0.0f64; 4]; R];
+        let mut count = [T::from_count(g); R];
+        for ((grp, p), c) in xs.chunks_exact(g).zip(&mut part).zip(&mut count) {
+            *p = lane_parts(grp, |x| x.to_f64());
+            if p.iter().any(|v| v.is_nan()) {
+                (*p, *c) = nan_group_sum(grp);
             }
+        }
+        let mut sum = [0.0f64; R];
+        for (sm, p) in sum.iter_mut().zip(&part) {
+            *sm = combine_lanes(*p);
+        }
+        let mut mean = [T::ZERO; R];
+        for ((m, &sm), &c) in mean.iter_mut().zip(&sum).zip(&count).take(groups) {
+            *m = T::from_f64(sm) / c;
+        }
+        let mut std = [T::ZERO; R];
+        match batch_std {
+            Some(b) => std.fill(b),
+            None if g > 1 => {
+                for ((grp, p), &m) in xs.chunks_exact(g).zip(&mut part).zip(&mean) {
+                    *p = lane_parts(grp, |x| {
+                        let d = x - m;
+                        (d * d).to_f64()
+                    });
+                    if p.iter().any(|v| v.is_nan()) {
+                        *p = nan_group_sq_dev(grp, m);
+                    }
+                }
+                let mut sq = [0.0f64; R];
+                for (q, p) in sq.iter_mut().zip(&part) {
+                    *q = combine_lanes(*p);
+                }
+                // TRL's nanstd: (mean of squared deviations) * f32(c)/f32(c-1), NaN below 2 values
+                for ((sd, &q), &c) in std.iter_mut().zip(&sq).zip(&count).take(groups) {
+                    let bessel = if c > T::ONE { T::bessel_of(c) } else { T::NAN };
+                    *sd = ((T::from_f64(q) / c) * bessel).sqrt();
+                }
+            }
+            None => {}
+        }
+        for (((grp, out), z), (&mean, &std)) in xs
+            .chunks_exact(g)
+            .zip(adv.chunks_exact_mut(g))
+            .zip(zero.chunks_exact_mut(g))
+            .zip(mean.iter().zip(&std))
+        {
+            let denom = std + eps;
+            if divide {
+                for (o, &x) in out.iter_mut().zip(grp) {
+                    *o = ((x - mean) / denom).nan_to_num();
+                }
+            } else {
+                for (o, &x) in out.iter_mut().zip(grp) {
+                    *o = (x - mean).nan_to_num();
+                }
+            }
+            let flag = is_close_zero(std);
+            z.fill(flag);
+            zero_rows += usize::from(flag) * g;
+        }
+    }
+    zero_rows
+}
+
+/// `(nansum, count)` of a group holding NaN, as lanes for [`combine_lanes`].
+#[cold]
+#[inline(never)]
+fn nan_group_sum<T: Real>(grp: &[T]) -> ([f64; 4], T) {
+    let sum = lane_parts(grp, |x| if x.is_nan() { 0.0 } else { x.to_f64() });
+    (sum, T::from_count(grp.iter().filter(|x| !x.is_nan()).count()))
+}
+
+/// The sum of squared deviations from `mean` over the non-NaN values of a group, as lanes.
+#[cold]
+#[inline(never)]
+fn nan_group_sq_dev<T: Real>(grp: &[T], mean: T) -> [f64; 4] {
+    lane_parts(grp, |x| {
+        let d = x - mean;
+        let v = (d * d).to_f64();
+        if v.is_nan() {
+            0.0
         } else {
-            for (o, &x) in out.iter_mut().zip(xs) {
-                *o = (x - mean).nan_to_num();
-            }
+            v
         }
-        zero.fill(is_close_zero(std));
+    })
+}
+
+/// `f64` partial sums of `f(x)` over a group in four lanes: two 4-lane accumulators over
+/// blocks of 8, a block of 4 into the first, added lane-wise; a tail of fewer than 4 values
+/// goes into lane 0 in order. [`combine_lanes`] finishes the sum. Starts from `+0`, as torch's
+/// sum does (so the result is never `-0`).
+#[inline(always)]
+fn lane_parts<T: Real>(xs: &[T], f: impl Fn(T) -> f64 + Copy) -> [f64; 4] {
+    #[inline(always)]
+    fn map4<T: Copy>(c: &[T], f: impl Fn(T) -> f64) -> [f64; 4] {
+        [f(c[0]), f(c[1]), f(c[2]), f(c[3])]
     }
+    let (mut a, mut b) = ([0.0f64; 4], [0.0f64; 4]);
+    let mut c8 = xs.chunks_exact(8);
+    for c in &mut c8 {
+        a = add4(a, map4(&c[..4], f));
+        b = add4(b, map4(&c[4..], f));
+    }
+    let mut c4 = c8.remainder().chunks_exact(4);
+    for c in &mut c4 {
+        a = add4(a, map4(c, f));
+    }
+    let mut v = add4(a, b);
+    for &x in c4.remainder() {
+        v[0] += f(x);
+    }
+    v
+}
+
+#[inline(always)]
+fn add4(a: [f64; 4], b: [f64; 4]) -> [f64; 4] {
+    [a[0] + b[0], a[1] + b[1], a[2] + b[2], a[3] + b[3]]
+}
+
+/// The sum of the four lanes of [`lane_parts`].
+#[inline(always)]
+fn combine_lanes(v: [f64; 4]) -> f64 {
+    (v[0] + v[2]) + (v[1] + v[3])
 }
 
 fn frac_true(flags: &[bool]) -> f64 {
@@ -387,7 +484,8 @@ pub fn grpo_advantages_into<T: Real>(
                 _ => None,
             };
             let divide = params.scale_rewards != ScaleRewards::None;
-            normalize_groups(s, g, batch_std, divide, eps, adv, std_is_zero);
+            let zero_rows = normalize_groups(s, g, batch_std, divide, eps, adv, std_is_zero);
+            Ok(f64::from(zero_rows as f32 / n as f32))
         }
         Aggregation::NormalizeThenSum => {
             // z-score every reward column inside its group, then weighted NaN-sum per row.
@@ -420,9 +518,9 @@ pub fn grpo_advantages_into<T: Real>(
                 *a = ((x - mean) / denom).nan_to_num();
             }
             std_is_zero.fill(is_close_zero(std));
+            Ok(frac_true(std_is_zero))
         }
     }
-    Ok(frac_true(std_is_zero))
 }
 
 /// Options of [`rloo_advantages`].

@@ -32,6 +32,13 @@ pub trait Real:
     fn bessel(n: usize) -> Self {
         Self::from_f64(f64::from(n as f32 / (n - 1) as f32))
     }
+    /// [`Real::bessel`] of a count already held in this type (`c >= 2`, exact): the same
+    /// `f32` division, so a block of groups can compute it in vector lanes.
+    #[inline(always)]
+    fn bessel_of(c: Self) -> Self {
+        let c = c.to_f64();
+        Self::from_f64(f64::from(c as f32 / (c - 1.0) as f32))
+    }
     /// `count` as a float of this type (exact below 2^24 for `f32`).
     fn from_count(n: usize) -> Self;
     /// `torch.nan_to_num(x, nan=0.0)` with its default infinity handling (branch-free, so

@@ -97,73 +97,110 @@ pub(crate) fn nanmean_std<T: Real>(xs: &[T]) -> (T, T) {
 
 /// `(nanmean, nanstd)` of every column of a row-major `(n, k)` matrix, TRL style.
 ///
-/// Two passes over the matrix; each column keeps four accumulators (rows `4i..4i+3` go to
-/// different lanes) so the `f64` additions do not form one long dependency chain.
+/// Two passes over the matrix, each over the flat data in blocks of `8 * k` values with one
+/// `f64` accumulator per position in the block (position `p` belongs to column `p % k`), so
+/// the loads are contiguous and the accumulators fill whole vector registers; the positions
+/// of a column are added together at the end.
 pub(crate) fn column_nanmean_std<T: Real>(m: &[T], k: usize) -> Vec<(T, T)> {
     match k {
-        1 => vec![nanmean_std(m)],
-        2 => columns_k::<T, 2>(m, k),
-        3 => columns_k::<T, 3>(m, k),
-        4 => columns_k::<T, 4>(m, k),
-        _ => columns_k::<T, 0>(m, k),
+        1 => columns_k::<T, 1, 8>(m).to_vec(),
+        2 => columns_k::<T, 2, 16>(m).to_vec(),
+        3 => columns_k::<T, 3, 24>(m).to_vec(),
+        4 => columns_k::<T, 4, 32>(m).to_vec(),
+        _ => columns_dyn(m, k),
     }
 }
 
-/// [`column_nanmean_std`] with the column count a constant (`K > 0`), so the accumulators
-/// live in registers, or dynamic (`K == 0`).
+/// [`column_nanmean_std`] for `K` columns, with `P = 8 * K` accumulators.
+fn columns_k<T: Real, const K: usize, const P: usize>(m: &[T]) -> [(T, T); K] {
+    let (sum, cnt) = block_sums::<T, P>(m);
+    let mut csum = [0.0f64; K];
+    let mut ccnt = [0.0f64; K];
+    for p in 0..P {
+        csum[p % K] += sum[p];
+        ccnt[p % K] += f64::from(cnt[p]);
+    }
+    let tail = m.chunks_exact(P).remainder();
+    for (i, &x) in tail.iter().enumerate() {
+        if !x.is_nan() {
+            csum[i % K] += x.to_f64();
+            ccnt[i % K] += 1.0;
+        }
+    }
+    let counts: [usize; K] = std::array::from_fn(|j| ccnt[j] as usize);
+    let means: [T; K] = std::array::from_fn(|j| mean_from::<T>(csum[j], counts[j]));
+    let pattern: [T; P] = std::array::from_fn(|p| means[p % K]);
+    let sq = block_sq_devs::<T, P>(m, &pattern);
+    let mut csq = [0.0f64; K];
+    for p in 0..P {
+        csq[p % K] += sq[p];
+    }
+    for (i, &x) in tail.iter().enumerate() {
+        let d = x - means[i % K];
+        let d2 = d * d;
+        if !d2.is_nan() {
+            csq[i % K] += d2.to_f64();
+        }
+    }
+    std::array::from_fn(|j| (means[j], std_from::<T>(csq[j], counts[j])))
+}
+
+/// Per block position: `f64` sum and count of the non-NaN values, over whole blocks of `P`.
 #[multiversion::multiversion(targets("x86_64+avx2+fma"))]
-fn columns_k<T: Real, const K: usize>(m: &[T], k: usize) -> Vec<(T, T)> {
-    let k = if K > 0 { K } else { k };
-    let mut sum = vec![[0.0f64; 4]; k];
-    let mut cnt = vec![[0usize; 4]; k];
-    let mut blocks = m.chunks_exact(4 * k);
-    for b in &mut blocks {
-        for j in 0..k {
-            for l in 0..4 {
-                let x = b[l * k + j];
-                let ok = !x.is_nan();
-                sum[j][l] += if ok { x.to_f64() } else { 0.0 };
-                cnt[j][l] += usize::from(ok);
-            }
+fn block_sums<T: Real, const P: usize>(m: &[T]) -> ([f64; P], [u32; P]) {
+    // NaN is replaced by 0 and counted in `T`'s own lanes, before widening to f64
+    let mut sum = [0.0f64; P];
+    let mut cnt = [0u32; P];
+    for b in m.chunks_exact(P) {
+        for p in 0..P {
+            let x = b[p];
+            let ok = !x.is_nan();
+            sum[p] += if ok { x } else { T::ZERO }.to_f64();
+            cnt[p] += u32::from(ok);
         }
     }
-    let mut means = Vec::with_capacity(k);
-    let mut counts = Vec::with_capacity(k);
-    for j in 0..k {
-        let (mut s, mut c) = ((sum[j][0] + sum[j][1]) + (sum[j][2] + sum[j][3]), cnt[j].iter().sum::<usize>());
-        for row in blocks.remainder().chunks_exact(k) {
+    (sum, cnt)
+}
+
+/// Per block position: `f64` sum of the non-NaN `(x - mean)^2` (computed in `T`), over whole
+/// blocks of `P`; `pattern[p]` is the mean of position `p`'s column.
+#[multiversion::multiversion(targets("x86_64+avx2+fma"))]
+fn block_sq_devs<T: Real, const P: usize>(m: &[T], pattern: &[T; P]) -> [f64; P] {
+    let mut sq = [0.0f64; P];
+    for b in m.chunks_exact(P) {
+        for p in 0..P {
+            let d = b[p] - pattern[p];
+            let d2 = d * d;
+            sq[p] += if d2.is_nan() { T::ZERO } else { d2 }.to_f64();
+        }
+    }
+    sq
+}
+
+/// [`column_nanmean_std`] for any column count: two plain passes.
+fn columns_dyn<T: Real>(m: &[T], k: usize) -> Vec<(T, T)> {
+    let mut sum = vec![0.0f64; k];
+    let mut cnt = vec![0usize; k];
+    for row in m.chunks_exact(k) {
+        for j in 0..k {
             if !row[j].is_nan() {
-                s += row[j].to_f64();
-                c += 1;
+                sum[j] += row[j].to_f64();
+                cnt[j] += 1;
             }
         }
-        means.push(mean_from::<T>(s, c));
-        counts.push(c);
     }
-    let mut sq = vec![[0.0f64; 4]; k];
-    let mut blocks = m.chunks_exact(4 * k);
-    for b in &mut blocks {
+    let means: Vec<T> = (0..k).map(|j| mean_from::<T>(sum[j], cnt[j])).collect();
+    let mut sq = vec![0.0f64; k];
+    for row in m.chunks_exact(k) {
         for j in 0..k {
-            for l in 0..4 {
-                let d = b[l * k + j] - means[j];
-                let d2 = d * d;
-                sq[j][l] += if d2.is_nan() { 0.0 } else { d2.to_f64() };
+            let d = row[j] - means[j];
+            let d2 = d * d;
+            if !d2.is_nan() {
+                sq[j] += d2.to_f64();
             }
         }
     }
-    (0..k)
-        .map(|j| {
-            let mut s = (sq[j][0] + sq[j][1]) + (sq[j][2] + sq[j][3]);
-            for row in blocks.remainder().chunks_exact(k) {
-                let d = row[j] - means[j];
-                let d2 = d * d;
-                if !d2.is_nan() {
-                    s += d2.to_f64();
-                }
-            }
-            (means[j], std_from::<T>(s, counts[j]))
-        })
-        .collect()
+    (0..k).map(|j| (means[j], std_from::<T>(sq[j], cnt[j]))).collect()
 }
 
 /// `torch.isclose(x, 0)` with its default tolerances: `|x| <= f(1e-8)`, false for NaN.

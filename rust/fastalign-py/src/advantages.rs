@@ -122,3 +122,227 @@ macro_rules! advantage_bindings {
 
 advantage_bindings!(f32, grpo_advantages_f32, rloo_advantages_f32, zero_variance_groups_f32);
 advantage_bindings!(f64, grpo_advantages_f64, rloo_advantages_f64, zero_variance_groups_f64);
+
+// ---------------------------------------------------------------------------------------------
+// One-call fast path for `fastalign.advantages.grpo_advantages`.
+//
+// The public wrapper's checks cost more than the kernel at a few thousand rows. This function
+// takes the user's arguments as they are and handles the common, valid case completely in
+// Rust: a numpy array or a CPU torch tensor (float32/float64, 1-D or 2-D, C-contiguous, native
+// byte order, no autograd), weights `None` or an array/tensor of the rewards' dtype, and options
+// of their exact built-in types. For anything else it returns `None` without raising, and the
+// Python wrapper runs its full checks (which raise the error that names the argument, or take
+// the torch path for accelerator tensors). Both paths run the same kernel on the same memory.
+
+use numpy::{PyArrayDescrMethods, PyArrayDyn, PyUntypedArray, PyUntypedArrayMethods};
+use pyo3::sync::PyOnceLock;
+use pyo3::types::{PyBool, PyFloat, PyInt, PyString, PyTuple, PyType};
+
+static TENSOR_TYPE: PyOnceLock<Py<PyType>> = PyOnceLock::new();
+static FROM_NUMPY: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+static ADVANTAGES_TYPE: PyOnceLock<Py<PyType>> = PyOnceLock::new();
+static TUPLE_NEW: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+
+/// The last weights tensor seen, its version counter and its numpy view: a trainer passes the
+/// same weights tensor every step, and `.numpy()` costs more than the rest of the checks. The
+/// view always reads the tensor's current memory; the version counter catches the in-place
+/// changes torch records (the values are checked for finiteness on every call anyway).
+static LAST_WEIGHTS: std::sync::Mutex<Option<CachedWeights>> = std::sync::Mutex::new(None);
+
+/// `(tensor, its _version, its numpy view)`
+type CachedWeights = (Py<PyAny>, i64, Py<PyAny>);
+
+/// [`numpy_view`] of a weights argument, reusing the view of the last weights tensor.
+fn weights_view<'py>(w: &Bound<'py, PyAny>) -> Option<Bound<'py, PyAny>> {
+    if w.cast::<PyUntypedArray>().is_ok() {
+        return Some(w.clone());
+    }
+    let py = w.py();
+    if !w.is_instance(tensor_type(py)?).ok()? {
+        return None;
+    }
+    let version: i64 = w.getattr(pyo3::intern!(py, "_version")).ok()?.extract().ok()?;
+    let mut last = LAST_WEIGHTS.lock().ok()?;
+    if let Some((t, v, view)) = last.as_ref() {
+        if t.is(w) && *v == version {
+            return Some(view.bind(py).clone());
+        }
+    }
+    let view = w.call_method0(pyo3::intern!(py, "numpy")).ok()?;
+    *last = Some((w.clone().unbind(), version, view.clone().unbind()));
+    Some(view)
+}
+
+/// `torch.Tensor`, if the caller has imported torch (fastalign never imports it itself).
+fn tensor_type<'py>(py: Python<'py>) -> Option<&'py Bound<'py, PyType>> {
+    if TENSOR_TYPE.get(py).is_none() {
+        let torch = py.import("sys").ok()?.getattr("modules").ok()?.get_item("torch").ok()?;
+        let ty = torch.getattr("Tensor").ok()?.cast_into::<PyType>().ok()?;
+        let _ = TENSOR_TYPE.set(py, ty.unbind());
+    }
+    TENSOR_TYPE.get(py).map(|t| t.bind(py))
+}
+
+/// The numpy view of a numpy array or CPU torch tensor, and whether it was a tensor; `None`
+/// for anything else (including tensors `.numpy()` refuses: autograd, other devices, bf16).
+fn numpy_view<'py>(x: &Bound<'py, PyAny>) -> Option<(Bound<'py, PyAny>, bool)> {
+    if x.cast::<PyUntypedArray>().is_ok() {
+        return Some((x.clone(), false));
+    }
+    let py = x.py();
+    if !x.is_instance(tensor_type(py)?).ok()? {
+        return None;
+    }
+    x.call_method0(pyo3::intern!(py, "numpy")).ok().map(|a| (a, true))
+}
+
+/// `torch.from_numpy(a)` when the input was a tensor, else the array itself.
+fn wrap_output<'py>(py: Python<'py>, a: Bound<'py, PyAny>, torch: bool) -> PyResult<Bound<'py, PyAny>> {
+    if !torch {
+        return Ok(a);
+    }
+    FROM_NUMPY.import(py, "torch", "from_numpy")?.call1((a,))
+}
+
+/// The options of the fast path, or `None` when one is not of its exact expected type/value.
+fn fast_params(
+    num_generations: &Bound<'_, PyAny>,
+    scale_rewards: &Bound<'_, PyAny>,
+    multi_objective_aggregation: &Bound<'_, PyAny>,
+    eps: &Bound<'_, PyAny>,
+    metrics: &Bound<'_, PyAny>,
+) -> Option<(GrpoParams, bool)> {
+    let g: usize = num_generations.cast_exact::<PyInt>().ok()?.extract().ok()?;
+    let scale = if let Ok(b) = scale_rewards.cast_exact::<PyBool>() {
+        if b.is_true() {
+            ScaleRewards::Group
+        } else {
+            ScaleRewards::None
+        }
+    } else {
+        ScaleRewards::parse(&scale_rewards.cast_exact::<PyString>().ok()?.to_cow().ok()?).ok()?
+    };
+    let agg = Aggregation::parse(&multi_objective_aggregation.cast_exact::<PyString>().ok()?.to_cow().ok()?).ok()?;
+    let eps = eps.cast_exact::<PyFloat>().ok()?.value();
+    if !(eps.is_finite() && eps >= 0.0) || g == 0 {
+        return None;
+    }
+    let metrics = metrics.cast_exact::<PyBool>().ok()?.is_true();
+    Some((GrpoParams { num_generations: g, scale_rewards: scale, aggregation: agg, eps }, metrics))
+}
+
+/// The fast path for rewards of dtype `T` (see the section comment).
+fn grpo_fast_typed<'py, T: Real + numpy::Element>(
+    py: Python<'py>,
+    rewards: &Bound<'py, PyArrayDyn<T>>,
+    torch: bool,
+    reward_weights: &Bound<'py, PyAny>,
+    params: &GrpoParams,
+    metrics: bool,
+) -> PyResult<Option<Bound<'py, PyAny>>> {
+    let Ok(r) = rewards.try_readonly() else { return Ok(None) };
+    let k = match r.shape() {
+        [_] => 1,
+        [_, k] => *k,
+        _ => return Ok(None),
+    };
+    if !r.is_c_contiguous() || !rewards.dtype().is_native_byteorder().unwrap_or(false) {
+        return Ok(None);
+    }
+    let Ok(data) = r.as_slice() else { return Ok(None) };
+    let n = r.shape()[0];
+    if n == 0 || k == 0 || n % params.num_generations != 0 {
+        return Ok(None);
+    }
+    // weights: None (all ones) or a contiguous 1-D array/tensor of the rewards' dtype, finite
+    let ones;
+    let borrowed;
+    let w: &[T] = if reward_weights.is_none() {
+        ones = vec![T::ONE; k];
+        &ones
+    } else {
+        let Some(view) = weights_view(reward_weights) else { return Ok(None) };
+        let Ok(arr) = view.cast_into::<PyArray1<T>>() else { return Ok(None) };
+        let Ok(ro) = arr.try_readonly() else { return Ok(None) };
+        if !arr.dtype().is_native_byteorder().unwrap_or(false) {
+            return Ok(None);
+        }
+        borrowed = ro;
+        match borrowed.as_slice() {
+            Ok(s) if s.len() == k && s.iter().all(|x| x.to_f64().is_finite()) => s,
+            _ => return Ok(None),
+        }
+    };
+    let adv = PyArray1::<T>::zeros(py, n, false);
+    let zero = PyArray1::<bool>::zeros(py, n, false);
+    let sums = PyArray1::<T>::zeros(py, n, false);
+    let (frac, m) = {
+        let (mut a, mut z, mut s) = (adv.readwrite(), zero.readwrite(), sums.readwrite());
+        let internal = |_| crate::errors::bad_argument(py, "output", "is not contiguous");
+        let (a, z, s) =
+            (a.as_slice_mut().map_err(internal)?, z.as_slice_mut().map_err(internal)?, s.as_slice_mut().map_err(internal)?);
+        run_detached(py, || {
+            let out = GrpoOutputs { advantages: a, std_is_zero: z, rewards: s };
+            let frac = grpo_advantages_into(data, k, w, params, out)?;
+            let m = if metrics { Some((column_stats(s, 1)?[0], column_stats(data, k)?)) } else { None };
+            Ok((frac, m))
+        })?
+    };
+    let none = py.None().into_bound(py);
+    let (mean, std, means, stds) = match m {
+        Some(((mean, std), funcs)) => (
+            PyFloat::new(py, mean).into_any(),
+            PyFloat::new(py, std).into_any(),
+            PyTuple::new(py, funcs.iter().map(|f| f.0))?.into_any(),
+            PyTuple::new(py, funcs.iter().map(|f| f.1))?.into_any(),
+        ),
+        None => (none.clone(), none.clone(), none.clone(), none),
+    };
+    let items = PyTuple::new(
+        py,
+        [
+            wrap_output(py, adv.into_any(), torch)?,
+            wrap_output(py, zero.into_any(), torch)?,
+            wrap_output(py, sums.into_any(), torch)?,
+            PyFloat::new(py, frac).into_any(),
+            mean,
+            std,
+            means,
+            stds,
+        ],
+    )?;
+    let cls = ADVANTAGES_TYPE.import(py, "fastalign.advantages", "Advantages")?;
+    let tuple_new = TUPLE_NEW.get_or_try_init(py, || {
+        PyResult::Ok(py.get_type::<PyTuple>().getattr("__new__")?.unbind())
+    })?;
+    Ok(Some(tuple_new.bind(py).call1((cls, items))?))
+}
+
+/// `fastalign.advantages.grpo_advantages` for the common, valid case in one native call; `None`
+/// where the Python wrapper must check (and possibly reject) the arguments itself.
+#[pyfunction]
+#[pyo3(signature = (rewards, num_generations, scale_rewards, reward_weights, multi_objective_aggregation, eps, metrics))]
+#[allow(clippy::too_many_arguments)]
+pub fn grpo_advantages_fast<'py>(
+    py: Python<'py>,
+    rewards: &Bound<'py, PyAny>,
+    num_generations: &Bound<'py, PyAny>,
+    scale_rewards: &Bound<'py, PyAny>,
+    reward_weights: &Bound<'py, PyAny>,
+    multi_objective_aggregation: &Bound<'py, PyAny>,
+    eps: &Bound<'py, PyAny>,
+    metrics: &Bound<'py, PyAny>,
+) -> PyResult<Option<Bound<'py, PyAny>>> {
+    let Some((params, metrics)) = fast_params(num_generations, scale_rewards, multi_objective_aggregation, eps, metrics)
+    else {
+        return Ok(None);
+    };
+    let Some((view, torch)) = numpy_view(rewards) else { return Ok(None) };
+    if let Ok(a) = view.cast::<PyArrayDyn<f32>>() {
+        grpo_fast_typed(py, a, torch, reward_weights, &params, metrics)
+    } else if let Ok(a) = view.cast::<PyArrayDyn<f64>>() {
+        grpo_fast_typed(py, a, torch, reward_weights, &params, metrics)
+    } else {
+        Ok(None)
+    }
+}
