@@ -33,6 +33,7 @@ from hypothesis import strategies as st
 from fastalign.errors import InvalidArgumentError, InvalidTypeError
 from fastalign.losses import LOSS_TYPES, grpo_loss
 from fastalign.testing import injected_logps_grpo_trainer
+from _profile import examples
 
 GA, SPG = 2, 4  # gradient accumulation steps, steps per generation (scaling of every normaliser)
 IS_MODES = (None, "token_truncate", "token_mask", "sequence_truncate", "sequence_mask")
@@ -251,7 +252,7 @@ def test_single_column(trainer):
     assert_parity(trainer, Cfg(loss_type="vespo", is_mode="token_mask", opsm=0.05), make_batch(2, b=2, t=1, spread=0.01))
 
 
-@settings(max_examples=60)
+@settings(max_examples=examples(60))
 @given(
     cfg=st.sampled_from(MATRIX + EXTRA),
     b=st.integers(1, 9),

@@ -30,6 +30,7 @@ from fastalign.ratios import (
     sequence_log_ratio,
     vllm_is_ratio,
 )
+from _profile import examples
 
 
 def batch(seed, b, t, dtype, scale=1.0, mask_dtype=torch.int64):
@@ -46,7 +47,7 @@ def tol(dtype):
     return dict(rtol=1e-12, atol=1e-14) if dtype == torch.float64 else dict(rtol=1e-5, atol=1e-5)
 
 
-@settings(max_examples=40)
+@settings(max_examples=examples(40))
 @given(
     b=st.integers(1, 8),
     t=st.integers(1, 40),
@@ -150,7 +151,7 @@ def trl_is(old, samp, m, mode, clip_min, clip_max):
     }
 
 
-@settings(max_examples=40)
+@settings(max_examples=examples(40))
 @given(
     b=st.integers(1, 7),
     t=st.integers(1, 20),
