@@ -197,10 +197,10 @@ def balance_partitions(
     if not isinstance(equal_size, (bool, np.bool_)):
         raise InvalidTypeError(f"expected a bool, got {type(equal_size).__name__}", "equal_size")
     cap = None if max_tokens is None else v.integer(max_tokens, "max_tokens", minimum=0)
-    part = _native.balance_partitions(arr, kk, bool(equal_size), cap)
-    order = np.argsort(part, kind="stable")
-    bounds = np.searchsorted(part[order], np.arange(kk + 1))
-    return [order[bounds[i] : bounds[i + 1]].tolist() for i in range(kk)]
+    items, bounds = _native.balance_partitions(arr, kk, bool(equal_size), cap)
+    flat = items.tolist()
+    b = bounds.tolist()
+    return [flat[b[i] : b[i + 1]] for i in range(kk)]
 
 
 # --------------------------------------------------------------------------------------------

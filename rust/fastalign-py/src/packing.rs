@@ -98,7 +98,8 @@ pub fn cu_seqlens<'py>(
     Ok(run_detached(py, || packing::cu_seqlens(lens))?.into_pyarray(py))
 }
 
-/// Karmarkar–Karp partition: the part of each item (parts by decreasing sum).
+/// Karmarkar–Karp partition: `(items, bounds)`, part `p` (parts by decreasing sum) holding the
+/// items `items[bounds[p]:bounds[p + 1]]`, ascending.
 #[pyfunction]
 #[pyo3(signature = (lengths, k, equal_size, max_tokens))]
 pub fn balance_partitions<'py>(
@@ -107,7 +108,10 @@ pub fn balance_partitions<'py>(
     k: usize,
     equal_size: bool,
     max_tokens: Option<i64>,
-) -> PyResult<Bound<'py, PyArray1<u32>>> {
+) -> PyResult<(Bound<'py, PyArray1<u32>>, I64Array<'py>)> {
     let w = slice1(&lengths, "lengths")?;
-    Ok(run_detached(py, || packing::balance_partitions(w, k, equal_size, max_tokens))?.into_pyarray(py))
+    let (items, bounds) = run_detached(py, || {
+        packing::balance_partitions(w, k, equal_size, max_tokens).map(|part| packing::group_by_part(&part, k))
+    })?;
+    Ok((items.into_pyarray(py), bounds.into_pyarray(py)))
 }
