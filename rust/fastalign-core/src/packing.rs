@@ -824,8 +824,12 @@ pub fn balance_partitions(weights: &[i64], k: usize, equal_size: bool, max_token
         sorted
             .chunks(k)
             .map(|seed| {
-                let mut sets: Vec<KkSet> = seed.iter().map(|&i| item_set(i)).collect();
-                sorter.sort(&mut sets);
+                // the seed is ascending by (weight, item): reversed, it is descending by weight
+                // with equal weights in descending item order, which each run then undoes
+                let mut sets: Vec<KkSet> = seed.iter().rev().map(|&i| item_set(i)).collect();
+                for run in sets.chunk_by_mut(|x, y| x.sum == y.sum) {
+                    run.reverse();
+                }
                 KkState { sets }
             })
             .collect()
