@@ -340,11 +340,19 @@ fn sort_desc_stable(items: &Items, seq_length: i64, counts: &mut Vec<u32>, out: 
             }
         }
     } else {
-        let mut keys: Vec<u64> =
-            items.len.iter().enumerate().map(|(i, &l)| ((seq_length - l) as u64) << 32 | i as u64).collect();
-        keys.sort_unstable();
-        for &k in &keys {
-            let i = (k & 0xffff_ffff) as usize;
+        // keys `(S - len) << 32 | item` (items < 2^32); 128-bit where `S - len` needs > 32 bits
+        let order: Vec<usize> = if seq_length <= u32::MAX as i64 {
+            let mut keys: Vec<u64> =
+                items.len.iter().enumerate().map(|(i, &l)| ((seq_length - l) as u64) << 32 | i as u64).collect();
+            keys.sort_unstable();
+            keys.iter().map(|&k| (k & 0xffff_ffff) as usize).collect()
+        } else {
+            let mut keys: Vec<u128> =
+                items.len.iter().enumerate().map(|(i, &l)| ((seq_length - l) as u128) << 32 | i as u128).collect();
+            keys.sort_unstable();
+            keys.iter().map(|&k| (k & 0xffff_ffff) as usize).collect()
+        };
+        for i in order {
             out.row.push(items.row[i]);
             out.len.push(items.len[i]);
             if split {
@@ -450,7 +458,8 @@ fn pack_window(
         let mut cut = seq_length;
         while cut < total {
             plan.out_offsets.push(token_base + cut);
-            cut += seq_length;
+            let Some(next) = cut.checked_add(seq_length) else { break };
+            cut = next;
         }
         if total > 0 {
             plan.out_offsets.push(token_base + total);
@@ -479,7 +488,8 @@ fn pack_window(
                 items.row.push(i as u32);
                 items.skip.push(skip);
                 items.len.push((l - skip).min(seq_length));
-                skip += seq_length;
+                let Some(next) = skip.checked_add(seq_length) else { break };
+                skip = next;
             }
         } else {
             plan.tokens_truncated += l - seq_length;
@@ -575,6 +585,11 @@ pub fn pack_plan(
         window_ends.len()
     );
     check_lengths(lengths)?;
+    ensure!(
+        lengths.iter().try_fold(0i64, |acc, &l| acc.checked_add(l)).is_some(),
+        "lengths",
+        "the total number of tokens overflows int64"
+    );
     let n = lengths.len() as i64;
     let mut prev_end = 0i64;
     for (w, (&s, &e)) in window_starts.iter().zip(window_ends).enumerate() {
@@ -590,10 +605,13 @@ pub fn pack_plan(
         .zip(window_ends)
         .map(|(&s, &e)| {
             let rows = &lengths[s as usize..e as usize];
-            if strategy.splits() {
-                rows.iter().map(|&l| (l + seq_length - 1) / seq_length).sum::<i64>()
-            } else {
-                e - s
+            // (sums bounded by the total, checked above)
+            let pieces = |l: i64| l / seq_length + i64::from(l % seq_length != 0);
+            match strategy {
+                _ if strategy.splits() => rows.iter().map(|&l| pieces(l)).sum::<i64>(),
+                // wrapped: the output rows of the window
+                Strategy::Wrapped => (e - s).max(pieces(rows.iter().sum())),
+                _ => e - s,
             }
         })
         .max()
@@ -659,7 +677,7 @@ pub fn gather<T: Copy + Send + Sync>(
     let mut total: i64 = 0;
     for (i, &l) in plan_lens.iter().enumerate() {
         ensure!(l >= 0, "plan", "piece {i} has negative length {l}");
-        total += l;
+        total = total.saturating_add(l);
     }
     ensure!(total as usize == out.len(), "out", "holds {} values, the plan moves {total}", out.len());
     let copy_range = |p0: usize, p1: usize, dst: &mut [T]| -> Result<()> {
@@ -713,8 +731,17 @@ pub fn gather<T: Copy + Send + Sync>(
 /// Position ids for padding-free attention: `0..L` for each sequence length `L`, concatenated.
 pub fn position_ids(seq_lengths: &[i64]) -> Result<Vec<i64>> {
     check_named(seq_lengths, "seq_lengths")?;
-    let total: i64 = seq_lengths.iter().sum();
-    let mut out = Vec::with_capacity(total as usize);
+    let total = seq_lengths.iter().try_fold(0i64, |acc, &l| acc.checked_add(l));
+    let Some(total) = total else {
+        return Err(Error::new("seq_lengths", "the total length overflows int64"));
+    };
+    let mut out = Vec::new();
+    out.try_reserve_exact(total as usize).map_err(|_| {
+        Error::new(
+            "seq_lengths",
+            format!("{total} position ids ({} bytes) cannot be allocated", (total as u64).saturating_mul(8)),
+        )
+    })?;
     for &l in seq_lengths {
         out.extend(0..l);
     }
@@ -728,7 +755,7 @@ pub fn cu_seqlens(seq_lengths: &[i64]) -> Result<Vec<i32>> {
     let mut acc = 0i64;
     out.push(0);
     for &l in seq_lengths {
-        acc += l;
+        acc = acc.saturating_add(l);
         ensure!(acc <= i32::MAX as i64, "seq_lengths", "the total {acc} overflows int32 cu_seqlens");
         out.push(acc as i32);
     }
@@ -1406,6 +1433,25 @@ mod tests {
         assert_eq!(position_ids(&[3, 0, 2]).unwrap(), vec![0, 1, 2, 0, 1]);
         assert_eq!(cu_seqlens(&[3, 0, 2]).unwrap(), vec![0, 3, 3, 5]);
         assert!(cu_seqlens(&[-1]).is_err());
+    }
+
+    #[test]
+    fn sums_that_overflow_are_refused_or_handled() {
+        const MAX: i64 = i64::MAX;
+        assert_eq!(cu_seqlens(&[1, MAX]).unwrap_err().argument, "seq_lengths");
+        assert_eq!(position_ids(&[MAX, 1]).unwrap_err().argument, "seq_lengths");
+        assert_eq!(position_ids(&[1 << 60]).unwrap_err().argument, "seq_lengths");
+        assert_eq!(pack_plan(&[MAX, 1], &[0], &[2], 4, Strategy::Bfd).unwrap_err().argument, "lengths");
+        // a fragment end beyond int64: two fragments, no wrap-around
+        let p = pack_plan(&[MAX], &[0], &[1], 1 << 62, Strategy::BfdSplit).unwrap();
+        assert_eq!(p.piece_len, vec![1 << 62, MAX - (1 << 62)]);
+        let p = pack_plan(&[MAX], &[0], &[1], 1 << 62, Strategy::Wrapped).unwrap();
+        assert_eq!(p.out_offsets, vec![0, 1 << 62, MAX]);
+        // bin capacities beyond 2^32: the descending order still holds
+        let p = pack_plan(&[5, (1 << 32) + 5], &[0], &[2], 1 << 34, Strategy::Bfd).unwrap();
+        assert_eq!(p.piece_row, vec![1, 0]);
+        // too many output rows for a plan
+        assert_eq!(pack_plan(&[1 << 40], &[0], &[1], 1, Strategy::Wrapped).unwrap_err().argument, "lengths");
     }
 
     #[test]
