@@ -583,6 +583,14 @@ def test_native_rejects_inconsistent_plans():
         _native.gather_u64([np.zeros(2, np.uint64)], z, z, z, z, np.array([3]), 3)
     with pytest.raises(InvalidArgumentError):
         _native.gather_u64([np.zeros(2, np.uint64)], z, z, np.array([5]), z, np.array([1]), 1)
+    # a caller's output buffer must hold exactly the planned tokens; the right one is filled
+    src = [np.array([7, 8, 9], np.uint64)]
+    with pytest.raises(InvalidArgumentError) as info:
+        _native.gather_u64(src, z, z, z, np.array([1]), np.array([2]), 2, np.zeros(3, np.uint64))
+    assert info.value.argument == "out"
+    out = np.zeros(2, np.uint64)
+    assert _native.gather_u64(src, z, z, z, np.array([1]), np.array([2]), 2, out) is not None
+    assert out.tolist() == [8, 9]
     with pytest.raises(InvalidArgumentError):
         _native.pack_plan(np.array([1, 2]), np.array([0]), np.array([3]), 4, "bfd")
     with pytest.raises(InvalidArgumentError):

@@ -177,6 +177,7 @@ def gather_u8(
     piece_skip: npt.NDArray[np.int64],
     piece_len: npt.NDArray[np.int64],
     total: int,
+    out: npt.NDArray[np.uint8] | None = None,
 ) -> npt.NDArray[np.uint8]: ...
 def gather_u16(
     chunks: list[npt.NDArray[np.uint16]],
@@ -186,6 +187,7 @@ def gather_u16(
     piece_skip: npt.NDArray[np.int64],
     piece_len: npt.NDArray[np.int64],
     total: int,
+    out: npt.NDArray[np.uint16] | None = None,
 ) -> npt.NDArray[np.uint16]: ...
 def gather_u32(
     chunks: list[npt.NDArray[np.uint32]],
@@ -195,6 +197,7 @@ def gather_u32(
     piece_skip: npt.NDArray[np.int64],
     piece_len: npt.NDArray[np.int64],
     total: int,
+    out: npt.NDArray[np.uint32] | None = None,
 ) -> npt.NDArray[np.uint32]: ...
 def gather_u64(
     chunks: list[npt.NDArray[np.uint64]],
@@ -204,6 +207,7 @@ def gather_u64(
     piece_skip: npt.NDArray[np.int64],
     piece_len: npt.NDArray[np.int64],
     total: int,
+    out: npt.NDArray[np.uint64] | None = None,
 ) -> npt.NDArray[np.uint64]: ...
 def position_ids(seq_lengths: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]: ...
 def cu_seqlens(seq_lengths: npt.NDArray[np.int64]) -> npt.NDArray[np.int32]: ...

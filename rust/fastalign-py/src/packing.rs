@@ -46,7 +46,7 @@ macro_rules! gather_binding {
     ($t:ty, $name:ident) => {
         /// Gather the planned pieces of one column (values seen as unsigned integers of their width).
         #[pyfunction]
-        #[pyo3(signature = (chunks, chunk_bases, row_starts, piece_row, piece_skip, piece_len, total))]
+        #[pyo3(signature = (chunks, chunk_bases, row_starts, piece_row, piece_skip, piece_len, total, out=None))]
         #[allow(clippy::too_many_arguments)]
         pub fn $name<'py>(
             py: Python<'py>,
@@ -57,6 +57,7 @@ macro_rules! gather_binding {
             piece_skip: PyReadonlyArray1<'py, i64>,
             piece_len: PyReadonlyArray1<'py, i64>,
             total: usize,
+            out: Option<Bound<'py, PyArray1<$t>>>,
         ) -> PyResult<Bound<'py, PyArray1<$t>>> {
             let slices: Vec<&[$t]> = chunks.iter().map(|c| slice1(c, "chunks")).collect::<PyResult<_>>()?;
             let bases = slice1(&chunk_bases, "chunk_bases")?;
@@ -64,8 +65,13 @@ macro_rules! gather_binding {
             let rows = slice1(&piece_row, "piece_row")?;
             let skips = slice1(&piece_skip, "piece_skip")?;
             let lens = slice1(&piece_len, "piece_len")?;
-            // numpy allocates the output: lazily zeroed by the OS and, when large, on huge pages
-            let out = PyArray1::<$t>::zeros(py, [total], false);
+            // the caller's output (e.g. a buffer of Arrow's memory pool, which reuses freed memory
+            // without new page faults), or one numpy allocates: lazily zeroed by the OS
+            let out = match out {
+                Some(o) if numpy::PyUntypedArrayMethods::len(&o) == total => o,
+                Some(o) => return Err(bad_argument(py, "out", format!("holds {} values, expected {total}", numpy::PyUntypedArrayMethods::len(&o)))),
+                None => PyArray1::<$t>::zeros(py, [total], false),
+            };
             {
                 let mut rw = out.readwrite();
                 let dst = rw.as_slice_mut().map_err(|_| bad_argument(py, "out", "is not contiguous"))?;
