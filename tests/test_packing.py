@@ -553,6 +553,29 @@ def test_kernel_bad_input(fn, args, kwargs, exc, arg):
     assert info.value.argument == arg
 
 
+def test_sums_beyond_the_output_dtype_are_refused_or_handled():
+    """Lengths whose sums overflow int32/int64, built without allocating a token."""
+    big = 2**63 - 1
+    # cu_seqlens is int32: a later length must not wrap the running total back into range
+    for lengths in ([1, big], [2**31 - 1, 1], [2**30, 2**30]):
+        with pytest.raises(InvalidArgumentError) as info:
+            cu_seqlens(np.array(lengths))
+        assert info.value.argument == "seq_lengths"
+    assert cu_seqlens(np.array([2**31 - 2, 1])).tolist() == [0, 2**31 - 2, 2**31 - 1]
+    # position_ids: a total beyond int64, or beyond what can be allocated, is an error, not a crash
+    for lengths in ([big, 1], [2**60]):
+        with pytest.raises(InvalidArgumentError) as info:
+            position_ids(np.array(lengths))
+        assert info.value.argument == "seq_lengths"
+    # bfd: a total beyond int64 is refused; capacities beyond 2^32 keep the longest-first order
+    with pytest.raises(InvalidArgumentError) as info:
+        bfd(np.array([big, 1]), 4)
+    assert info.value.argument == "lengths"
+    assert bfd(np.array([5, 2**32 + 5]), 2**34).order.tolist() == [1, 0]
+    r = bfd(np.array([big]), 2**62, split=True)
+    assert r.lengths.tolist() == [2**62, big - 2**62] and r.starts.tolist() == [0, 2**62]
+
+
 def test_native_rejects_inconsistent_plans():
     # the Rust side re-checks what it relies on, so a direct call cannot crash the process
     z = np.zeros(1, np.int64)
@@ -560,6 +583,14 @@ def test_native_rejects_inconsistent_plans():
         _native.gather_u64([np.zeros(2, np.uint64)], z, z, z, z, np.array([3]), 3)
     with pytest.raises(InvalidArgumentError):
         _native.gather_u64([np.zeros(2, np.uint64)], z, z, np.array([5]), z, np.array([1]), 1)
+    # a caller's output buffer must hold exactly the planned tokens; the right one is filled
+    src = [np.array([7, 8, 9], np.uint64)]
+    with pytest.raises(InvalidArgumentError) as info:
+        _native.gather_u64(src, z, z, z, np.array([1]), np.array([2]), 2, np.zeros(3, np.uint64))
+    assert info.value.argument == "out"
+    out = np.zeros(2, np.uint64)
+    assert _native.gather_u64(src, z, z, z, np.array([1]), np.array([2]), 2, out) is not None
+    assert out.tolist() == [8, 9]
     with pytest.raises(InvalidArgumentError):
         _native.pack_plan(np.array([1, 2]), np.array([0]), np.array([3]), 4, "bfd")
     with pytest.raises(InvalidArgumentError):

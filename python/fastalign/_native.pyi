@@ -186,6 +186,7 @@ def gather_u8(
     piece_skip: npt.NDArray[np.int64],
     piece_len: npt.NDArray[np.int64],
     total: int,
+    out: npt.NDArray[np.uint8] | None = None,
 ) -> npt.NDArray[np.uint8]: ...
 def gather_u16(
     chunks: list[npt.NDArray[np.uint16]],
@@ -195,6 +196,7 @@ def gather_u16(
     piece_skip: npt.NDArray[np.int64],
     piece_len: npt.NDArray[np.int64],
     total: int,
+    out: npt.NDArray[np.uint16] | None = None,
 ) -> npt.NDArray[np.uint16]: ...
 def gather_u32(
     chunks: list[npt.NDArray[np.uint32]],
@@ -204,6 +206,7 @@ def gather_u32(
     piece_skip: npt.NDArray[np.int64],
     piece_len: npt.NDArray[np.int64],
     total: int,
+    out: npt.NDArray[np.uint32] | None = None,
 ) -> npt.NDArray[np.uint32]: ...
 def gather_u64(
     chunks: list[npt.NDArray[np.uint64]],
@@ -213,9 +216,10 @@ def gather_u64(
     piece_skip: npt.NDArray[np.int64],
     piece_len: npt.NDArray[np.int64],
     total: int,
+    out: npt.NDArray[np.uint64] | None = None,
 ) -> npt.NDArray[np.uint64]: ...
 def position_ids(seq_lengths: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]: ...
 def cu_seqlens(seq_lengths: npt.NDArray[np.int64]) -> npt.NDArray[np.int32]: ...
 def balance_partitions(
     lengths: npt.NDArray[np.int64], k: int, equal_size: bool, max_tokens: int | None
-) -> npt.NDArray[np.uint32]: ...
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]: ...

@@ -197,10 +197,10 @@ def balance_partitions(
     if not isinstance(equal_size, (bool, np.bool_)):
         raise InvalidTypeError(f"expected a bool, got {type(equal_size).__name__}", "equal_size")
     cap = None if max_tokens is None else v.integer(max_tokens, "max_tokens", minimum=0)
-    part = _native.balance_partitions(arr, kk, bool(equal_size), cap)
-    order = np.argsort(part, kind="stable")
-    bounds = np.searchsorted(part[order], np.arange(kk + 1))
-    return [order[bounds[i] : bounds[i + 1]].tolist() for i in range(kk)]
+    items, bounds = _native.balance_partitions(arr, kk, bool(equal_size), cap)
+    flat = items.tolist()
+    b = bounds.tolist()
+    return [flat[b[i] : b[i + 1]] for i in range(kk)]
 
 
 # --------------------------------------------------------------------------------------------
@@ -398,8 +398,13 @@ class _Packed:
         arrays = []
         for c in self.cols:
             if c.width:
-                raw = _GATHER[c.width](c.chunks, c.bases, c.starts, rows, skips, lens, n)
-                values = pa.Array.from_buffers(c.value_type, n, [None, pa.py_buffer(raw)])
+                # the output lives in Arrow's memory pool (as TRL's does): memory freed earlier
+                # is reused there without fresh page faults, and the table owns it directly
+                buf = pa.allocate_buffer(n * c.width)
+                out = np.frombuffer(buf, dtype=_UINT[c.width]) if n else np.empty(0, dtype=_UINT[c.width])
+                _GATHER[c.width](c.chunks, c.bases, c.starts, rows, skips, lens, n, out)
+                del out
+                values = pa.Array.from_buffers(c.value_type, n, [None, buf])
             else:
                 values = _take_values(c, rows, skips, lens, n, pa)
             cls = pa.LargeListArray if c.large else pa.ListArray

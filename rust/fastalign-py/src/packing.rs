@@ -46,7 +46,7 @@ macro_rules! gather_binding {
     ($t:ty, $name:ident) => {
         /// Gather the planned pieces of one column (values seen as unsigned integers of their width).
         #[pyfunction]
-        #[pyo3(signature = (chunks, chunk_bases, row_starts, piece_row, piece_skip, piece_len, total))]
+        #[pyo3(signature = (chunks, chunk_bases, row_starts, piece_row, piece_skip, piece_len, total, out=None))]
         #[allow(clippy::too_many_arguments)]
         pub fn $name<'py>(
             py: Python<'py>,
@@ -57,6 +57,7 @@ macro_rules! gather_binding {
             piece_skip: PyReadonlyArray1<'py, i64>,
             piece_len: PyReadonlyArray1<'py, i64>,
             total: usize,
+            out: Option<Bound<'py, PyArray1<$t>>>,
         ) -> PyResult<Bound<'py, PyArray1<$t>>> {
             let slices: Vec<&[$t]> = chunks.iter().map(|c| slice1(c, "chunks")).collect::<PyResult<_>>()?;
             let bases = slice1(&chunk_bases, "chunk_bases")?;
@@ -64,8 +65,13 @@ macro_rules! gather_binding {
             let rows = slice1(&piece_row, "piece_row")?;
             let skips = slice1(&piece_skip, "piece_skip")?;
             let lens = slice1(&piece_len, "piece_len")?;
-            // numpy allocates the output: lazily zeroed by the OS and, when large, on huge pages
-            let out = PyArray1::<$t>::zeros(py, [total], false);
+            // the caller's output (e.g. a buffer of Arrow's memory pool, which reuses freed memory
+            // without new page faults), or one numpy allocates: lazily zeroed by the OS
+            let out = match out {
+                Some(o) if numpy::PyUntypedArrayMethods::len(&o) == total => o,
+                Some(o) => return Err(bad_argument(py, "out", format!("holds {} values, expected {total}", numpy::PyUntypedArrayMethods::len(&o)))),
+                None => PyArray1::<$t>::zeros(py, [total], false),
+            };
             {
                 let mut rw = out.readwrite();
                 let dst = rw.as_slice_mut().map_err(|_| bad_argument(py, "out", "is not contiguous"))?;
@@ -98,7 +104,8 @@ pub fn cu_seqlens<'py>(
     Ok(run_detached(py, || packing::cu_seqlens(lens))?.into_pyarray(py))
 }
 
-/// Karmarkar–Karp partition: the part of each item (parts by decreasing sum).
+/// Karmarkar–Karp partition: `(items, bounds)`, part `p` (parts by decreasing sum) holding the
+/// items `items[bounds[p]:bounds[p + 1]]`, ascending.
 #[pyfunction]
 #[pyo3(signature = (lengths, k, equal_size, max_tokens))]
 pub fn balance_partitions<'py>(
@@ -107,7 +114,12 @@ pub fn balance_partitions<'py>(
     k: usize,
     equal_size: bool,
     max_tokens: Option<i64>,
-) -> PyResult<Bound<'py, PyArray1<u32>>> {
+) -> PyResult<(I64Array<'py>, I64Array<'py>)> {
     let w = slice1(&lengths, "lengths")?;
-    Ok(run_detached(py, || packing::balance_partitions(w, k, equal_size, max_tokens))?.into_pyarray(py))
+    let (items, bounds) = run_detached(py, || {
+        packing::balance_partitions(w, k, equal_size, max_tokens).map(|part| packing::group_by_part(&part, k))
+    })?;
+    // int64 items: numpy's tolist makes Python ints from int64 a little faster than from uint32
+    let items: Vec<i64> = items.into_iter().map(i64::from).collect();
+    Ok((items.into_pyarray(py), bounds.into_pyarray(py)))
 }
