@@ -692,9 +692,7 @@ for F, fn in (("position_ids", position_ids), ("cu_seqlens", cu_seqlens)):
     raises(F, "size", "negative", fn, (np.array([2, -3]),), {}, V, "seq_lengths")
     raises(F, "pytype", "list", fn, ([1, 2],), {}, T, "seq_lengths")
     raises(F, "pytype", "none", fn, (None,), {}, T, "seq_lengths")
-raises("position_ids", "size", "total-too-large", position_ids, (np.array([2**62, 2**62]),), {}, V, "seq_lengths",
-       xfail="bug (rust/fastalign-core/src/packing.rs position_ids): a total length above memory panics "
-       "('capacity overflow', raised as InternalError) instead of a named InvalidArgumentError")  # fmt: skip
+raises("position_ids", "size", "total-too-large", position_ids, (np.array([2**62, 2**62]),), {}, V, "seq_lengths")
 raises("cu_seqlens", "size", "int32-overflow", cu_seqlens, (np.array([2**31 - 1, 1]),), {}, V, "seq_lengths")
 
 F = "balance_partitions"
@@ -710,9 +708,7 @@ raises(F, "size", "negative", balance_partitions, (np.array([1, -1]), 1), {}, V,
 raises(F, "size", "k-zero", balance_partitions, (np.arange(4), 0), {}, V, "k")
 raises(F, "size", "cap-too-small", balance_partitions, (np.arange(4), 2), {"max_tokens": 1}, V, "max_tokens")
 raises(F, "size", "sum-overflow", balance_partitions, (np.array([2**62, 2**62, 2**62]), 1),
-       {"equal_size": False, "max_tokens": 2**62}, V, "max_tokens",
-       xfail="bug (packing balance_partitions): part sums wrap around in int64, so a part of 3 * 2^62 tokens "
-       "passes max_tokens=2^62 and is returned instead of refused")  # fmt: skip
+       {"equal_size": False, "max_tokens": 2**62}, V, "lengths")  # part sums would wrap in int64
 raises(F, "pytype", "list-of-str", balance_partitions, (["1", "2"], 1), {}, T, "lengths")
 raises(F, "pytype", "k-float", balance_partitions, (np.arange(4), 2.0), {}, T, "k")
 raises(F, "pytype", "equal-size-str", balance_partitions, (np.arange(4), 2), {"equal_size": "yes"}, T, "equal_size")

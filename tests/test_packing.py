@@ -32,6 +32,7 @@ from fastalign.packing import (
     patch_trl_sft,
     position_ids,
 )
+from _profile import examples
 
 disable_progress_bars()
 
@@ -113,7 +114,7 @@ def test_trl_docstring_examples():
         assert_same(pack_dataset(ds, 4, strategy), trl_pack(ds, 4, strategy))
 
 
-@settings(max_examples=25)
+@settings(max_examples=examples(25))
 @given(
     lengths=st.lists(st.integers(0, 40), min_size=1, max_size=120),
     s=st.one_of(st.integers(1, 40), st.sampled_from([1, 2, 3, 5, 9, 17, 33, 65])),
@@ -308,7 +309,7 @@ def _rows(ds, column="col0"):
     return ds.data.table.column(column).to_pylist()
 
 
-@settings(max_examples=30)
+@settings(max_examples=examples(30))
 @given(
     lengths=st.lists(st.integers(0, 50), min_size=1, max_size=200),
     s=st.integers(1, 30),

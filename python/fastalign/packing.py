@@ -165,6 +165,9 @@ def cu_seqlens(seq_lengths: Any) -> Any:
     return v.wrap(_native.cu_seqlens(arr), torch_in)
 
 
+_INT64_MAX = 2**63 - 1
+
+
 def balance_partitions(
     lengths: Any, k: int, *, equal_size: bool = True, max_tokens: int | None = None
 ) -> list[list[int]]:
@@ -197,6 +200,9 @@ def balance_partitions(
     if not isinstance(equal_size, (bool, np.bool_)):
         raise InvalidTypeError(f"expected a bool, got {type(equal_size).__name__}", "equal_size")
     cap = None if max_tokens is None else v.integer(max_tokens, "max_tokens", minimum=0)
+    if arr.size and int(arr.max()) > _INT64_MAX // arr.size and sum(arr.tolist()) > _INT64_MAX:
+        # part sums are int64: refuse a total that could wrap rather than compare wrapped sums
+        raise InvalidArgumentError(f"sum to {sum(arr.tolist())}, beyond int64 (2^63 - 1)", "lengths")
     items, bounds = _native.balance_partitions(arr, kk, bool(equal_size), cap)
     flat = items.tolist()
     b = bounds.tolist()
