@@ -8,10 +8,7 @@ use multiversion::multiversion;
 
 use crate::error::{ensure, Result};
 use crate::real::Real;
-use crate::stats::{
-    column_nanmean_std, is_close_zero, mean_from, nanmean_std, nansum_count, nansum_sq_dev,
-    std_from,
-};
+use crate::stats::{column_nanmean_std, is_close_zero, mean_from, nanmean_std, nansum_count, nansum_sq_dev, std_from};
 
 /// How GRPO scales the centred rewards (`GRPOConfig.scale_rewards`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -332,11 +329,8 @@ fn normalize_groups_g<T: Real, const G: usize>(
             }
             None => {}
         }
-        for (((grp, out), z), (&mean, &std)) in xs
-            .chunks_exact(g)
-            .zip(adv.chunks_exact_mut(g))
-            .zip(zero.chunks_exact_mut(g))
-            .zip(mean.iter().zip(&std))
+        for (((grp, out), z), (&mean, &std)) in
+            xs.chunks_exact(g).zip(adv.chunks_exact_mut(g)).zip(zero.chunks_exact_mut(g)).zip(mean.iter().zip(&std))
         {
             let denom = std + eps;
             if divide {

@@ -946,9 +946,7 @@ impl SetSorter {
         self.keys.clear();
         self.keys.extend(sets.iter().map(|s| {
             // a sum equal to the largest contributes 0 even where the shift would be 64
-            ((hi - s.sum) as u64).checked_shl(sum_shift).unwrap_or(0)
-                | ((large - s.size) as u64) << hb
-                | s.head as u64
+            ((hi - s.sum) as u64).checked_shl(sum_shift).unwrap_or(0) | ((large - s.size) as u64) << hb | s.head as u64
         }));
         self.keys.sort_unstable();
         sets.clear();
@@ -1142,7 +1140,10 @@ mod tests {
         if let Some(cap) = max_tokens {
             ensure!(cap >= 0, "max_tokens", "must be >= 0, got {cap}");
             if let Some((i, &w)) = weights.iter().enumerate().find(|(_, &w)| w > cap) {
-                return Err(Error::new("max_tokens", format!("item {i} alone has {w} tokens, more than the cap {cap}")));
+                return Err(Error::new(
+                    "max_tokens",
+                    format!("item {i} alone has {w} tokens, more than the cap {cap}"),
+                ));
             }
             let total: i64 = weights.iter().sum();
             ensure!(
@@ -1154,7 +1155,8 @@ mod tests {
         let mut sorted: Vec<u32> = (0..n as u32).collect();
         sorted.sort_by_key(|&i| (weights[i as usize], i));
         let mut next = vec![NONE; n];
-        let empty = |k: usize| RefState { sums: vec![0; k], sizes: vec![0; k], heads: vec![NONE; k], tails: vec![NONE; k] };
+        let empty =
+            |k: usize| RefState { sums: vec![0; k], sizes: vec![0; k], heads: vec![NONE; k], tails: vec![NONE; k] };
         let mut states: Vec<RefState> = Vec::new();
         let seeds: Vec<&[u32]> = if equal_size { sorted.chunks(k).collect() } else { sorted.chunks(1).collect() };
         for seed in seeds {
