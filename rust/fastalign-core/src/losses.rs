@@ -410,7 +410,10 @@ pub fn grpo_loss<T: KernelFloat, M: MaskValue>(
     let phi_row_mode = single_col || !adv_tok;
 
     let want_grad = !grad.is_empty();
-    let parts = for_row_blocks(layout, &mut [] as &mut [T], grad, n, |first, rows, _, g| {
+    // The per-token work here (exp, clipping, the gradient) costs several times a plain
+    // reduction's, so it is counted 4x against the pool's threshold: a 64 x 4096 batch
+    // already pays for waking the pool.
+    let parts = for_row_blocks(layout, &mut [] as &mut [T], grad, n.saturating_mul(4), |first, rows, _, g| {
         let mut acc = Partial::EMPTY;
         let base = layout.range(first).start;
         for j in first..first + rows {
