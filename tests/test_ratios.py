@@ -43,8 +43,14 @@ def batch(seed, b, t, dtype, scale=1.0, mask_dtype=torch.int64):
     return x, y, m
 
 
-def tol(dtype):
-    return dict(rtol=1e-12, atol=1e-14) if dtype == torch.float64 else dict(rtol=1e-5, atol=1e-5)
+def tol(dtype, scale=1.0):
+    """float64: tight. float32: TRL's torch sums in float32, so its rounding error grows with the
+    terms' magnitude (``scale``): the long hypothesis campaign found 1.9e-5 of error in TRL's f32
+    sum of 28 log-ratios at scale 30 (fastalign's f64 sum: 5.6e-6 from the exact value), hence an
+    absolute tolerance of 1e-5 per unit of scale."""
+    if dtype == torch.float64:
+        return dict(rtol=1e-12, atol=1e-14 * max(1.0, scale))
+    return dict(rtol=1e-5, atol=1e-5 * max(1.0, scale))
 
 
 @settings(max_examples=examples(40))
@@ -59,7 +65,7 @@ def tol(dtype):
 def test_reductions_match_trl_lines(b, t, seed, dtype, mask_dtype, scale):
     x, y, m = batch(seed, b, t, dtype, scale, mask_dtype)
     mf = m.to(dtype)
-    kw = tol(dtype)
+    kw = tol(dtype, scale)
     torch.testing.assert_close(masked_sum(x, m), (x * mf).sum(-1), **kw)
     torch.testing.assert_close(masked_mean(x, m), (x * mf).sum(-1) / mf.sum(-1).clamp(min=1.0), **kw)
     want_max = x.masked_fill(m == 0, -math.inf).amax(-1)
