@@ -224,7 +224,7 @@ def check_dpo(batch, **cfg):
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=["f32", "f64"])
 @pytest.mark.parametrize("loss_type", DPO_LOSS_TYPES)
-@settings(max_examples=examples(25))
+@settings(max_examples=examples(25, cells=2 * len(DPO_LOSS_TYPES)))
 @given(data=st.data())
 def test_dpo_each_loss_type_matches_trl(loss_type, dtype, data):
     batch = data.draw(dpo_batches(dtype, min_len=1 if loss_type == "sft" else 0))
@@ -234,7 +234,7 @@ def test_dpo_each_loss_type_matches_trl(loss_type, dtype, data):
 
 @pytest.mark.parametrize("fdiv", F_DIVERGENCE_TYPES[1:])
 @pytest.mark.parametrize("loss_type", ["sigmoid", "sigmoid_norm", "hinge", "ipo", "exo_pair", "robust", "discopop"])
-@settings(max_examples=examples(10))
+@settings(max_examples=examples(10, cells=7 * (len(F_DIVERGENCE_TYPES) - 1)))
 @given(data=st.data())
 def test_dpo_f_divergences_match_trl(loss_type, fdiv, data):
     # float32 only: TRL's alpha_divergence has no float64 clamp bound (KeyError), see the f64 test below
@@ -277,7 +277,7 @@ def test_dpo_paper_presets_match_trl(names, weights):
 
 
 @pytest.mark.parametrize("loss_type", [t for t in DPO_LOSS_TYPES if t not in ("aot", "aot_unpaired", "sft")])
-@settings(max_examples=examples(10))
+@settings(max_examples=examples(10, cells=len(DPO_LOSS_TYPES) - 3))
 @given(data=st.data())
 def test_dpo_wpo_weighting_matches_trl(loss_type, data):
     dtype = data.draw(st.sampled_from([torch.float32, torch.float64]))
@@ -323,7 +323,7 @@ def test_dpo_unknown_loss_type_message_lists_trl_names():
 
 @pytest.mark.parametrize("loss_type", CPO_LOSS_TYPES)
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=["f32", "f64"])
-@settings(max_examples=examples(25))
+@settings(max_examples=examples(25, cells=2 * len(CPO_LOSS_TYPES)))
 @given(data=st.data())
 def test_cpo_matches_trl(loss_type, dtype, data):
     b = data.draw(st.integers(1, 8))
@@ -389,7 +389,7 @@ def test_cpo_requires_nll_when_cpo_alpha_is_set():
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=["f32", "f64"])
-@settings(max_examples=examples(30))
+@settings(max_examples=examples(30, cells=2))
 @given(data=st.data())
 def test_dft_matches_trl(dtype, data):
     n, t = data.draw(st.integers(1, 6)), data.draw(st.integers(1, 12))
