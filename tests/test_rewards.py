@@ -16,7 +16,8 @@ from hypothesis import strategies as st
 from trl.rewards import get_soft_overlong_punishment
 
 from fastalign import _torch_impl
-from fastalign.rewards import SoftOverlongPunishment, soft_overlong, soft_overlong_penalty
+from fastalign.errors import InvalidArgumentError, InvalidTypeError
+from fastalign.rewards import SoftOverlongPunishment, _penalties, soft_overlong, soft_overlong_penalty
 
 
 @st.composite
@@ -104,3 +105,68 @@ def test_same_metrics_inside_grpo_trainer():
     assert torch.equal(adv_a, adv_b)
     key = "rewards/soft_overlong_punishment_reward/mean"
     assert met_a[key] == met_b[key] and met_a["reward_std"] == met_b["reward_std"]
+
+
+# ------------------------------------------------------------------------------------------
+# the native fast path for lengths (SoftOverlong.penalties_fast)
+
+
+@pytest.mark.parametrize("as_tensor", [False, True], ids=["numpy", "tensor"])
+@pytest.mark.parametrize("dtype", [np.int32, np.int64])
+@pytest.mark.parametrize("max_len, cache", [(4096, 1024), (100, 0), (100, 100), (7, 3), (2**53, 2**20)])
+def test_lengths_fast_path_equals_checked_path(as_tensor, dtype, max_len, cache):
+    """The one-call native path gives the checked path's bits and kind, for every ramp shape."""
+    rng = np.random.default_rng(max_len + cache)
+    hi = min(max_len + 3, np.iinfo(dtype).max)
+    edges = [v for v in (0, max_len - cache, max_len - cache + 1, max_len, max_len + 1) if v < hi]
+    lengths = np.concatenate([rng.integers(0, hi, 997), edges]).astype(dtype)
+    fn = soft_overlong(max_len, cache)
+    x = torch.from_numpy(lengths) if as_tensor else lengths
+    fast = fn._kernel.penalties_fast(x)
+    slow = _penalties(fn._kernel, x, True)
+    assert type(fast) is type(slow)
+    np.testing.assert_array_equal(np.asarray(fast), np.asarray(slow))
+    assert np.asarray(fast).dtype == np.float64
+    assert np.asarray(fast).tolist() == [_trl_formula(int(v), max_len, cache) for v in lengths]
+
+
+def _trl_formula(length: int, max_len: int, cache: int) -> float:
+    # TRL 1.16's _SoftOverlongPunishment arithmetic on Python ints, for lengths too long to
+    # build as token lists
+    if length <= max_len - cache:
+        return 0.0
+    if length <= max_len:
+        return (max_len - cache - length) / cache
+    return -1.0
+
+
+def test_lengths_fast_path_declines_what_it_does_not_handle():
+    """Anything but a 1-D contiguous int32/int64 array or CPU tensor returns None; the checked
+    path then accepts or rejects it with its message."""
+    kernel = soft_overlong(10, 4)._kernel
+    a = np.arange(8, dtype=np.int64)
+    assert kernel.penalties_fast(a) is not None
+    declined = [
+        [1, 2, 3],
+        a.astype(np.int16),
+        a.astype(np.float64),
+        a.astype(">i8"),
+        a[::2],
+        a.reshape(2, 4),
+        np.zeros(0, np.int64),
+        torch.from_numpy(a)[::2],
+        torch.from_numpy(a).to(torch.int16),
+        None,
+    ]
+    assert all(d is None for d in (kernel.penalties_fast(x) for x in declined))
+    fn = soft_overlong(10, 4)
+    with pytest.raises(InvalidArgumentError, match="lengths: must be C-contiguous"):
+        fn(lengths=a[::2])
+    with pytest.raises(InvalidTypeError, match="lengths: expected dtype"):
+        fn(lengths=torch.from_numpy(a).to(torch.int16))
+    with pytest.raises(InvalidArgumentError, match="lengths"):
+        fn(lengths=np.array([3, -1], dtype=np.int64))  # the kernel's own error, same on both paths
+    with pytest.raises(InvalidArgumentError, match="lengths"):
+        fn(lengths=torch.tensor([3, -1]))
+    with pytest.raises(InvalidArgumentError, match="lengths"):
+        _penalties(kernel, np.array([3, -1], dtype=np.int64), True)

@@ -85,7 +85,9 @@ class SoftOverlongPunishment:
         if completion_ids is not None and not (v.is_torch(completion_ids) or isinstance(completion_ids, np.ndarray)):
             return self._kernel.penalties_of(completion_ids)
         if lengths is not None:
-            return _penalties(self._kernel, lengths, True)
+            # the common, valid case in one native call; None sends it through the checks
+            out = self._kernel.penalties_fast(lengths)
+            return out if out is not None else _penalties(self._kernel, lengths, True)
         if completion_mask is not None:
             return _penalties(self._kernel, _mask_lengths(completion_mask, completion_ids), True)
         if completion_ids is None:

@@ -150,14 +150,14 @@ fn row_sums_into<T: Real>(rewards: &[T], k: usize, weights: &[T], all_nan: T, ou
     }
 }
 
-#[multiversion(targets("x86_64+avx2+fma"))]
+#[multiversion(targets("x86_64+avx512f+avx512vl+avx512dq+avx2+fma", "x86_64+avx2+fma"))]
 fn row_sums_k<T: Real, const K: usize>(rewards: &[T], weights: &[T], all_nan: T, out: &mut [T]) {
     let mut w = [T::ZERO; K];
     w.copy_from_slice(&weights[..K]);
     // One branch-free pass: 0 + p0 + p1 + ... in order with NaN products replaced by 0 (torch's
     // `nansum`), and whether every input is NaN (an unscorable row). Rows are taken in blocks of
     // `B` and transposed into columns so the arithmetic runs across rows in vector lanes.
-    const B: usize = 16;
+    const B: usize = 64;
     let mut blocks = rewards.chunks_exact(B * K);
     let mut outs = out.chunks_exact_mut(B);
     for (block, o) in (&mut blocks).zip(&mut outs) {
@@ -269,7 +269,7 @@ const GROUPS_PER_ROUND: usize = 256;
 /// square roots that turn them into means and stds run across groups in vector lanes instead
 /// of one long latency chain per group. Every value is still computed exactly as in the scalar
 /// formula. Returns the number of rows whose std is zero.
-#[multiversion(targets("x86_64+avx2+fma"))]
+#[multiversion(targets("x86_64+avx512f+avx512vl+avx512dq+avx2+fma", "x86_64+avx2+fma"))]
 fn normalize_groups_g<T: Real, const G: usize>(
     s: &[T],
     g: usize,
@@ -807,5 +807,49 @@ mod tests {
         let r = [0.1f32, 0.1, 0.1, 0.1, 0.0, 1.0, 0.0, 0.0, 5.0, f32::NAN, f32::NAN, f32::NAN];
         let z = zero_variance_groups(&r, 1, &[1.0], 4, 1e-6, 0.0).unwrap();
         assert_eq!(z, vec![true, false, true]);
+    }
+}
+
+#[cfg(test)]
+mod timing {
+    use super::*;
+
+    /// `cargo test --release -p fastalign-core time_grpo -- --ignored --nocapture`: the kernel
+    /// alone at the benchmark's N=8192, K=3, G=16 (float32, group scaling).
+    #[test]
+    #[ignore]
+    fn time_grpo() {
+        let (n, k) = (8192usize, 3usize);
+        let mut x = 12345u64;
+        let r: Vec<f32> = (0..n * k)
+            .map(|_| {
+                x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                (x >> 40) as f32 / (1u64 << 24) as f32
+            })
+            .collect();
+        let w = vec![1.0f32; k];
+        let p = GrpoParams {
+            num_generations: 16,
+            scale_rewards: ScaleRewards::Group,
+            aggregation: Aggregation::SumThenNormalize,
+            eps: 1e-4,
+        };
+        let (mut a, mut z, mut s) = (vec![0.0f32; n], vec![false; n], vec![0.0f32; n]);
+        // the fastest of many batches of 100 calls: the machine is shared, the minimum is stable
+        let (mut best_sum, mut best_all) = (f64::MAX, f64::MAX);
+        for _ in 0..400 {
+            let t = std::time::Instant::now();
+            for _ in 0..100 {
+                weighted_row_sums_into(std::hint::black_box(&r), k, &w, f32::NAN, &mut s);
+            }
+            best_sum = best_sum.min(t.elapsed().as_secs_f64() / 100.0);
+            let t = std::time::Instant::now();
+            for _ in 0..100 {
+                let out = GrpoOutputs { advantages: &mut a, std_is_zero: &mut z, rewards: &mut s };
+                std::hint::black_box(grpo_advantages_into(std::hint::black_box(&r), k, &w, &p, out).unwrap());
+            }
+            best_all = best_all.min(t.elapsed().as_secs_f64() / 100.0);
+        }
+        eprintln!("row sums {:.2} us  whole kernel {:.2} us", best_sum * 1e6, best_all * 1e6);
     }
 }

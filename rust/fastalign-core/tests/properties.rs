@@ -5,6 +5,7 @@
 
 use fastalign_core::packing::{cu_seqlens, pack_plan, position_ids, Plan, Strategy};
 use fastalign_core::ratios::{masked_reduce, Layout, Reduction};
+use fastalign_core::rewards::SoftOverlong;
 use proptest::prelude::*;
 
 const STRATEGIES: [Strategy; 5] =
@@ -135,6 +136,38 @@ proptest! {
         masked_reduce::<f64, i64>(&kept, None, None, &layout, reduction, &mut packed).unwrap();
         for (a, b) in padded.iter().zip(&packed) {
             prop_assert!(a == b || (a - b).abs() <= 1e-12 * a.abs().max(1.0) || (a.is_nan() && b.is_nan()), "{} vs {}", a, b);
+        }
+    }
+
+    #[test]
+    fn soft_overlong_vector_kernel_equals_exact_division(
+        max in 1i64..=(1i64 << 53),
+        cache_frac in 0.0f64..=1.0,
+        seed in any::<u64>(),
+    ) {
+        // the vector kernel's FMA quotient is bit-identical to the scalar division (TRL's
+        // Python `int / int`) on lengths spread over the ramp and its edges
+        let cache = ((max as f64 * cache_frac) as i64).clamp(0, max);
+        let s = SoftOverlong::new(max, cache).unwrap();
+        let mut state = seed | 1;
+        let lo = max - cache;
+        let lengths: Vec<i64> = (0..257)
+            .map(|i| {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                match i {
+                    0 => lo,
+                    1 => lo + 1,
+                    2 => max,
+                    3 => max + 1,
+                    _ => (lo - 1 + (state % (cache as u64 + 3)) as i64).max(0),
+                }
+            })
+            .collect();
+        let got: Vec<f64> = s.penalties_vec(&lengths).unwrap();
+        for (&l, &g) in lengths.iter().zip(&got) {
+            prop_assert_eq!(g.to_bits(), s.penalty(l).to_bits(), "max={} cache={} len={}", max, cache, l);
         }
     }
 }

@@ -8,7 +8,7 @@ use fastalign_core::Real;
 use numpy::{IntoPyArray, PyArray1, PyArrayMethods, PyReadonlyArray1, PyReadonlyArrayDyn};
 use pyo3::prelude::*;
 
-use crate::arrays::{slice1, slice_rows};
+use crate::arrays::{slice1, slice_rows, uninit1};
 use crate::detach::run_detached;
 use crate::errors::invalid_argument;
 
@@ -61,9 +61,9 @@ macro_rules! advantage_bindings {
             let w = slice1(&reward_weights, "reward_weights")?;
             // Outputs are allocated by numpy (huge pages for large arrays) and filled in place.
             let n = r.len() / k.max(1);
-            let adv = PyArray1::<$t>::zeros(py, n, false);
-            let zero = PyArray1::<bool>::zeros(py, n, false);
-            let sums = PyArray1::<$t>::zeros(py, n, false);
+            let adv = uninit1::<$t>(py, n);
+            let zero = uninit1::<bool>(py, n);
+            let sums = uninit1::<$t>(py, n);
             let (frac, m) = {
                 let (mut a, mut z, mut s) = (adv.readwrite(), zero.readwrite(), sums.readwrite());
                 let internal = |_| crate::errors::bad_argument(py, "output", "is not contiguous");
@@ -135,11 +135,11 @@ advantage_bindings!(f64, grpo_advantages_f64, rloo_advantages_f64, zero_variance
 // the torch path for accelerator tensors). Both paths run the same kernel on the same memory.
 
 use numpy::{PyArrayDescrMethods, PyArrayDyn, PyUntypedArray, PyUntypedArrayMethods};
+
+use crate::arrays::{numpy_view, tensor_type, wrap_output};
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyBool, PyFloat, PyInt, PyString, PyTuple, PyType};
 
-static TENSOR_TYPE: PyOnceLock<Py<PyType>> = PyOnceLock::new();
-static FROM_NUMPY: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
 static ADVANTAGES_TYPE: PyOnceLock<Py<PyType>> = PyOnceLock::new();
 static TUPLE_NEW: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
 
@@ -171,37 +171,6 @@ fn weights_view<'py>(w: &Bound<'py, PyAny>) -> Option<Bound<'py, PyAny>> {
     let view = w.call_method0(pyo3::intern!(py, "numpy")).ok()?;
     *last = Some((w.clone().unbind(), version, view.clone().unbind()));
     Some(view)
-}
-
-/// `torch.Tensor`, if the caller has imported torch (fastalign never imports it itself).
-fn tensor_type<'py>(py: Python<'py>) -> Option<&'py Bound<'py, PyType>> {
-    if TENSOR_TYPE.get(py).is_none() {
-        let torch = py.import("sys").ok()?.getattr("modules").ok()?.get_item("torch").ok()?;
-        let ty = torch.getattr("Tensor").ok()?.cast_into::<PyType>().ok()?;
-        let _ = TENSOR_TYPE.set(py, ty.unbind());
-    }
-    TENSOR_TYPE.get(py).map(|t| t.bind(py))
-}
-
-/// The numpy view of a numpy array or CPU torch tensor, and whether it was a tensor; `None`
-/// for anything else (including tensors `.numpy()` refuses: autograd, other devices, bf16).
-fn numpy_view<'py>(x: &Bound<'py, PyAny>) -> Option<(Bound<'py, PyAny>, bool)> {
-    if x.cast::<PyUntypedArray>().is_ok() {
-        return Some((x.clone(), false));
-    }
-    let py = x.py();
-    if !x.is_instance(tensor_type(py)?).ok()? {
-        return None;
-    }
-    x.call_method0(pyo3::intern!(py, "numpy")).ok().map(|a| (a, true))
-}
-
-/// `torch.from_numpy(a)` when the input was a tensor, else the array itself.
-fn wrap_output<'py>(py: Python<'py>, a: Bound<'py, PyAny>, torch: bool) -> PyResult<Bound<'py, PyAny>> {
-    if !torch {
-        return Ok(a);
-    }
-    FROM_NUMPY.import(py, "torch", "from_numpy")?.call1((a,))
 }
 
 /// The options of the fast path, or `None` when one is not of its exact expected type/value.
@@ -273,9 +242,9 @@ fn grpo_fast_typed<'py, T: Real + numpy::Element>(
             _ => return Ok(None),
         }
     };
-    let adv = PyArray1::<T>::zeros(py, n, false);
-    let zero = PyArray1::<bool>::zeros(py, n, false);
-    let sums = PyArray1::<T>::zeros(py, n, false);
+    let adv = uninit1::<T>(py, n);
+    let zero = uninit1::<bool>(py, n);
+    let sums = uninit1::<T>(py, n);
     let (frac, m) = {
         let (mut a, mut z, mut s) = (adv.readwrite(), zero.readwrite(), sums.readwrite());
         let internal = |_| crate::errors::bad_argument(py, "output", "is not contiguous");

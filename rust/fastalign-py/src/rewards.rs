@@ -3,11 +3,11 @@
 use std::collections::HashMap;
 
 use fastalign_core::rewards::SoftOverlong as Core;
-use numpy::{IntoPyArray, PyReadonlyArray1};
+use numpy::{Element, IntoPyArray, PyArray1, PyArrayDescrMethods, PyArrayMethods, PyReadonlyArray1, PyUntypedArrayMethods};
 use pyo3::prelude::*;
 use pyo3::types::{PyFloat, PyList, PySequence};
 
-use crate::arrays::slice1;
+use crate::arrays::{numpy_view, slice1, wrap_output};
 use crate::detach::run_detached;
 use crate::errors::{bad_argument, invalid_argument};
 
@@ -114,6 +114,22 @@ impl SoftOverlong {
         self.penalties(py, l, float64)
     }
 
+    /// Penalties of a lengths argument taken as it is (a numpy array or CPU tensor, 1-D int32 or
+    /// int64, C-contiguous, native byte order), float64, of the input's kind; `None` for
+    /// anything else, which the Python wrapper then checks (and accepts or rejects) itself. The
+    /// wrapper's checks cost more than the kernel at thousands of completions.
+    fn penalties_fast<'py>(&self, py: Python<'py>, lengths: &Bound<'py, PyAny>) -> PyResult<Option<Bound<'py, PyAny>>> {
+        let Some((view, torch)) = numpy_view(lengths) else { return Ok(None) };
+        let out = if let Ok(a) = view.cast::<PyArray1<i64>>() {
+            self.penalties_fast_typed(py, a)?
+        } else if let Ok(a) = view.cast::<PyArray1<i32>>() {
+            self.penalties_fast_typed(py, a)?
+        } else {
+            None
+        };
+        out.map(|a| wrap_output(py, a, torch)).transpose()
+    }
+
     fn __repr__(&self) -> String {
         format!(
             "SoftOverlong(max_completion_len={}, soft_punish_cache={})",
@@ -128,6 +144,22 @@ impl SoftOverlong {
 }
 
 impl SoftOverlong {
+    fn penalties_fast_typed<'py, I: Element + Copy + Into<i64> + Send + Sync>(
+        &self,
+        py: Python<'py>,
+        lengths: &Bound<'py, PyArray1<I>>,
+    ) -> PyResult<Option<Bound<'py, PyAny>>> {
+        if !lengths.dtype().is_native_byteorder().unwrap_or(false) {
+            return Ok(None);
+        }
+        let Ok(ro) = lengths.try_readonly() else { return Ok(None) };
+        let Ok(l) = ro.as_slice() else { return Ok(None) };
+        if l.is_empty() {
+            return Ok(None);
+        }
+        self.penalties(py, l, true).map(Some)
+    }
+
     fn penalties<'py, I: Copy + Into<i64> + Send + Sync>(
         &self,
         py: Python<'py>,
