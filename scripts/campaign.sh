@@ -37,7 +37,7 @@ for id in "${ids[@]}"; do
     [ $rc -eq 0 ] || status=1
     passed="$(grep -Eo '[0-9]+ passed' "$logs/$name.log" | tail -1)"
     failed="$(grep -Eo '[0-9]+ failed' "$logs/$name.log" | tail -1)"
-    examples="$(grep -Eo '[0-9]+ passing examples' "$logs/$name.log" | awk '{s+=$1} END {print s+0}')"
+    examples="$(grep -Eo "[0-9]+ passing" "$logs/$name.log" | awk "{s+=\$1} END {print s+0}")"
     printf '%s  rc=%d  %ss  %s %s  passing examples (all cells): %s\n' "$id" "$rc" "$(( $(date +%s) - start ))" \
         "${passed:-0 passed}" "${failed:-}" "$examples" | tee -a "$logs/summary.txt"
 done

@@ -248,8 +248,11 @@ fn grpo_fast_typed<'py, T: Real + numpy::Element>(
     let (frac, m) = {
         let (mut a, mut z, mut s) = (adv.readwrite(), zero.readwrite(), sums.readwrite());
         let internal = |_| crate::errors::bad_argument(py, "output", "is not contiguous");
-        let (a, z, s) =
-            (a.as_slice_mut().map_err(internal)?, z.as_slice_mut().map_err(internal)?, s.as_slice_mut().map_err(internal)?);
+        let (a, z, s) = (
+            a.as_slice_mut().map_err(internal)?,
+            z.as_slice_mut().map_err(internal)?,
+            s.as_slice_mut().map_err(internal)?,
+        );
         run_detached(py, || {
             let out = GrpoOutputs { advantages: a, std_is_zero: z, rewards: s };
             let frac = grpo_advantages_into(data, k, w, params, out)?;
@@ -281,9 +284,8 @@ fn grpo_fast_typed<'py, T: Real + numpy::Element>(
         ],
     )?;
     let cls = ADVANTAGES_TYPE.import(py, "fastalign.advantages", "Advantages")?;
-    let tuple_new = TUPLE_NEW.get_or_try_init(py, || {
-        PyResult::Ok(py.get_type::<PyTuple>().getattr("__new__")?.unbind())
-    })?;
+    let tuple_new =
+        TUPLE_NEW.get_or_try_init(py, || PyResult::Ok(py.get_type::<PyTuple>().getattr("__new__")?.unbind()))?;
     Ok(Some(tuple_new.bind(py).call1((cls, items))?))
 }
 
@@ -302,7 +304,8 @@ pub fn grpo_advantages_fast<'py>(
     eps: &Bound<'py, PyAny>,
     metrics: &Bound<'py, PyAny>,
 ) -> PyResult<Option<Bound<'py, PyAny>>> {
-    let Some((params, metrics)) = fast_params(num_generations, scale_rewards, multi_objective_aggregation, eps, metrics)
+    let Some((params, metrics)) =
+        fast_params(num_generations, scale_rewards, multi_objective_aggregation, eps, metrics)
     else {
         return Ok(None);
     };

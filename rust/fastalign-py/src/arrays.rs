@@ -135,4 +135,3 @@ pub(crate) fn wrap_output<'py>(py: Python<'py>, a: Bound<'py, PyAny>, torch: boo
     }
     FROM_NUMPY.import(py, "torch", "from_numpy")?.call1((a,))
 }
-

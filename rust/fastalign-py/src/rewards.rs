@@ -3,7 +3,9 @@
 use std::collections::HashMap;
 
 use fastalign_core::rewards::SoftOverlong as Core;
-use numpy::{Element, IntoPyArray, PyArray1, PyArrayDescrMethods, PyArrayMethods, PyReadonlyArray1, PyUntypedArrayMethods};
+use numpy::{
+    Element, IntoPyArray, PyArray1, PyArrayDescrMethods, PyArrayMethods, PyReadonlyArray1, PyUntypedArrayMethods,
+};
 use pyo3::prelude::*;
 use pyo3::types::{PyFloat, PyList, PySequence};
 
