@@ -206,32 +206,3 @@ mod tests {
         assert_eq!(SoftOverlong::new(0, 0).unwrap_err().argument, "max_completion_len");
     }
 }
-
-#[cfg(test)]
-mod timing {
-    use super::*;
-
-    /// `cargo test --release -p fastalign-core time_soft_overlong -- --ignored --nocapture`: the
-    /// vector kernel at the benchmark's 8192 lengths uniform in 0..4096 (L_max 4096, cache 1024).
-    #[test]
-    #[ignore]
-    fn time_soft_overlong() {
-        let mut x = 12345u64;
-        let lengths: Vec<i64> = (0..8192)
-            .map(|_| {
-                x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-                ((x >> 33) % 4096) as i64
-            })
-            .collect();
-        let s = SoftOverlong::new(4096, 1024).unwrap();
-        let mut best = f64::MAX;
-        for _ in 0..400 {
-            let t = std::time::Instant::now();
-            for _ in 0..100 {
-                std::hint::black_box(s.penalties_vec::<i64, f64>(std::hint::black_box(&lengths)).unwrap());
-            }
-            best = best.min(t.elapsed().as_secs_f64() / 100.0);
-        }
-        eprintln!("soft overlong kernel {:.2} us", best * 1e6);
-    }
-}
