@@ -18,7 +18,7 @@
 //! half, as torch's `minimum` does.
 
 use crate::error::{ensure, Result};
-use crate::ratios::{for_row_blocks, Float, Layout, MaskValue};
+use crate::ratios::{for_row_blocks, masked_diff_sum_count, Float, Layout, MaskValue};
 use crate::real::Real;
 
 /// TRL 1.16 `loss_type`.
@@ -412,8 +412,11 @@ pub fn grpo_loss<T: KernelFloat, M: MaskValue>(
     let want_grad = !grad.is_empty();
     // The per-token work here (exp, clipping, the gradient) costs several times a plain
     // reduction's, so it is counted 4x against the pool's threshold: a 64 x 4096 batch
-    // already pays for waking the pool.
-    let parts = for_row_blocks(layout, &mut [] as &mut [T], grad, n.saturating_mul(4), |first, rows, _, g| {
+    // already pays for waking the pool. The sequence levels' fast path is a masked sum and a
+    // scaled copy of the mask (one exp per sequence): plain reduction work, counted 1x.
+    let light = p.level != Level::Token && fast_path_applies(inp, p, adv_tok, single_col);
+    let work = if light { n } else { n.saturating_mul(4) };
+    let parts = for_row_blocks(layout, &mut [] as &mut [T], grad, work, |first, rows, _, g| {
         let mut acc = Partial::EMPTY;
         let base = layout.range(first).start;
         for j in first..first + rows {
@@ -566,7 +569,7 @@ fn row<T: KernelFloat, M: MaskValue>(
     let opsm = c.opsm_thr.is_some();
     let len = lp.len();
 
-    if fast_path_applies(inp, p, adv_tok, cfg) {
+    if fast_path_applies(inp, p, adv_tok, cfg.single_col) {
         return row_fast(lp, old.unwrap_or(lp), m, a_row, p.level, c, cfg, want_grad, g, acc);
     }
 
@@ -813,10 +816,10 @@ fn row<T: KernelFloat, M: MaskValue>(
 /// Whether a sequence can take [`row_fast`]: a PPO-family loss with one advantage per sequence
 /// and nothing else per token (no IS ratio, off-policy or entropy mask, KL).
 #[inline(always)]
-fn fast_path_applies<T, M>(inp: &GrpoInputs<'_, T, M>, p: &GrpoParams, adv_tok: bool, cfg: RowCfg) -> bool {
+fn fast_path_applies<T, M>(inp: &GrpoInputs<'_, T, M>, p: &GrpoParams, adv_tok: bool, single_col: bool) -> bool {
     p.loss_type.is_ppo()
         && !adv_tok
-        && !cfg.single_col
+        && !single_col
         && inp.importance_sampling_ratio.is_none()
         && p.off_policy_mask_threshold.is_none()
         && inp.entropy_mask.is_none()
@@ -1020,34 +1023,8 @@ fn row_fast_seq<T: KernelFloat, M: MaskValue>(
     g: &mut [T],
     acc: &mut Partial,
 ) {
-    // pass 1: Σ m·(logp − old) and Σ m
-    let n = lp.len();
-    let (mut s, mut cs) = ([0.0f64; LANES], [0.0f64; LANES]);
-    let full = n - n % LANES;
-    let mut t = 0;
-    let (mut wv, mut dv) = ([T::ZERO; LANES], [T::ZERO; LANES]);
-    while t < full {
-        // separate simple loops over fixed-size blocks (mask conversion, product, f64
-        // accumulation): each vectorises, where one fused loop did not
-        let (lpb, oldb, mb) = (block::<T>(lp, t), block::<T>(old, t), block::<M>(m, t));
-        for k in 0..LANES {
-            wv[k] = mb[k].weight();
-        }
-        for k in 0..LANES {
-            dv[k] = (lpb[k] - oldb[k]) * wv[k];
-        }
-        for k in 0..LANES {
-            s[k] += dv[k].to_f64();
-            cs[k] += wv[k].to_f64();
-        }
-        t += LANES;
-    }
-    for t in full..n {
-        let w: T = m[t].weight();
-        s[0] += ((lp[t] - old[t]) * w).to_f64();
-        cs[0] += w.to_f64();
-    }
-    let (lr_sum, cnt) = (s.iter().sum::<f64>(), cs.iter().sum::<f64>());
+    // pass 1: Σ m·(logp − old) and Σ m (the same sums as `sequence_log_ratio`)
+    let (lr_sum, cnt) = masked_diff_sum_count(lp, Some(old), Some(m));
     let cnt1 = cnt.max(1.0);
     let coef = T::from_f64(lr_sum / cnt1).kexp();
     let (pl, gc, low, high) = ppo_token(coef, a, c);
