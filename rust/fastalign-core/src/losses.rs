@@ -891,7 +891,9 @@ fn row_fast_token<T: KernelFloat, M: MaskValue>(
     let cnt: f64 = if cfg.per_row_count { mask_sum(m) } else { f64::NAN };
     let w_row = if cfg.per_row_count { cfg.w_const / cnt.max(1.0) } else { cfg.w_const };
     let wt = T::from_f64(w_row);
-    let (mut ls, mut cs, mut lo_s, mut hi_s) = ([0.0f64; LANES], [0.0f64; LANES], [0.0f64; LANES], [0.0f64; LANES]);
+    // One sum of clipped weights: with one advantage per sequence a token can only be clipped
+    // low (A < 0) or only high (A > 0), so the sequence's flags go to one side at the end.
+    let (mut ls, mut cs, mut cl_s) = ([0.0f64; LANES], [0.0f64; LANES], [0.0f64; LANES]);
     // `delta = None` is a cap at +inf: the same values and derivatives, without a branch
     let dl = c.delta.unwrap_or(T::from_f64(f64::INFINITY));
     let (lo, hi, half) = (c.lo, c.hi, T::from_f64(0.5));
@@ -936,7 +938,7 @@ fn row_fast_token<T: KernelFloat, M: MaskValue>(
         let high = if c1 > hi && a > T::ZERO { wf } else { 0.0 };
         ((pl * w).to_f64(), wf, low, high, wt * w * (gc * cf))
     }
-    let (mut wv, mut plv, mut lov, mut hiv) = ([T::ZERO; LANES], [T::ZERO; LANES], [T::ZERO; LANES], [T::ZERO; LANES]);
+    let (mut wv, mut plv, mut clv) = ([T::ZERO; LANES], [T::ZERO; LANES], [T::ZERO; LANES]);
     let mut t = 0;
     while t < full {
         // pass a: the importance weights and mask weights of a block of tokens (fixed-size
@@ -952,16 +954,14 @@ fn row_fast_token<T: KernelFloat, M: MaskValue>(
         for k in 0..LANES {
             let (l, _, lw, hw, gv) = lane_t(coef[k], wv[k], a, wt, lo, hi, dl, half);
             plv[k] = l;
-            lov[k] = lw;
-            hiv[k] = hw;
+            clv[k] = lw + hw;
             gl[k] = gv;
         }
         // pass c: f64 accumulation
         for k in 0..LANES {
             ls[k] += plv[k].to_f64();
             cs[k] += wv[k].to_f64();
-            lo_s[k] += lov[k].to_f64();
-            hi_s[k] += hiv[k].to_f64();
+            cl_s[k] += clv[k].to_f64();
         }
         if want_grad {
             g[t..t + LANES].copy_from_slice(&gl);
@@ -973,14 +973,14 @@ fn row_fast_token<T: KernelFloat, M: MaskValue>(
         let (l, cw, lw, hw, gv) = lane(cf, m[t].weight(), a, wt, lo, hi, dl, half);
         ls[k] += l;
         cs[k] += cw;
-        lo_s[k] += lw;
-        hi_s[k] += hw;
+        cl_s[k] += lw + hw;
         if want_grad {
             g[t] = gv;
         }
     }
     let sum = |x: &[f64; LANES]| x.iter().sum::<f64>();
-    let (loss, count, low, high) = (sum(&ls), sum(&cs), sum(&lo_s), sum(&hi_s));
+    let (loss, count, clipped) = (sum(&ls), sum(&cs), sum(&cl_s));
+    let (low, high) = if a < T::ZERO { (clipped, 0.0) } else { (0.0, clipped) };
     acc.loss += loss * w_row;
     acc.tok += count;
     acc.low += low;
