@@ -425,3 +425,44 @@ def test_bad_cu_seqlens():
         assert e.value.argument == "cu_seqlens"
     with pytest.raises(InvalidTypeError):
         grpo_loss(lp, None, adv, m, cu_seqlens=torch.tensor([0.0, 10.0]))
+
+
+@pytest.mark.parametrize("level, lt", [("token", "dapo"), ("sequence", "grpo"), ("sequence_token", "bnpo")])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_mask_dtypes_and_weights_agree(level, lt, dtype):
+    """Every mask dtype the kernels read (each its own variant, picked from the array's dtype)
+    gives the same loss, gradient and metrics on the vectorised fast paths (rows longer than one
+    16-token block plus a tail), and an integer mask with weights other than 0/1 equals the same
+    weights as floats."""
+    bt = make_batch(11, b=5, t=37, dtype=dtype, extreme=False)
+    kw = dict(loss_type=lt, importance_sampling_level=level, epsilon_high=0.28)
+
+    def run(mask):
+        lp = bt.lp.clone().requires_grad_()
+        out = grpo_loss(lp, bt.old, bt.adv, mask, **kw)
+        out.loss.backward()
+        return out.loss.detach(), lp.grad, out.raw_metrics
+
+    want = run(bt.mask.to(torch.float64))
+    for mdt in (torch.bool, torch.int32, torch.int64, torch.float32):
+        for w, g in zip(run(bt.mask.to(mdt)), want):
+            torch.testing.assert_close(w, g, rtol=0, atol=0, equal_nan=True)
+    weights = bt.mask * torch.randint(1, 4, bt.mask.shape, generator=torch.Generator().manual_seed(3))
+    want = run(weights.to(torch.float64))
+    for mdt in (torch.int32, torch.int64, torch.float32):
+        for w, g in zip(run(weights.to(mdt)), want):
+            torch.testing.assert_close(w, g, rtol=0, atol=0, equal_nan=True)
+
+
+def test_native_mask_of_another_dtype_is_a_type_error():
+    """The kernels' mask argument rejects dtypes they do not read (the Python layer validates
+    first; this is the binding's own check)."""
+    import numpy as np
+
+    from fastalign import _native
+
+    x = np.zeros(8, np.float32)
+    with pytest.raises(TypeError):
+        _native.grpo_loss_f32(x, None, np.zeros(2, np.float32), np.ones(8, np.uint8), None, None, None, None, 2, None,
+                              "dapo", "token", 0.2, 0.2, None, 0.0, True, None, (1.0, 1.05), (2.0, 3.0, 3.0, 2.0), 1.0,
+                              None, None, None)  # fmt: skip

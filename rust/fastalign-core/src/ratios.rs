@@ -242,7 +242,7 @@ fn masked_sum_count<T: Real, M: MaskValue>(x: &[T], m: Option<&[M]>) -> (f64, f6
 /// `(Σ m·(x − y), Σ m)` with the difference rounded to `T` first (as torch's `x - y`), in `f64`
 /// lanes; `y = None` sums `m·x`.
 #[multiversion::multiversion(targets("x86_64+avx512f+avx512vl+avx512dq+avx2+fma", "x86_64+avx2+fma"))]
-fn masked_diff_sum_count<T: Real, M: MaskValue>(x: &[T], y: Option<&[T]>, m: Option<&[M]>) -> (f64, f64) {
+pub(crate) fn masked_diff_sum_count<T: Real, M: MaskValue>(x: &[T], y: Option<&[T]>, m: Option<&[M]>) -> (f64, f64) {
     let n = x.len();
     let full = n - n % LANES;
     let (mut s, mut c) = ([0.0f64; LANES], [0.0f64; LANES]);
