@@ -344,7 +344,13 @@ fn sort_desc_stable(items: &Items, seq_length: i64, counts: &mut Vec<u32>, out: 
         let order: Vec<usize> = if seq_length <= u32::MAX as i64 {
             let mut keys: Vec<u64> =
                 items.len.iter().enumerate().map(|(i, &l)| ((seq_length - l) as u64) << 32 | i as u64).collect();
-            keys.sort_unstable();
+            if seq_length < 1 << 24 && n >= 256 {
+                // LSD radix on `S - len` (< 2^24: at most 2 passes of <= 12 bits); the item
+                // numbers start out ascending and stay so within equal lengths (stable)
+                radix_sort_high(&mut keys, 64 - (seq_length as u64).leading_zeros());
+            } else {
+                keys.sort_unstable();
+            }
             keys.iter().map(|&k| (k & 0xffff_ffff) as usize).collect()
         } else {
             let mut keys: Vec<u128> =
@@ -359,6 +365,35 @@ fn sort_desc_stable(items: &Items, seq_length: i64, counts: &mut Vec<u32>, out: 
                 out.skip.push(items.skip[i]);
             }
         }
+    }
+}
+
+/// Stable LSD radix sort of `keys` on their bits `32..32 + bits` (the low 32 bits, already in
+/// order, keep their order among equal high parts), in passes of at most 12 bits.
+fn radix_sort_high(keys: &mut Vec<u64>, bits: u32) {
+    let passes = bits.div_ceil(12).max(1);
+    let digit = bits.div_ceil(passes).max(1);
+    let mask = (1u64 << digit) - 1;
+    let mut tmp = vec![0u64; keys.len()];
+    let mut counts = vec![0u32; 1 << digit];
+    for pass in 0..passes {
+        let shift = 32 + pass * digit;
+        counts.iter_mut().for_each(|c| *c = 0);
+        for &key in keys.iter() {
+            counts[((key >> shift) & mask) as usize] += 1;
+        }
+        let mut acc = 0u32;
+        for c in counts.iter_mut() {
+            let here = *c;
+            *c = acc;
+            acc += here;
+        }
+        for &key in keys.iter() {
+            let d = ((key >> shift) & mask) as usize;
+            tmp[counts[d] as usize] = key;
+            counts[d] += 1;
+        }
+        std::mem::swap(keys, &mut tmp);
     }
 }
 
@@ -1378,6 +1413,25 @@ mod tests {
                 trl_bfd(&kept_lens, s).into_iter().map(|b| b.into_iter().map(|j| kept[j]).collect()).collect();
             let got = bins_of(&pack_plan(&lens, &[0], &[n as i64], s, Strategy::Bfd).unwrap());
             assert_eq!(got, want, "case {case}: s={s} lens={lens:?}");
+        }
+    }
+
+    #[test]
+    fn radix_visiting_order_matches_trl() {
+        // S > 4n + 64 and n >= 256: the radix path of the visiting order (TRL's default windows
+        // of 1,000 rows at S=4096 take it), many equal lengths
+        let mut rng = Lcg(29);
+        for case in 0..12 {
+            let s = [4096i64, 5000, 70_000, (1 << 20) - 1][case % 4];
+            let n = 256 + (rng.next() % 700) as usize;
+            let top = if case % 3 == 0 { 40 } else { 2 * s as u64 };
+            let lens: Vec<i64> = (0..n).map(|_| (rng.next() % top) as i64).collect();
+            let kept: Vec<usize> = (0..n).filter(|&i| lens[i] > 0).collect();
+            let kept_lens: Vec<i64> = kept.iter().map(|&i| lens[i].min(s)).collect();
+            let want: Vec<Vec<usize>> =
+                trl_bfd(&kept_lens, s).into_iter().map(|b| b.into_iter().map(|j| kept[j]).collect()).collect();
+            let got = bins_of(&pack_plan(&lens, &[0], &[n as i64], s, Strategy::Bfd).unwrap());
+            assert_eq!(got, want, "case {case}: s={s}");
         }
     }
 
