@@ -313,15 +313,25 @@ class _Column:
                 chunks.append(data)
             children.append(child)
             bases.append(base)
-            lengths.append(np.diff(offs).astype(np.int64, copy=False))
-            starts.append(offs[:-1].astype(np.int64) + base)
+            lengths.append(np.subtract(offs[1:], offs[:-1], dtype=np.int64))
+            st = offs[:-1].astype(np.int64)
+            if base:
+                st += base
+            starts.append(st)
             base += n_child
         self.width = width
         self.chunks = chunks
         self.children = children
         self.bases = np.array(bases, dtype=np.int64)
-        self.starts = np.concatenate(starts) if starts else np.empty(0, dtype=np.int64)
-        self.lengths = np.concatenate(lengths) if lengths else np.empty(0, dtype=np.int64)
+        self.starts = _concat(starts)
+        self.lengths = _concat(lengths)
+
+
+def _concat(parts: list[np.ndarray]) -> np.ndarray:
+    """``np.concatenate`` without the copy of a single part."""
+    if len(parts) == 1:
+        return parts[0]
+    return np.concatenate(parts) if parts else np.empty(0, dtype=np.int64)
 
 
 class _Packed:
