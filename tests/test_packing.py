@@ -431,6 +431,24 @@ def test_balance_partitions_quality_and_shape(equal_size):
         assert max(sums) - min(sums) <= _verl_kk_spread(lengths, k, equal_size)
 
 
+def test_balance_partitions_result_ints_beyond_the_shared_ones():
+    """Items below 65,536 come from a shared list of ints, the others are made per call: the
+    parts are the same either way, and they are fresh lists the caller may change."""
+    import fastalign.packing as packing
+
+    rng = np.random.default_rng(12)
+    n = packing._INT_OBJECTS_MAX + 4_000
+    lengths = rng.integers(1, 50, n)
+    parts = balance_partitions(lengths, 8, equal_size=True)
+    assert sorted(i for p in parts for i in p) == list(range(n))
+    assert all(type(i) is int for p in parts for i in p)
+    parts[0].append(-1)
+    parts[1][0] = -2
+    again = balance_partitions(lengths, 8, equal_size=True)
+    assert again[0] == parts[0][:-1] and again[1][1:] == parts[1][1:]
+    assert packing._int_objects(10) == list(range(len(packing._int_objects(10))))
+
+
 def test_balance_partitions_cap():
     lengths = np.array([7, 7, 6, 5, 4, 3, 2, 2])
     parts = balance_partitions(lengths, 3, equal_size=False, max_tokens=13)

@@ -203,10 +203,25 @@ def balance_partitions(
     if arr.size and int(arr.max()) > _INT64_MAX // arr.size and sum(arr.tolist()) > _INT64_MAX:
         # part sums are int64: refuse a total that could wrap rather than compare wrapped sums
         raise InvalidArgumentError(f"sum to {sum(arr.tolist())}, beyond int64 (2^63 - 1)", "lengths")
-    items, bounds = _native.balance_partitions(arr, kk, bool(equal_size), cap)
-    flat = items.tolist()
-    b = bounds.tolist()
-    return [flat[b[i] : b[i + 1]] for i in range(kk)]
+    return _native.balance_partitions(arr, kk, bool(equal_size), cap, _int_objects(arr.size))
+
+
+_INT_OBJECTS_MAX = 1 << 16
+_int_objects_cache: list[int] = []
+
+
+def _int_objects(n: int) -> list[int]:
+    """``list(range(m))`` for ``m = min(n, 65,536)``, kept between calls: the result lists of
+    :func:`balance_partitions` reference these ints instead of making ``n`` new ones (which is
+    about a third of a call at n=16,384). Never mutated: a longer one replaces it, so threads
+    only ever see complete lists."""
+    global _int_objects_cache
+    cache = _int_objects_cache
+    m = min(n, _INT_OBJECTS_MAX)
+    if len(cache) < m:
+        cache = list(range(m))
+        _int_objects_cache = cache
+    return cache
 
 
 # --------------------------------------------------------------------------------------------
@@ -298,15 +313,25 @@ class _Column:
                 chunks.append(data)
             children.append(child)
             bases.append(base)
-            lengths.append(np.diff(offs).astype(np.int64, copy=False))
-            starts.append(offs[:-1].astype(np.int64) + base)
+            lengths.append(np.subtract(offs[1:], offs[:-1], dtype=np.int64))
+            st = offs[:-1].astype(np.int64)
+            if base:
+                st += base
+            starts.append(st)
             base += n_child
         self.width = width
         self.chunks = chunks
         self.children = children
         self.bases = np.array(bases, dtype=np.int64)
-        self.starts = np.concatenate(starts) if starts else np.empty(0, dtype=np.int64)
-        self.lengths = np.concatenate(lengths) if lengths else np.empty(0, dtype=np.int64)
+        self.starts = _concat(starts)
+        self.lengths = _concat(lengths)
+
+
+def _concat(parts: list[np.ndarray]) -> np.ndarray:
+    """``np.concatenate`` without the copy of a single part."""
+    if len(parts) == 1:
+        return parts[0]
+    return np.concatenate(parts) if parts else np.empty(0, dtype=np.int64)
 
 
 class _Packed:

@@ -3,6 +3,7 @@
 use fastalign_core::packing::{self, Strategy};
 use numpy::{IntoPyArray, PyArray1, PyArrayMethods, PyReadonlyArray1};
 use pyo3::prelude::*;
+use pyo3::types::PyList;
 
 use crate::arrays::slice1;
 use crate::detach::run_detached;
@@ -104,22 +105,36 @@ pub fn cu_seqlens<'py>(
     Ok(run_detached(py, || packing::cu_seqlens(lens))?.into_pyarray(py))
 }
 
-/// Karmarkar–Karp partition: `(items, bounds)`, part `p` (parts by decreasing sum) holding the
-/// items `items[bounds[p]:bounds[p + 1]]`, ascending.
+/// Karmarkar–Karp partition as Python lists: part `p` (parts by decreasing sum) is the list of
+/// its items, ascending. `ints` is a list whose entry `i` is the int `i` (the caller keeps it
+/// between calls): items below its length are those very objects (a reference each, no new
+/// int), the others are made here.
 #[pyfunction]
-#[pyo3(signature = (lengths, k, equal_size, max_tokens))]
+#[pyo3(signature = (lengths, k, equal_size, max_tokens, ints))]
 pub fn balance_partitions<'py>(
     py: Python<'py>,
     lengths: PyReadonlyArray1<'py, i64>,
     k: usize,
     equal_size: bool,
     max_tokens: Option<i64>,
-) -> PyResult<(I64Array<'py>, I64Array<'py>)> {
+    ints: &Bound<'py, PyList>,
+) -> PyResult<Bound<'py, PyList>> {
     let w = slice1(&lengths, "lengths")?;
     let (items, bounds) = run_detached(py, || {
         packing::balance_partitions(w, k, equal_size, max_tokens).map(|part| packing::group_by_part(&part, k))
     })?;
-    // int64 items: numpy's tolist makes Python ints from int64 a little faster than from uint32
-    let items: Vec<i64> = items.into_iter().map(i64::from).collect();
-    Ok((items.into_pyarray(py), bounds.into_pyarray(py)))
+    let cached = ints.len();
+    let mut members: Vec<Bound<'py, PyAny>> = Vec::new();
+    let parts = bounds
+        .windows(2)
+        .map(|b| {
+            members.clear();
+            for &i in &items[b[0] as usize..b[1] as usize] {
+                let i = i as usize;
+                members.push(if i < cached { ints.get_item(i)? } else { i.into_pyobject(py)?.into_any() });
+            }
+            PyList::new(py, members.drain(..))
+        })
+        .collect::<PyResult<Vec<_>>>()?;
+    PyList::new(py, parts)
 }
