@@ -23,8 +23,8 @@ mod _native {
 
     #[pymodule_export]
     use crate::advantages::{
-        grpo_advantages_f32, grpo_advantages_f64, grpo_advantages_fast, rloo_advantages_f32, rloo_advantages_f64, zero_variance_groups_f32,
-        zero_variance_groups_f64,
+        grpo_advantages_f32, grpo_advantages_f64, grpo_advantages_fast, rloo_advantages_f32, rloo_advantages_f64,
+        zero_variance_groups_f32, zero_variance_groups_f64,
     };
     #[pymodule_export]
     use crate::arrays::_borrowed_address;

@@ -70,7 +70,13 @@ macro_rules! gather_binding {
             // without new page faults), or one numpy allocates: lazily zeroed by the OS
             let out = match out {
                 Some(o) if numpy::PyUntypedArrayMethods::len(&o) == total => o,
-                Some(o) => return Err(bad_argument(py, "out", format!("holds {} values, expected {total}", numpy::PyUntypedArrayMethods::len(&o)))),
+                Some(o) => {
+                    return Err(bad_argument(
+                        py,
+                        "out",
+                        format!("holds {} values, expected {total}", numpy::PyUntypedArrayMethods::len(&o)),
+                    ))
+                }
                 None => PyArray1::<$t>::zeros(py, [total], false),
             };
             {
