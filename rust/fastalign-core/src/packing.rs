@@ -1002,6 +1002,17 @@ pub fn balance_partitions(weights: &[i64], k: usize, equal_size: bool, max_token
         // is non-empty produce a set
         let (la, lb) = (s0.len(), s1.len());
         merged.clear();
+        if la == k && lb == k {
+            // both states full (always, with equal_size): set i takes set k-1-i, no gaps
+            for (&x, y) in s0.iter().zip(s1.iter().rev()) {
+                absorbed.push((y.head, x.head));
+                merged.push(KkSet { sum: x.sum + y.sum, size: x.size + y.size, head: x.head });
+            }
+            sorter.sort(&mut merged);
+            std::mem::swap(s0, &mut merged);
+            heap.push(slots[a].priority(k, a as u32));
+            continue;
+        }
         for i in (0..k).filter(|&i| i < la || k - 1 - i < lb) {
             let j = k - 1 - i;
             let set = match (s0.get(i), s1.get(j)) {
