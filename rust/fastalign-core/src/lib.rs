@@ -14,6 +14,7 @@
 pub mod advantages;
 pub mod error;
 pub mod losses;
+mod memcopy;
 pub mod overlong;
 pub mod packing;
 pub mod par;

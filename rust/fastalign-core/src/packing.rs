@@ -25,6 +25,7 @@ use std::collections::{BTreeMap, VecDeque};
 use rayon::prelude::*;
 
 use crate::error::{ensure, Error, Result};
+use crate::memcopy;
 use crate::par;
 
 /// How rows longer than `seq_length` (and rows in general) are packed.
@@ -690,7 +691,10 @@ pub fn pack_plan(
 /// share when the pool is used, else one); each task copies its pieces in *row* order, not in
 /// output order: the reads then walk the values forward (the rows' values are usually in row
 /// order) and only the writes jump, which costs less than jumping reads on large plans (a
-/// bin of a global best fit takes its rows from anywhere in the dataset). The result does not
+/// bin of a global best fit takes its rows from anywhere in the dataset). When the tasks' rows
+/// would each span most of the dataset (one global window), the tasks are cut from the pieces
+/// in row order instead, each reading a compact range of rows and writing its pieces wherever
+/// their bins are (disjoint ranges of `out`, through [`memcopy::Scatter`]). The result does not
 /// depend on the order.
 pub fn gather<T: Copy + Send + Sync>(
     chunks: &[&[T]],
@@ -745,13 +749,15 @@ pub fn gather<T: Copy + Send + Sync>(
         }
         ranges
     };
-    let mut pool = par::pool_for(out.len() * elem / 8).filter(|_| pieces > 1);
-    let mut ranges = ranges_for(pool.map_or(1, |p| 4 * p.current_num_threads()));
+    let pool = par::pool_for(out.len() * elem / 8).filter(|_| pieces > 1);
+    let mut scatter = false;
+    let ranges = ranges_for(pool.map_or(1, |p| 4 * p.current_num_threads()));
     if reorder && pool.is_some() {
-        // Parallel tasks pay off when each reads a compact range of rows (TRL's windows); when
-        // every task reads rows from all over the values (one global window), their read
-        // streams compete and one thread walking all rows in order is faster (measured: 100k
-        // rows of ~400 int64 tokens, 2 threads ~25% slower than 1).
+        // Tasks by output range read compact ranges of rows in TRL's windows; when every such
+        // task would read rows from all over the values (one global window), their read
+        // streams compete (measured: 100k rows of ~400 int64 tokens, 2 threads ~25% slower than
+        // 1), so the tasks are cut by row range instead and scatter their writes (2 threads:
+        // gather + plan 50 -> 42 ms there).
         let span: u64 = ranges
             .iter()
             .map(|&(p0, p1, _)| {
@@ -762,9 +768,64 @@ pub fn gather<T: Copy + Send + Sync>(
             })
             .sum();
         if span > 2 * nrows as u64 {
-            pool = None;
-            ranges = ranges_for(1);
+            scatter = true;
         }
+    }
+    // the source values of piece `p`
+    let source = |p: usize| -> Result<&[T]> {
+        let src = row_starts[plan_rows[p] as usize] + plan_skips[p];
+        let len = plan_lens[p] as usize;
+        let c = chunk_bases.partition_point(|&b| b <= src);
+        ensure!(c > 0 && src >= 0, "row_starts", "piece {p} starts at {src}, before the first chunk");
+        let local = (src - chunk_bases[c - 1]) as usize;
+        let chunk = chunks[c - 1];
+        ensure!(
+            local + len <= chunk.len(),
+            "row_starts",
+            "piece {p} ([{src}, {}) ) crosses the end of its chunk",
+            src + len as i64
+        );
+        Ok(&chunk[local..local + len])
+    };
+    if let (true, Some(pool)) = (scatter, pool) {
+        // Every task reads a compact range of rows (runs of the pieces in row order, about
+        // equal in tokens) and writes each piece to its place in the output, wherever its bin is.
+        let mut place = Vec::with_capacity(pieces);
+        let mut acc = 0usize;
+        for &l in plan_lens {
+            place.push(acc);
+            acc += l as usize;
+        }
+        let by_row = pieces_by_row(plan_rows, nrows);
+        let n_tasks = 4 * pool.current_num_threads();
+        let target = (out.len() / n_tasks).max(1);
+        let mut cuts = vec![0usize];
+        let mut tokens = 0usize;
+        for (i, &p) in by_row.iter().enumerate() {
+            tokens += plan_lens[p as usize] as usize;
+            if tokens >= target || i + 1 == pieces {
+                cuts.push(i + 1);
+                tokens = 0;
+            }
+        }
+        let out = memcopy::Scatter::new(out);
+        return pool.install(|| {
+            cuts.par_windows(2).try_for_each(|w| {
+                for &p in &by_row[w[0]..w[1]] {
+                    let p = p as usize;
+                    let src = source(p)?;
+                    // SAFETY: piece `p` goes to `place[p]..place[p] + plan_lens[p]`; `place`
+                    // is the running sum of the (checked non-negative) piece lengths, so the
+                    // ranges of distinct pieces do not overlap, and `by_row` holds every piece
+                    // exactly once (a counting sort of `0..pieces`), split into disjoint runs.
+                    #[allow(unsafe_code)]
+                    unsafe {
+                        out.write(place[p], src)
+                    };
+                }
+                Ok(())
+            })
+        });
     }
     let mut jobs: Vec<(usize, usize, &mut [T])> = Vec::with_capacity(ranges.len());
     {
@@ -779,20 +840,7 @@ pub fn gather<T: Copy + Send + Sync>(
     // pieces `p0..p1`; a counting sort on the row, then a stable split by task) and each
     // piece's offset in its task's output
     let (order, dst_at) = if reorder {
-        let mut at = vec![0u32; nrows + 1];
-        for &row in plan_rows {
-            at[row as usize + 1] += 1;
-        }
-        for r in 0..nrows {
-            at[r + 1] += at[r];
-        }
-        let mut by_row = vec![0u32; pieces];
-        for (p, &row) in plan_rows.iter().enumerate() {
-            let slot = &mut at[row as usize];
-            by_row[*slot as usize] = p as u32;
-            *slot += 1;
-        }
-        drop(at);
+        let by_row = pieces_by_row(plan_rows, nrows);
         let mut fill: Vec<usize> = jobs.iter().map(|j| j.0).collect();
         let ends: Vec<usize> = jobs.iter().map(|j| j.1).collect();
         let mut order = vec![0u32; pieces];
@@ -815,19 +863,8 @@ pub fn gather<T: Copy + Send + Sync>(
         (Vec::new(), Vec::new())
     };
     let copy_piece = |p: usize, dst: &mut [T], d: usize| -> Result<()> {
-        let src = row_starts[plan_rows[p] as usize] + plan_skips[p];
-        let len = plan_lens[p] as usize;
-        let c = chunk_bases.partition_point(|&b| b <= src);
-        ensure!(c > 0 && src >= 0, "row_starts", "piece {p} starts at {src}, before the first chunk");
-        let local = (src - chunk_bases[c - 1]) as usize;
-        let chunk = chunks[c - 1];
-        ensure!(
-            local + len <= chunk.len(),
-            "row_starts",
-            "piece {p} ([{src}, {}) ) crosses the end of its chunk",
-            src + len as i64
-        );
-        dst[d..d + len].copy_from_slice(&chunk[local..local + len]);
+        let src = source(p)?;
+        dst[d..d + src.len()].copy_from_slice(src);
         Ok(())
     };
     let copy_task = |(p0, p1, dst): (usize, usize, &mut [T])| -> Result<()> {
@@ -848,6 +885,24 @@ pub fn gather<T: Copy + Send + Sync>(
         Some(pool) => pool.install(|| jobs.into_par_iter().try_for_each(copy_task)),
         None => jobs.into_iter().try_for_each(copy_task),
     }
+}
+
+/// The pieces' numbers in row order (a stable counting sort on each piece's row).
+fn pieces_by_row(plan_rows: &[i64], nrows: usize) -> Vec<u32> {
+    let mut at = vec![0u32; nrows + 1];
+    for &row in plan_rows {
+        at[row as usize + 1] += 1;
+    }
+    for r in 0..nrows {
+        at[r + 1] += at[r];
+    }
+    let mut by_row = vec![0u32; plan_rows.len()];
+    for (p, &row) in plan_rows.iter().enumerate() {
+        let slot = &mut at[row as usize];
+        by_row[*slot as usize] = p as u32;
+        *slot += 1;
+    }
+    by_row
 }
 
 /// [`gather`] copies in row order when the pieces average at least this many bytes: below it,
@@ -1630,7 +1685,8 @@ mod tests {
     #[test]
     fn gather_large_plans_local_and_global() {
         // large enough for the pool (when there is one): pieces in row order within windows
-        // (parallel tasks) and rows from anywhere (one task), both equal to the plain copy
+        // (tasks by output range) and rows from anywhere, whole or in two pieces each (tasks by
+        // row range, scattered writes), all equal to the plain copy
         let mut rng = Lcg(31);
         let nrows = 3000usize;
         let lens: Vec<usize> = (0..nrows).map(|_| 1000 + (rng.next() % 4000) as usize).collect();
@@ -1649,9 +1705,32 @@ mod tests {
         for i in (1..nrows).rev() {
             global.swap(i, (rng.next() as usize) % (i + 1));
         }
-        for rows in [local, global] {
-            let skips: Vec<i64> = rows.iter().map(|&r| (lens[r as usize] / 3) as i64).collect();
-            let plens: Vec<i64> = rows.iter().map(|&r| (lens[r as usize] - lens[r as usize] / 3) as i64).collect();
+        // every row cut in two pieces (as fragments of a split are), all pieces shuffled
+        let mut halves: Vec<(i64, i64, i64)> = (0..nrows)
+            .flat_map(|r| {
+                let h = (lens[r] / 2) as i64;
+                [(r as i64, 0, h), (r as i64, h, lens[r] as i64 - h)]
+            })
+            .collect();
+        for i in (1..halves.len()).rev() {
+            halves.swap(i, (rng.next() as usize) % (i + 1));
+        }
+        let third = |r: i64| (lens[r as usize] / 3) as i64;
+        let rest = |r: i64| (lens[r as usize] - lens[r as usize] / 3) as i64;
+        let plans: [(Vec<i64>, Vec<i64>, Vec<i64>); 3] = [
+            (
+                local.clone(),
+                local.iter().map(|&r| third(r)).collect::<Vec<_>>(),
+                local.iter().map(|&r| rest(r)).collect(),
+            ),
+            (global.clone(), global.iter().map(|&r| third(r)).collect(), global.iter().map(|&r| rest(r)).collect()),
+            (
+                halves.iter().map(|h| h.0).collect(),
+                halves.iter().map(|h| h.1).collect(),
+                halves.iter().map(|h| h.2).collect(),
+            ),
+        ];
+        for (rows, skips, plens) in plans {
             let mut want = Vec::new();
             for p in 0..rows.len() {
                 let s = (starts[rows[p] as usize] + skips[p]) as usize;
