@@ -408,6 +408,125 @@ def test_position_ids_and_cu_seqlens_match_trl_collator():
     assert cu.tolist() == np.concatenate([np.flatnonzero(got == 0), [len(got)]]).tolist()
 
 
+_ROW = 1 << 20  # token value = row * _ROW + position: each packed token names its row and place
+
+
+def _trl_bins(lengths, s, split):
+    """TRL's ``_pack_bfd`` on a one-column table of the given lengths, read back as pieces:
+    (order, bin_offsets, lengths, starts) as :func:`bfd` returns them."""
+    from trl.data_utils import _pack_bfd
+
+    offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+    values = np.concatenate([r * _ROW + np.arange(n, dtype=np.int64) for r, n in enumerate(lengths)] + [[]])
+    col = pa.LargeListArray.from_arrays(offsets, pa.array(values.astype(np.int64)))
+    out = _pack_bfd(pa.table({"input_ids": col}), s, "split" if split else "truncate")
+    order, starts, plens, bounds = [], [], [], [0]
+    for tokens, seq in zip(out["input_ids"].to_pylist(), out["seq_lengths"].to_pylist(), strict=True):
+        at = 0
+        for n in seq:
+            order.append(tokens[at] // _ROW)
+            starts.append(tokens[at] % _ROW)
+            plens.append(n)
+            at += n
+        bounds.append(len(order))
+    return order, bounds, plens, starts
+
+
+def _ffd_oracle(lengths, s, split):
+    """First fit decreasing, written plainly: the pieces in bfd's visiting order (longest first,
+    ties in (row, fragment) order), each into the oldest bin with room, else a new bin."""
+    pieces = []
+    for r, n in enumerate(lengths):
+        if n == 0:
+            continue
+        if split:
+            pieces += [(r, a, min(s, n - a)) for a in range(0, n, s)]
+        else:
+            pieces.append((r, 0, min(n, s)))
+    pieces.sort(key=lambda p: -p[2])  # stable: ties keep (row, fragment) order
+    bins, room = [], []
+    for p in pieces:
+        for b, free in enumerate(room):
+            if free >= p[2]:
+                bins[b].append(p)
+                room[b] -= p[2]
+                break
+        else:
+            bins.append([p])
+            room.append(s - p[2])
+    flat = [p for b in bins for p in b]
+    bounds = np.cumsum([0] + [len(b) for b in bins]).tolist()
+    return [p[0] for p in flat], bounds, [p[2] for p in flat], [p[1] for p in flat]
+
+
+_KERNEL_LENGTHS = st.lists(st.one_of(st.integers(0, 12), st.integers(0, 200)), min_size=0, max_size=150)
+_KERNEL_S = st.one_of(st.integers(1, 24), st.sampled_from([1, 2, 3, 5, 17, 33, 64, 65, 129]))
+
+
+@settings(max_examples=examples(40, cells=2), deadline=None)
+@pytest.mark.parametrize("split", [False, True])
+@given(lengths=_KERNEL_LENGTHS, s=_KERNEL_S, torch_in=st.booleans())
+def test_bfd_kernel_matches_trl_pack_bfd(split, lengths, s, torch_in):
+    """``bfd`` forms TRL's bins: the same pieces, in the same bins, in the same order."""
+    arr = np.array(lengths, dtype=np.int64)
+    got = bfd(torch.from_numpy(arr.astype(np.int32)) if torch_in else arr, s, split=split)
+    if not lengths or not any(lengths):
+        assert len(got.order) == 0 and list(got.bin_offsets) == [0]
+        return
+    want = _trl_bins(lengths, s, split)
+    assert [x.tolist() for x in got] == list(want)
+
+
+@settings(max_examples=examples(40, cells=2), deadline=None)
+@pytest.mark.parametrize("split", [False, True])
+@given(lengths=_KERNEL_LENGTHS, s=_KERNEL_S)
+def test_first_fit_decreasing_matches_oracle(split, lengths, s):
+    got = first_fit_decreasing(np.array(lengths, dtype=np.int64), s, split=split)
+    assert [x.tolist() for x in got] == list(_ffd_oracle(lengths, s, split))
+
+
+@settings(max_examples=examples(60), deadline=None)
+@given(lengths=st.lists(st.integers(1, 300), min_size=1, max_size=60), as_int32=st.booleans())
+def test_position_ids_and_cu_seqlens_match_trl_collator_hypothesis(lengths, as_int32):
+    """Against TRL's collator for one packed row: its position ids, and the ``cu_seq_lens`` it
+    derives from them (positive lengths: TRL's packed rows never hold empty sequences)."""
+    from trl.trainer.sft_trainer import DataCollatorForLanguageModeling
+
+    arr = np.array(lengths, dtype=np.int32 if as_int32 else np.int64)
+    (want,) = DataCollatorForLanguageModeling.get_position_ids_from_packed_seq_lengths([lengths])
+    got = position_ids(torch.from_numpy(arr))
+    assert got.dtype == torch.int64 and torch.equal(got, want)
+    starts = (want == 0).nonzero().flatten()
+    want_cu = torch.cat([starts, torch.tensor([want.numel()])]).to(torch.int32)
+    cu = cu_seqlens(arr)
+    assert cu.dtype == np.int32 and cu.tolist() == want_cu.tolist()
+    assert position_ids(arr).tolist() == want.tolist()
+
+
+@settings(max_examples=examples(40), deadline=None)
+@given(data=st.data())
+def test_balance_partitions_spread_no_worse_than_verl(data):
+    """A valid partition (every item once, parts sorted, ``N / k`` items each with
+    ``equal_size``, listed by decreasing sum) whose spread is at most verl's Karmarkar-Karp's on
+    the same weights (small weight ranges: many ties, where tie-breaking could matter)."""
+    from verl_reference import verl_karmarkar_karp
+
+    k = data.draw(st.integers(1, 9), label="k")
+    equal_size = data.draw(st.booleans(), label="equal_size")
+    n = k * data.draw(st.integers(1, 6)) if equal_size else data.draw(st.integers(k, 6 * k))
+    hi = data.draw(st.sampled_from([0, 1, 2, 4, 9, 100, 10_000]), label="hi")
+    lengths = data.draw(st.lists(st.integers(0, hi), min_size=n, max_size=n), label="lengths")
+    parts = balance_partitions(np.array(lengths, dtype=np.int64), k, equal_size=equal_size)
+    assert len(parts) == k and sorted(i for p in parts for i in p) == list(range(n))
+    assert all(p == sorted(p) for p in parts)
+    if equal_size:
+        assert all(len(p) == n // k for p in parts)
+    sums = [sum(lengths[i] for i in p) for p in parts]
+    assert sums == sorted(sums, reverse=True)
+    ref = [sum(lengths[i] for i in p) for p in verl_karmarkar_karp(lengths, k, equal_size)]
+    assert max(sums) - min(sums) <= max(ref) - min(ref)
+
+
 def _verl_kk_spread(lengths, k, equal_size):
     """Spread of verl's karmarkar_karp (restated in fastalign/_verl_lines.py)."""
     from verl_reference import verl_karmarkar_karp
