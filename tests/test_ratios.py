@@ -79,6 +79,49 @@ def test_reductions_match_trl_lines(b, t, seed, dtype, mask_dtype, scale):
     torch.testing.assert_close(masked_mean(x), x.mean(-1), **kw)
 
 
+@settings(max_examples=examples(40))
+@given(
+    lengths=st.lists(st.integers(0, 30), min_size=1, max_size=8),
+    seed=st.integers(0, 10**6),
+    dtype=st.sampled_from([torch.float32, torch.float64]),
+    mask_dtype=st.sampled_from([torch.int64, torch.int32, torch.bool, torch.float32]),
+    scale=st.sampled_from([1e-3, 1.0, 30.0]),
+)
+def test_packed_reductions_and_importance_weights_match_trl_lines(lengths, seed, dtype, mask_dtype, scale):
+    """The packed layout (1-D tokens, ``cu_seqlens``) against TRL's padded lines on the same
+    sequences, and ``importance_weights`` at both TRL levels (token: ``exp(log_ratio)``;
+    sequence: ``exp`` of GSPO's sequence log-ratio, ``unsqueeze(-1)``) in both layouts."""
+    b, t = len(lengths), max(max(lengths), 1)
+    x, y, m = batch(seed, b, t, dtype, scale, mask_dtype)
+    if b > 1:
+        m[0] = 1  # (batch() masks row 0 entirely: keep one fully masked row only where b == 1)
+    keep = torch.arange(t).unsqueeze(0) < torch.tensor(lengths).unsqueeze(1)
+    m = m * keep.to(m.dtype) if mask_dtype != torch.bool else m & keep
+    mf = m.to(dtype)
+    cu = torch.tensor([0, *torch.tensor(lengths).cumsum(0).tolist()], dtype=torch.int32)
+    px, py, pm = x[keep], y[keep], m[keep]
+    kw = tol(dtype, scale)
+    log_ratio = x - y
+    seq_mean = (log_ratio * mf).sum(-1) / mf.sum(-1).clamp(min=1.0)
+    torch.testing.assert_close(masked_reduce(px, pm, reduction="sum", cu_seqlens=cu), (x * mf).sum(-1), **kw)
+    torch.testing.assert_close(
+        masked_reduce(px, pm, reduction="mean", cu_seqlens=cu), (x * mf).sum(-1) / mf.sum(-1).clamp(min=1.0), **kw
+    )
+    want_max = x.masked_fill(m == 0, -math.inf).amax(-1)
+    torch.testing.assert_close(masked_reduce(px, pm, reduction="max", cu_seqlens=cu), want_max, rtol=0, atol=0)
+    torch.testing.assert_close(sequence_log_ratio(px, py, pm, cu_seqlens=cu), seq_mean, **kw)
+    # importance weights: TRL's coef_1 = exp(log_importance_weights) at each level. An absolute
+    # error e in a log-ratio is a relative error of about e in its exp: the log tolerance's atol
+    # joins the relative one (and values below the smallest normal float compare absolutely)
+    ekw = dict(rtol=kw["rtol"] + kw["atol"], atol=torch.finfo(dtype).tiny)
+    torch.testing.assert_close(importance_weights(x, y, m), torch.exp(log_ratio), **ekw)
+    seq_w = torch.exp(seq_mean).unsqueeze(-1)
+    torch.testing.assert_close(importance_weights(x, y, m, level="sequence"), seq_w, **ekw)
+    got = importance_weights(px, py, pm, level="sequence", cu_seqlens=cu)
+    torch.testing.assert_close(got.reshape(-1), seq_w.reshape(-1), **ekw)
+    torch.testing.assert_close(importance_weights(px, py, pm, cu_seqlens=cu), torch.exp(px - py), **ekw)
+
+
 @pytest.mark.parametrize("reduction", ["sum", "mean", "max"])
 def test_packed_equals_padded(reduction):
     x, _, m = batch(1, 6, 9, torch.float64)
