@@ -39,6 +39,7 @@ KK_N, KK_K = 16_384, 64
 # call, and single calls of them varied by 1.5-6x across runs here (TRL's global pack 1.76-2.79 s,
 # verl's KK 42-246 ms): three rounds, after a warm-up, give their median a chance to settle.
 REFERENCE_ROUNDS = 3
+# fastalign's calls take 0.4-40 ms: more rounds (15-200), so that a median is not three samples
 
 
 def _lengths(n: int) -> np.ndarray:
@@ -98,7 +99,7 @@ def test_pack_dataset(benchmark, dataset, impl, mode):
     else:
         window = "trl" if mode == "trl-windows" else None
         tag(benchmark, op=op, size=_size(dataset), impl="fastalign", role="fastalign", target=50, nbytes=nbytes)
-        out = run(benchmark, pack_dataset, dataset, SEQ_LENGTH, "bfd", None, window=window, rounds=5)
+        out = run(benchmark, pack_dataset, dataset, SEQ_LENGTH, "bfd", None, window=window, rounds=15)
         if mode not in _checked:
             mk = None if mode == "trl-windows" else {"batch_size": N}
             ref = trl.pack_dataset(dataset, SEQ_LENGTH, "bfd", mk)
@@ -117,13 +118,13 @@ def test_index_step(benchmark, impl):
     if impl == "fastalign":
         tag(benchmark, op="bfd index step (lengths -> bins)", size=size, impl="fastalign", role="fastalign",
             note="one window, TRL's exact order", nbytes=8 * N * 5)
-        out = run(benchmark, bfd, lengths, SEQ_LENGTH, rounds=5)
+        out = run(benchmark, bfd, lengths, SEQ_LENGTH, rounds=30)
         benchmark.extra_info["bins"] = int(len(out.bin_offsets) - 1)
     else:
         seqpacker = pytest.importorskip("seqpacker")
         tag(benchmark, op="bfd index step (lengths -> bins)", size=size, impl="seqpacker", role="reference")
         as_list = lengths.tolist()
-        out = run(benchmark, _seqpacker_bfd(seqpacker), as_list, SEQ_LENGTH, rounds=5)
+        out = run(benchmark, _seqpacker_bfd(seqpacker), as_list, SEQ_LENGTH, rounds=30)
         benchmark.extra_info["bins"] = _count_bins(out)
 
 
@@ -164,7 +165,8 @@ def test_balance_partitions(benchmark, impl, equal_size):
     else:
         tag(benchmark, op="balance_partitions (Karmarkar-Karp)", size=size, impl="fastalign", role="fastalign",
             target=100)
-        parts = run(benchmark, balance_partitions, lengths, KK_K, equal_size=equal_size, rounds=5)
+        parts = run(benchmark, balance_partitions, lengths, KK_K, equal_size=equal_size,
+                    rounds=200 if equal_size else 30)
     sums = [int(lengths[p].sum()) for p in parts]
     benchmark.extra_info["spread"] = max(sums) - min(sums)
 
