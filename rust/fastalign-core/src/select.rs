@@ -95,36 +95,23 @@ pub fn top_k_per_group<T: Real>(scores: &[T], g: usize, k: usize, keep: Keep) ->
     // < k are kept, walked in row order, so no selection and no sort are needed.
     let bits_of = |x: T| key(x, 0).0;
     match g {
-        0..=8 => {
-            return Ok({
-                rank_groups::<T, 8>(scores, g, k, bits_of, &mut out);
-                out
-            })
+        0..=8 => rank_groups::<T, 8>(scores, g, k, bits_of, &mut out),
+        9..=16 => rank_groups::<T, 16>(scores, g, k, bits_of, &mut out),
+        17..=RANK_MAX_G => rank_groups::<T, RANK_MAX_G>(scores, g, k, bits_of, &mut out),
+        _ => {
+            // larger groups: a selection of the k best keys, then those in row order
+            let mut keys: Vec<(u64, usize)> = Vec::with_capacity(g);
+            for (gi, group) in scores.chunks_exact(g).enumerate() {
+                keys.clear();
+                keys.extend(group.iter().enumerate().map(|(i, &x)| key(x, i)));
+                if k < g {
+                    keys.select_nth_unstable(k - 1);
+                }
+                let kept = &mut keys[..k];
+                kept.sort_unstable_by_key(|&(_, i)| i);
+                out.extend(kept.iter().map(|&(_, i)| (gi * g + i) as i64));
+            }
         }
-        9..=16 => {
-            return Ok({
-                rank_groups::<T, 16>(scores, g, k, bits_of, &mut out);
-                out
-            })
-        }
-        17..=RANK_MAX_G => {
-            return Ok({
-                rank_groups::<T, RANK_MAX_G>(scores, g, k, bits_of, &mut out);
-                out
-            })
-        }
-        _ => {}
-    }
-    let mut keys: Vec<(u64, usize)> = Vec::with_capacity(g);
-    for (gi, group) in scores.chunks_exact(g).enumerate() {
-        keys.clear();
-        keys.extend(group.iter().enumerate().map(|(i, &x)| key(x, i)));
-        if k < g {
-            keys.select_nth_unstable(k - 1);
-        }
-        let kept = &mut keys[..k];
-        kept.sort_unstable_by_key(|&(_, i)| i);
-        out.extend(kept.iter().map(|&(_, i)| (gi * g + i) as i64));
     }
     Ok(out)
 }
