@@ -76,7 +76,8 @@ def masked_reduce(
     s = lay.rsum(xm, F64)
     if reduction == "sum":
         return s.to(values.dtype)
-    cnt = lay.rsum(m, F64) if m is not None else lay.rsum(torch.ones_like(x), F64)
+    # the count is exact, as TRL's ``mask.sum(-1)`` (an integer mask is summed as integers)
+    cnt = lay.rsum(mask, F64) if mask is not None else lay.rsum(torch.ones_like(x), F64)
     return (s / cnt.clamp(min=1.0)).to(values.dtype)
 
 
@@ -87,7 +88,8 @@ def masked_reduce_backward(
     m = torch.ones_like(like) if mask is None else mask.to(like.dtype)
     g = grad
     if reduction == "mean":
-        g = (grad.to(F64) / lay.rsum(m, F64).clamp(min=1.0)).to(like.dtype)
+        cnt = lay.rsum(m if mask is None else mask, F64)
+        g = (grad.to(F64) / cnt.clamp(min=1.0)).to(like.dtype)
     return lay.expand(g) * m
 
 

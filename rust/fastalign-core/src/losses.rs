@@ -18,7 +18,7 @@
 //! half, as torch's `minimum` does.
 
 use crate::error::{ensure, Result};
-use crate::ratios::{for_row_blocks, masked_diff_sum_count, Float, Layout, MaskValue};
+use crate::ratios::{for_row_blocks, mask_count, masked_diff_sum_count, Float, Layout, MaskValue};
 use crate::real::Real;
 
 /// TRL 1.16 `loss_type`.
@@ -387,7 +387,7 @@ pub fn grpo_loss<T: KernelFloat, M: MaskValue>(
         let parts = for_row_blocks(layout, &mut [] as &mut [u8], &mut [] as &mut [u8], n, |first, rows, _, _| {
             let s = layout.range(first).start;
             let e = layout.range(first + rows - 1).end;
-            inp.mask[s..e].iter().map(|m| m.weight::<f64>()).sum::<f64>()
+            mask_count(&inp.mask[s..e])
         });
         parts.iter().sum()
     };
@@ -575,11 +575,12 @@ fn row<T: KernelFloat, M: MaskValue>(
 
     // Pre-pass: what the sequence's tokens need to know about the whole sequence.
     let need_pre = cfg.per_row_count || seq || opsm || vespo;
-    let (mut cnt, mut lr_sum, mut opsm_sum, mut vespo_sum) = (0.0f64, 0.0f64, 0.0f64, 0.0f64);
+    let (mut lr_sum, mut opsm_sum, mut vespo_sum) = (0.0f64, 0.0f64, 0.0f64);
+    let mut cnt_c = M::NO_COUNT;
     if need_pre {
         for t in 0..len {
             let w: T = m[t].weight();
-            cnt += w.to_f64();
+            cnt_c = m[t].count_into(cnt_c);
             let lr = old.map_or(T::ZERO, |o| lp[t] - o[t]);
             if seq {
                 lr_sum += (lr * w).to_f64();
@@ -602,6 +603,8 @@ fn row<T: KernelFloat, M: MaskValue>(
         // TRL's sum over the (B, 1) ratio's last dimension is that value
         vespo_sum += is_row.ln().clamp_to(c.log_lo, T::from_f64(20.0)).to_f64();
     }
+    // the count, when the pre-pass took it (else the main loop does)
+    let mut cnt = M::count_f64(cnt_c);
     let cnt1 = cnt.max(1.0);
     let seq_lw = T::from_f64(lr_sum / cnt1);
     let coef_row = if seq { seq_lw.kexp() } else { T::ONE };
@@ -748,7 +751,7 @@ fn row<T: KernelFloat, M: MaskValue>(
         }
         let wf = w.to_f64();
         if !need_pre {
-            cnt += wf;
+            cnt_c = m[t].count_into(cnt_c);
         }
         low_s += wf * f64::from(u8::from(low));
         high_s += wf * f64::from(u8::from(high));
@@ -766,6 +769,9 @@ fn row<T: KernelFloat, M: MaskValue>(
             let w: T = m[t].weight();
             g[t] = g[t] + k * w;
         }
+    }
+    if !need_pre {
+        cnt = M::count_f64(cnt_c);
     }
     acc.loss += row_loss * w_row;
     acc.tok += cnt;
@@ -888,12 +894,12 @@ fn row_fast_token<T: KernelFloat, M: MaskValue>(
 ) {
     let n = lp.len();
     // counts first when the weight depends on them (grpo's per-sequence mean)
-    let cnt: f64 = if cfg.per_row_count { mask_sum(m) } else { f64::NAN };
+    let cnt: f64 = if cfg.per_row_count { mask_count(m) } else { f64::NAN };
     let w_row = if cfg.per_row_count { cfg.w_const / cnt.max(1.0) } else { cfg.w_const };
     let wt = T::from_f64(w_row);
     // One sum of clipped weights: with one advantage per sequence a token can only be clipped
     // low (A < 0) or only high (A > 0), so the sequence's flags go to one side at the end.
-    let (mut ls, mut cs, mut cl_s) = ([0.0f64; LANES], [0.0f64; LANES], [0.0f64; LANES]);
+    let (mut ls, mut cs, mut cl_s) = ([0.0f64; LANES], [M::NO_COUNT; LANES], [0.0f64; LANES]);
     // `delta = None` is a cap at +inf: the same values and derivatives, without a branch
     let dl = c.delta.unwrap_or(T::from_f64(f64::INFINITY));
     let (lo, hi, half) = (c.lo, c.hi, T::from_f64(0.5));
@@ -960,7 +966,7 @@ fn row_fast_token<T: KernelFloat, M: MaskValue>(
         // pass c: f64 accumulation
         for k in 0..LANES {
             ls[k] += plv[k].to_f64();
-            cs[k] += wv[k].to_f64();
+            cs[k] = mb[k].count_into(cs[k]);
             cl_s[k] += clv[k].to_f64();
         }
         if want_grad {
@@ -970,16 +976,17 @@ fn row_fast_token<T: KernelFloat, M: MaskValue>(
     }
     for (k, t) in (full..n).enumerate() {
         let cf = (lp[t] - old[t]).kexp();
-        let (l, cw, lw, hw, gv) = lane(cf, m[t].weight(), a, wt, lo, hi, dl, half);
+        let (l, _, lw, hw, gv) = lane(cf, m[t].weight(), a, wt, lo, hi, dl, half);
         ls[k] += l;
-        cs[k] += cw;
+        cs[k] = m[t].count_into(cs[k]);
         cl_s[k] += lw + hw;
         if want_grad {
             g[t] = gv;
         }
     }
     let sum = |x: &[f64; LANES]| x.iter().sum::<f64>();
-    let (loss, count, clipped) = (sum(&ls), sum(&cs), sum(&cl_s));
+    let count = M::count_f64(cs.iter().fold(M::NO_COUNT, |x, &y| M::merge(x, y)));
+    let (loss, clipped) = (sum(&ls), sum(&cl_s));
     let (low, high) = if a < T::ZERO { (clipped, 0.0) } else { (0.0, clipped) };
     acc.loss += loss * w_row;
     acc.tok += count;
@@ -994,19 +1001,6 @@ fn row_fast_token<T: KernelFloat, M: MaskValue>(
 #[inline(always)]
 fn block<T>(x: &[T], t: usize) -> &[T; LANES] {
     x[t..t + LANES].try_into().expect("a full block")
-}
-
-/// `Σ m` of one sequence, in `f64` lanes.
-#[inline(always)]
-fn mask_sum<M: MaskValue>(m: &[M]) -> f64 {
-    let mut s = [0.0f64; LANES];
-    let mut chunks = m.chunks_exact(LANES);
-    for ch in &mut chunks {
-        for k in 0..LANES {
-            s[k] += ch[k].weight::<f64>();
-        }
-    }
-    s.iter().sum::<f64>() + chunks.remainder().iter().map(|w| w.weight::<f64>()).sum::<f64>()
 }
 
 #[allow(clippy::too_many_arguments)]

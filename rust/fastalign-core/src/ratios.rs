@@ -63,18 +63,46 @@ impl Float for f64 {
 
 /// A mask element: completion masks are `int64` in TRL, `int32`/`bool` elsewhere, and float
 /// weights are multiplied like torch does (`x * mask`).
+///
+/// A mask's per-sequence count (`Σ m`, TRL's `mask.sum(-1)`) is exact: integer and bool masks
+/// add in `i64` (wrapping on overflow, as torch's `int64` sum), float masks in `f64`.
 pub trait MaskValue: Copy + Send + Sync + 'static {
+    /// What [`MaskValue::count_into`] accumulates in: `i64` or `f64`.
+    type Count: Copy + Send + Sync + 'static;
+    const NO_COUNT: Self::Count;
+    /// The value as `T`, rounded once, as torch promotes the mask in `x * mask`.
     fn weight<T: Real>(self) -> T;
+    /// `count + self`.
+    fn count_into(self, count: Self::Count) -> Self::Count;
+    /// `a + b` of two partial counts.
+    fn merge(a: Self::Count, b: Self::Count) -> Self::Count;
+    /// A count as `f64` (rounded beyond 2^53).
+    fn count_f64(count: Self::Count) -> f64;
     fn on(self) -> bool;
 }
 
 macro_rules! impl_mask {
-    ($t:ty, $zero:expr, |$x:ident| $to_f64:expr) => {
+    ($t:ty, $count:ty, $zero:expr, |$x:ident| $weight:expr, |$y:ident| $as_count:expr) => {
         impl MaskValue for $t {
+            type Count = $count;
+            const NO_COUNT: $count = 0 as $count;
             #[inline(always)]
             fn weight<T: Real>(self) -> T {
                 let $x = self;
-                T::from_f64($to_f64)
+                $weight
+            }
+            #[inline(always)]
+            fn count_into(self, count: $count) -> $count {
+                let $y = self;
+                CountAdd::add(count, $as_count)
+            }
+            #[inline(always)]
+            fn merge(a: $count, b: $count) -> $count {
+                CountAdd::add(a, b)
+            }
+            #[inline(always)]
+            fn count_f64(count: $count) -> f64 {
+                count as f64
             }
             #[inline(always)]
             fn on(self) -> bool {
@@ -83,11 +111,42 @@ macro_rules! impl_mask {
         }
     };
 }
-impl_mask!(bool, false, |x| f64::from(u8::from(x)));
-impl_mask!(i32, 0, |x| f64::from(x));
-impl_mask!(i64, 0, |x| x as f64);
-impl_mask!(f32, 0.0, |x| f64::from(x));
-impl_mask!(f64, 0.0, |x| x);
+
+/// Addition of mask counts: wrapping for `i64` (as torch's `int64` sum), plain for `f64`.
+trait CountAdd {
+    fn add(self, other: Self) -> Self;
+}
+impl CountAdd for i64 {
+    #[inline(always)]
+    fn add(self, other: Self) -> Self {
+        self.wrapping_add(other)
+    }
+}
+impl CountAdd for f64 {
+    #[inline(always)]
+    fn add(self, other: Self) -> Self {
+        self + other
+    }
+}
+impl_mask!(bool, i64, false, |x| if x { T::ONE } else { T::ZERO }, |x| i64::from(x));
+impl_mask!(i32, i64, 0, |x| T::from_i64(i64::from(x)), |x| i64::from(x));
+impl_mask!(i64, i64, 0, |x| T::from_i64(x), |x| x);
+impl_mask!(f32, f64, 0.0, |x| T::from_f32(x), |x| f64::from(x));
+impl_mask!(f64, f64, 0.0, |x| T::from_f64(x), |x| x);
+
+/// `Σ m` of one sequence (see [`MaskValue`]), in lanes.
+#[inline(always)]
+pub(crate) fn mask_count<M: MaskValue>(m: &[M]) -> f64 {
+    let mut s = [M::NO_COUNT; LANES];
+    let mut chunks = m.chunks_exact(LANES);
+    for ch in &mut chunks {
+        for k in 0..LANES {
+            s[k] = ch[k].count_into(s[k]);
+        }
+    }
+    let tail = chunks.remainder().iter().fold(M::NO_COUNT, |c, &w| w.count_into(c));
+    M::count_f64(s.iter().fold(tail, |a, &b| M::merge(a, b)))
+}
 
 /// Where each sequence's tokens lie in a flat buffer.
 #[derive(Debug, Clone, Copy)]
@@ -245,8 +304,9 @@ fn masked_sum_count<T: Real, M: MaskValue>(x: &[T], m: Option<&[M]>) -> (f64, f6
 pub(crate) fn masked_diff_sum_count<T: Real, M: MaskValue>(x: &[T], y: Option<&[T]>, m: Option<&[M]>) -> (f64, f64) {
     let n = x.len();
     let full = n - n % LANES;
-    let (mut s, mut c) = ([0.0f64; LANES], [0.0f64; LANES]);
-    // full blocks through fixed-size views (no bounds checks in the loops, so they vectorise)
+    let (mut s, mut c) = ([0.0f64; LANES], [M::NO_COUNT; LANES]);
+    // full blocks through fixed-size views (no bounds checks in the loops, so they vectorise),
+    // each step a plain loop over the block (LLVM keeps the accumulators in registers)
     let blk = |v: &[T], t: usize| -> [T; LANES] { v[t..t + LANES].try_into().expect("a full block") };
     let mut t = 0;
     while t < full {
@@ -257,21 +317,21 @@ pub(crate) fn masked_diff_sum_count<T: Real, M: MaskValue>(x: &[T], y: Option<&[
                 v[k] = v[k] - yb[k];
             }
         }
-        match m {
-            Some(m) => {
-                let mb: &[M; LANES] = m[t..t + LANES].try_into().expect("a full block");
-                for k in 0..LANES {
-                    let w: T = mb[k].weight();
-                    s[k] += (v[k] * w).to_f64();
-                    c[k] += w.to_f64();
-                }
+        if let Some(m) = m {
+            let mb: &[M; LANES] = m[t..t + LANES].try_into().expect("a full block");
+            let mut w = [T::ZERO; LANES];
+            for k in 0..LANES {
+                w[k] = mb[k].weight();
             }
-            None => {
-                for k in 0..LANES {
-                    s[k] += v[k].to_f64();
-                    c[k] += 1.0;
-                }
+            for k in 0..LANES {
+                v[k] = v[k] * w[k];
             }
+            for k in 0..LANES {
+                c[k] = mb[k].count_into(c[k]);
+            }
+        }
+        for k in 0..LANES {
+            s[k] += v[k].to_f64();
         }
         t += LANES;
     }
@@ -280,11 +340,16 @@ pub(crate) fn masked_diff_sum_count<T: Real, M: MaskValue>(x: &[T], y: Option<&[
             Some(y) => x[t] - y[t],
             None => x[t],
         };
-        let w: T = m.map_or(T::ONE, |m| m[t].weight());
-        s[k] += (v * w).to_f64();
-        c[k] += w.to_f64();
+        match m {
+            Some(m) => {
+                s[k] += (v * m[t].weight()).to_f64();
+                c[k] = m[t].count_into(c[k]);
+            }
+            None => s[k] += v.to_f64(),
+        }
     }
-    (s.iter().sum(), c.iter().sum())
+    let count = if m.is_some() { M::count_f64(c.iter().fold(M::NO_COUNT, |a, &b| M::merge(a, b))) } else { n as f64 };
+    (s.iter().sum(), count)
 }
 
 /// Per-sequence `sum` / `mean` / `max` of `values` (or of `values − minus`, rounded to `T`
@@ -364,7 +429,7 @@ pub fn masked_reduce_backward<T: Real, M: MaskValue>(
             let m = mask.map(|m| &m[r.clone()]);
             let g = match reduction {
                 Reduction::Mean => {
-                    let c = m.map_or(ob.len() as f64, |m| m.iter().map(|w| w.weight::<f64>()).sum());
+                    let c = m.map_or(ob.len() as f64, mask_count);
                     T::from_f64(grad[j].to_f64() / c.max(1.0))
                 }
                 _ => grad[j],
@@ -568,6 +633,30 @@ pub fn vllm_is_ratio<T: Float, M: MaskValue>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn mask_counts_are_exact_like_torchs_integer_sum() {
+        // 2^24 + 1 is not a float32: the count must not go through the weight's rounding
+        let big = (1i64 << 24) + 1;
+        for len in [1usize, 15, 16, 17, 40] {
+            let m = vec![big; len];
+            let want = (big * len as i64) as f64;
+            assert_eq!(mask_count(&m), want);
+            let x = vec![1.0f32; len];
+            assert_eq!(masked_sum_count(&x, Some(&m)).1, want);
+            let m32: Vec<i32> = m.iter().map(|&v| v as i32).collect();
+            assert_eq!(mask_count(&m32), want);
+        }
+        // int64 overflow wraps, as torch's int64 sum does
+        assert_eq!(mask_count(&[i64::MAX, 1]), i64::MIN as f64);
+        let b: Vec<bool> = (0..37).map(|i| i % 3 == 0).collect();
+        assert_eq!(mask_count(&b), 13.0);
+        let f = vec![0.5f32; 33];
+        assert_eq!(mask_count(&f), 16.5);
+        // the weight itself is rounded once, as torch's int64 -> float32 cast
+        assert_eq!(big.weight::<f32>(), (1u32 << 24) as f32);
+        assert_eq!(((1i64 << 54) + (1 << 30) + 1).weight::<f32>(), ((1i64 << 54) + (1 << 30) + 1) as f32);
+    }
 
     #[test]
     fn reductions_padded_and_packed_agree() {

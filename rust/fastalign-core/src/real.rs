@@ -22,6 +22,10 @@ pub trait Real:
     const LOWEST: Self;
     /// Round an `f64` to this type (round to nearest even, as torch's casts do).
     fn from_f64(x: f64) -> Self;
+    /// An `int64` as this type, rounded once (torch's int-to-float promotion in `x * mask`).
+    fn from_i64(x: i64) -> Self;
+    /// An `f32` as this type (exact).
+    fn from_f32(x: f32) -> Self;
     fn to_f64(self) -> f64;
     fn is_nan(self) -> bool;
     fn is_infinite(self) -> bool;
@@ -56,6 +60,14 @@ macro_rules! impl_real {
             const LOWEST: Self = <$t>::MIN;
             #[inline(always)]
             fn from_f64(x: f64) -> Self {
+                x as $t
+            }
+            #[inline(always)]
+            fn from_i64(x: i64) -> Self {
+                x as $t
+            }
+            #[inline(always)]
+            fn from_f32(x: f32) -> Self {
                 x as $t
             }
             #[inline(always)]
