@@ -11,9 +11,10 @@ fastalign equal to the real method), followed by ``torch.autograd.grad`` to
   per-sequence mean, the batch mean.
 
 float32 log-probs, int64 mask, ``beta=0``, ``epsilon=0.2``, ``epsilon_high=0.28``. Default sizes
-B x T = 64x4096, 512x4096, 512x8192; set ``FASTALIGN_BENCH_LOSS_SIZES`` (e.g. "64x8192") to change.
-GB/s counts fastalign's bytes: log-probs, old log-probs, mask read, gradient written (4+4+8+4 per
-token), for the forward+backward call.
+B x T = 64x4096, 64x8192, 512x4096, 512x8192 (the corners of the issue's range); set
+``FASTALIGN_BENCH_LOSS_SIZES`` (e.g. "64x4096") to change. GB/s counts fastalign's bytes:
+log-probs, old log-probs, mask read, gradient written (4+4+8+4 per token), for the
+forward+backward call.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from fastalign.losses import grpo_loss
 
 
 def _sizes() -> list[tuple[int, int]]:
-    spec = os.environ.get("FASTALIGN_BENCH_LOSS_SIZES", "64x4096,512x4096,512x8192")
+    spec = os.environ.get("FASTALIGN_BENCH_LOSS_SIZES", "64x4096,64x8192,512x4096,512x8192")
     return [tuple(int(v) for v in s.split("x")) for s in spec.split(",") if s]  # type: ignore[misc]
 
 
