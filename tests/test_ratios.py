@@ -20,6 +20,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from fastalign import _torch_losses
 from fastalign.errors import InvalidArgumentError, InvalidTypeError
 from fastalign.ratios import (
     importance_weights,
@@ -132,6 +133,28 @@ def test_packed_equals_padded(reduction):
     got = masked_reduce(packed_x, packed_m, reduction=reduction, cu_seqlens=cu)
     want = masked_reduce(x, m * keep, reduction=reduction)
     torch.testing.assert_close(got, want, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("mask_dtype", [torch.int64, torch.int32])
+def test_integer_mask_counts_exactly(mask_dtype):
+    """An integer mask's count is its exact integer sum (TRL's ``mask.sum(-1)`` is int64), not a
+    sum of the values rounded to float32 (2**24 + 1 is not a float32); the torch path (CUDA's)
+    counts the same way, and so do the backward passes."""
+    big = 2**24 + 1
+    x = torch.ones(2, 3, requires_grad=True)
+    mask = torch.tensor([[big, 3, 0], [1, 1, 1]], dtype=mask_dtype)
+    count = big + 3
+    # float32 products: x * float32(big) = 2**24, so the row sums to 2**24 + 3
+    want = torch.tensor([(2**24 + 3) / count, 1.0], dtype=torch.float32)
+    got = masked_mean(x, mask)
+    assert torch.equal(got, want)
+    torch.testing.assert_close(_torch_losses.masked_reduce(x.detach(), None, mask, None, "mean"), want, rtol=0, atol=0)
+    (g,) = torch.autograd.grad(got.sum(), x)
+    want_g = (torch.tensor([[2**24, 3, 0], [1, 1, 1]], dtype=torch.float64) / torch.tensor([[count], [3]])).float()
+    assert torch.equal(g, want_g)
+    torch.testing.assert_close(
+        _torch_losses.masked_reduce_backward(torch.ones(2), mask, x, None, "mean"), want_g, rtol=0, atol=0
+    )
 
 
 @pytest.mark.parametrize("reduction", ["sum", "mean", "max"])

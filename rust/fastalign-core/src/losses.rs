@@ -576,7 +576,7 @@ fn row<T: KernelFloat, M: MaskValue>(
     // Pre-pass: what the sequence's tokens need to know about the whole sequence.
     let need_pre = cfg.per_row_count || seq || opsm || vespo;
     let (mut lr_sum, mut opsm_sum, mut vespo_sum) = (0.0f64, 0.0f64, 0.0f64);
-    let mut cnt_c = M::NO_COUNT;
+    let mut cnt_c = M::COUNT_ZERO;
     if need_pre {
         for t in 0..len {
             let w: T = m[t].weight();
@@ -899,7 +899,7 @@ fn row_fast_token<T: KernelFloat, M: MaskValue>(
     let wt = T::from_f64(w_row);
     // One sum of clipped weights: with one advantage per sequence a token can only be clipped
     // low (A < 0) or only high (A > 0), so the sequence's flags go to one side at the end.
-    let (mut ls, mut cs, mut cl_s) = ([0.0f64; LANES], [M::NO_COUNT; LANES], [0.0f64; LANES]);
+    let (mut ls, mut cs, mut cl_s) = ([0.0f64; LANES], [M::COUNT_ZERO; LANES], [0.0f64; LANES]);
     // `delta = None` is a cap at +inf: the same values and derivatives, without a branch
     let dl = c.delta.unwrap_or(T::from_f64(f64::INFINITY));
     let (lo, hi, half) = (c.lo, c.hi, T::from_f64(0.5));
@@ -985,7 +985,7 @@ fn row_fast_token<T: KernelFloat, M: MaskValue>(
         }
     }
     let sum = |x: &[f64; LANES]| x.iter().sum::<f64>();
-    let count = M::count_f64(cs.iter().fold(M::NO_COUNT, |x, &y| M::merge(x, y)));
+    let count = M::count_f64(cs.iter().fold(M::COUNT_ZERO, |x, &y| M::merge(x, y)));
     let (loss, clipped) = (sum(&ls), sum(&cl_s));
     let (low, high) = if a < T::ZERO { (clipped, 0.0) } else { (0.0, clipped) };
     acc.loss += loss * w_row;

@@ -69,7 +69,8 @@ impl Float for f64 {
 pub trait MaskValue: Copy + Send + Sync + 'static {
     /// What [`MaskValue::count_into`] accumulates in: `i64` or `f64`.
     type Count: Copy + Send + Sync + 'static;
-    const NO_COUNT: Self::Count;
+    /// The empty count.
+    const COUNT_ZERO: Self::Count;
     /// The value as `T`, rounded once, as torch promotes the mask in `x * mask`.
     fn weight<T: Real>(self) -> T;
     /// `count + self`.
@@ -85,7 +86,7 @@ macro_rules! impl_mask {
     ($t:ty, $count:ty, $zero:expr, |$x:ident| $weight:expr, |$y:ident| $as_count:expr) => {
         impl MaskValue for $t {
             type Count = $count;
-            const NO_COUNT: $count = 0 as $count;
+            const COUNT_ZERO: $count = 0 as $count;
             #[inline(always)]
             fn weight<T: Real>(self) -> T {
                 let $x = self;
@@ -137,14 +138,14 @@ impl_mask!(f64, f64, 0.0, |x| T::from_f64(x), |x| x);
 /// `Σ m` of one sequence (see [`MaskValue`]), in lanes.
 #[inline(always)]
 pub(crate) fn mask_count<M: MaskValue>(m: &[M]) -> f64 {
-    let mut s = [M::NO_COUNT; LANES];
+    let mut s = [M::COUNT_ZERO; LANES];
     let mut chunks = m.chunks_exact(LANES);
     for ch in &mut chunks {
         for k in 0..LANES {
             s[k] = ch[k].count_into(s[k]);
         }
     }
-    let tail = chunks.remainder().iter().fold(M::NO_COUNT, |c, &w| w.count_into(c));
+    let tail = chunks.remainder().iter().fold(M::COUNT_ZERO, |c, &w| w.count_into(c));
     M::count_f64(s.iter().fold(tail, |a, &b| M::merge(a, b)))
 }
 
@@ -304,7 +305,7 @@ fn masked_sum_count<T: Real, M: MaskValue>(x: &[T], m: Option<&[M]>) -> (f64, f6
 pub(crate) fn masked_diff_sum_count<T: Real, M: MaskValue>(x: &[T], y: Option<&[T]>, m: Option<&[M]>) -> (f64, f64) {
     let n = x.len();
     let full = n - n % LANES;
-    let (mut s, mut c) = ([0.0f64; LANES], [M::NO_COUNT; LANES]);
+    let (mut s, mut c) = ([0.0f64; LANES], [M::COUNT_ZERO; LANES]);
     // full blocks through fixed-size views (no bounds checks in the loops, so they vectorise),
     // each step a plain loop over the block (LLVM keeps the accumulators in registers)
     let blk = |v: &[T], t: usize| -> [T; LANES] { v[t..t + LANES].try_into().expect("a full block") };
@@ -348,7 +349,7 @@ pub(crate) fn masked_diff_sum_count<T: Real, M: MaskValue>(x: &[T], y: Option<&[
             None => s[k] += v.to_f64(),
         }
     }
-    let count = if m.is_some() { M::count_f64(c.iter().fold(M::NO_COUNT, |a, &b| M::merge(a, b))) } else { n as f64 };
+    let count = if m.is_some() { M::count_f64(c.iter().fold(M::COUNT_ZERO, |a, &b| M::merge(a, b))) } else { n as f64 };
     (s.iter().sum(), count)
 }
 
