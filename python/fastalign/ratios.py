@@ -2,7 +2,8 @@
 
 * :func:`masked_reduce` (and :func:`masked_sum`, :func:`masked_mean`, :func:`masked_max`):
   per-sequence reductions of per-token values under a mask; ``mean`` divides by the mask sum
-  clamped to 1 (TRL's ``clamp(min=1.0)``), so a fully masked sequence gives 0.
+  clamped to 1 (TRL's ``clamp(min=1.0)``), so a fully masked sequence gives 0. The mask sum is
+  exact: bool and integer masks add as int64 (as TRL's ``mask.sum(-1)``), float masks in float64.
 * :func:`sequence_log_ratio`: GSPO's ``Σ m·(logp − old) / max(Σ m, 1)``, one fused pass (no
   ``(B, T)`` difference tensor on CPU).
 * :func:`importance_weights`: ``exp`` of the token log-ratio ("token"), of the sequence log-ratio
