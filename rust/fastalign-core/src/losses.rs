@@ -18,7 +18,7 @@
 //! half, as torch's `minimum` does.
 
 use crate::error::{ensure, Result};
-use crate::ratios::{for_row_blocks, mask_count, masked_diff_sum_count, Float, Layout, MaskValue};
+use crate::ratios::{count_total, for_row_blocks, mask_count, masked_diff_sum_count, Float, Layout, MaskValue};
 use crate::real::Real;
 
 /// TRL 1.16 `loss_type`.
@@ -603,9 +603,9 @@ fn row<T: KernelFloat, M: MaskValue>(
         // TRL's sum over the (B, 1) ratio's last dimension is that value
         vespo_sum += is_row.ln().clamp_to(c.log_lo, T::from_f64(20.0)).to_f64();
     }
-    // the count, when the pre-pass took it (else the main loop does)
-    let mut cnt = M::count_f64(cnt_c);
-    let cnt1 = cnt.max(1.0);
+    // the count, when the pre-pass took it (else the main loop does, and nothing before it
+    // reads `cnt1`)
+    let cnt1 = M::count_f64(cnt_c).max(1.0);
     let seq_lw = T::from_f64(lr_sum / cnt1);
     let coef_row = if seq { seq_lw.kexp() } else { T::ONE };
     let opsm_avg = T::from_f64(opsm_sum / cnt1);
@@ -770,9 +770,7 @@ fn row<T: KernelFloat, M: MaskValue>(
             g[t] = g[t] + k * w;
         }
     }
-    if !need_pre {
-        cnt = M::count_f64(cnt_c);
-    }
+    let cnt = M::count_f64(cnt_c);
     acc.loss += row_loss * w_row;
     acc.tok += cnt;
     acc.low += low_s;
@@ -925,24 +923,24 @@ fn row_fast_token<T: KernelFloat, M: MaskValue>(
         };
         (pl, T::ZERO - a * d, c1)
     }
-    // one token of pass b, everything in the value type (w·pl, w, w·low, w·high, gradient)
+    // one token of pass b, everything in the value type (w·pl, w·low, w·high, gradient)
     #[inline(always)]
     #[allow(clippy::too_many_arguments)]
-    fn lane_t<T: KernelFloat>(cf: T, w: T, a: T, wt: T, lo: T, hi: T, dl: T, half: T) -> (T, T, T, T, T) {
+    fn lane_t<T: KernelFloat>(cf: T, w: T, a: T, wt: T, lo: T, hi: T, dl: T, half: T) -> (T, T, T, T) {
         let (pl, gc, c1) = clip_terms(cf, a, lo, hi, dl, half);
         let low = if c1 < lo && a < T::ZERO { w } else { T::ZERO };
         let high = if c1 > hi && a > T::ZERO { w } else { T::ZERO };
-        (pl * w, w, low, high, wt * w * (gc * cf))
+        (pl * w, low, high, wt * w * (gc * cf))
     }
     // one token of pass b: loss, gradient and flags, the sums in f64
     #[inline(always)]
     #[allow(clippy::too_many_arguments)]
-    fn lane<T: KernelFloat>(cf: T, w: T, a: T, wt: T, lo: T, hi: T, dl: T, half: T) -> (f64, f64, f64, f64, T) {
+    fn lane<T: KernelFloat>(cf: T, w: T, a: T, wt: T, lo: T, hi: T, dl: T, half: T) -> (f64, f64, f64, T) {
         let (pl, gc, c1) = clip_terms(cf, a, lo, hi, dl, half);
         let wf = w.to_f64();
         let low = if c1 < lo && a < T::ZERO { wf } else { 0.0 };
         let high = if c1 > hi && a > T::ZERO { wf } else { 0.0 };
-        ((pl * w).to_f64(), wf, low, high, wt * w * (gc * cf))
+        ((pl * w).to_f64(), low, high, wt * w * (gc * cf))
     }
     let (mut wv, mut plv, mut clv) = ([T::ZERO; LANES], [T::ZERO; LANES], [T::ZERO; LANES]);
     let mut t = 0;
@@ -958,7 +956,7 @@ fn row_fast_token<T: KernelFloat, M: MaskValue>(
         }
         // pass b: per-token values in the value type (simple loops over arrays vectorise)
         for k in 0..LANES {
-            let (l, _, lw, hw, gv) = lane_t(coef[k], wv[k], a, wt, lo, hi, dl, half);
+            let (l, lw, hw, gv) = lane_t(coef[k], wv[k], a, wt, lo, hi, dl, half);
             plv[k] = l;
             clv[k] = lw + hw;
             gl[k] = gv;
@@ -976,7 +974,7 @@ fn row_fast_token<T: KernelFloat, M: MaskValue>(
     }
     for (k, t) in (full..n).enumerate() {
         let cf = (lp[t] - old[t]).kexp();
-        let (l, _, lw, hw, gv) = lane(cf, m[t].weight(), a, wt, lo, hi, dl, half);
+        let (l, lw, hw, gv) = lane(cf, m[t].weight(), a, wt, lo, hi, dl, half);
         ls[k] += l;
         cs[k] = m[t].count_into(cs[k]);
         cl_s[k] += lw + hw;
@@ -985,7 +983,7 @@ fn row_fast_token<T: KernelFloat, M: MaskValue>(
         }
     }
     let sum = |x: &[f64; LANES]| x.iter().sum::<f64>();
-    let count = M::count_f64(cs.iter().fold(M::COUNT_ZERO, |x, &y| M::merge(x, y)));
+    let count = count_total::<M>(&cs);
     let (loss, clipped) = (sum(&ls), sum(&cl_s));
     let (low, high) = if a < T::ZERO { (clipped, 0.0) } else { (0.0, clipped) };
     acc.loss += loss * w_row;

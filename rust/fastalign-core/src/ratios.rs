@@ -145,8 +145,14 @@ pub(crate) fn mask_count<M: MaskValue>(m: &[M]) -> f64 {
             s[k] = ch[k].count_into(s[k]);
         }
     }
-    let tail = chunks.remainder().iter().fold(M::COUNT_ZERO, |c, &w| w.count_into(c));
-    M::count_f64(s.iter().fold(tail, |a, &b| M::merge(a, b)))
+    s[0] = chunks.remainder().iter().fold(s[0], |c, &w| w.count_into(c));
+    count_total::<M>(&s)
+}
+
+/// The total of per-lane partial counts, as `f64`.
+#[inline(always)]
+pub(crate) fn count_total<M: MaskValue>(lanes: &[M::Count]) -> f64 {
+    M::count_f64(lanes.iter().fold(M::COUNT_ZERO, |a, &b| M::merge(a, b)))
 }
 
 /// Where each sequence's tokens lie in a flat buffer.
@@ -349,7 +355,7 @@ pub(crate) fn masked_diff_sum_count<T: Real, M: MaskValue>(x: &[T], y: Option<&[
             None => s[k] += v.to_f64(),
         }
     }
-    let count = if m.is_some() { M::count_f64(c.iter().fold(M::COUNT_ZERO, |a, &b| M::merge(a, b))) } else { n as f64 };
+    let count = if m.is_some() { count_total::<M>(&c) } else { n as f64 };
     (s.iter().sum(), count)
 }
 
