@@ -13,6 +13,7 @@ __all__ = [
     "InvalidArgumentError",
     "InvalidTypeError",
     "InternalError",
+    "PaddingFreeError",
 ]
 
 
@@ -34,6 +35,10 @@ class InvalidArgumentError(FastalignError, ValueError):
 
 class InvalidTypeError(FastalignError, TypeError):
     """An argument has the wrong Python type, dtype or device."""
+
+
+class PaddingFreeError(InvalidArgumentError):
+    """A model, option or input that a padding-free (packed) forward cannot run exactly."""
 
 
 class InternalError(FastalignError, RuntimeError):

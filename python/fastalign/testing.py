@@ -126,6 +126,16 @@ def _parts(model: Any, train_dataset: Any) -> tuple[Any, Any, Any]:
     return tokenizer, model, train_dataset
 
 
+def _loadable(model: Any, output_dir: str) -> Any:
+    """``model``, saved under ``output_dir`` and reloaded if it has no path: TRL builds the
+    reference model (``beta != 0``) with ``from_pretrained`` from the policy's ``_name_or_path``."""
+    if os.path.isdir(getattr(model.config, "_name_or_path", "") or ""):
+        return model
+    path = os.path.join(output_dir, "initial-policy")
+    model.save_pretrained(path)
+    return type(model).from_pretrained(path)
+
+
 def tiny_grpo_trainer(
     reward_funcs: Any,
     *,
@@ -148,7 +158,9 @@ def tiny_grpo_trainer(
     from trl import GRPOConfig, GRPOTrainer
 
     tokenizer, model, train_dataset = _parts(model, train_dataset)
-    args = GRPOConfig(**_config_kwargs(output_dir, per_device_train_batch_size, num_generations, config))
+    kwargs = _config_kwargs(output_dir, per_device_train_batch_size, num_generations, config)
+    model = _loadable(model, kwargs["output_dir"]) if config.get("beta", 0.0) != 0.0 else model
+    args = GRPOConfig(**kwargs)
     cls = trainer_cls or GRPOTrainer
     trainer = cls(
         model=model,
@@ -195,10 +207,8 @@ def tiny_rloo_trainer(
     tokenizer, model, train_dataset = _parts(model, train_dataset)
     config.setdefault("beta", 0.0)
     kwargs = _config_kwargs(output_dir, per_device_train_batch_size, num_generations, config)
-    if config["beta"] != 0.0 and not os.path.isdir(getattr(model.config, "_name_or_path", "") or ""):
-        path = os.path.join(kwargs["output_dir"], "initial-policy")
-        model.save_pretrained(path)
-        model = type(model).from_pretrained(path)
+    if config["beta"] != 0.0:
+        model = _loadable(model, kwargs["output_dir"])
     args = RLOOConfig(**kwargs)
     trainer = RLOOTrainer(
         model=model, reward_funcs=reward_funcs, args=args, train_dataset=train_dataset, processing_class=tokenizer

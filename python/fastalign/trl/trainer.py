@@ -41,6 +41,7 @@ case); on several processes they raise instead of silently mixing ranks' groups.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 from collections import defaultdict
@@ -50,14 +51,17 @@ from typing import Any
 
 import numpy as np
 import torch
-from accelerate.utils import gather_object
+from accelerate.utils import DistributedType, gather_object
 from trl import GRPOTrainer
 from trl.models.utils import disable_gradient_checkpointing
 
 from .. import _validate as v
 from ..advantages import grpo_advantages, top_k_per_group, zero_variance_groups
-from ..errors import InvalidArgumentError
+from ..errors import InvalidArgumentError, PaddingFreeError
+from ..packing import bfd
+from ..padding_free import PackedRows, check_model, check_packed_forward, concat_lists, forward_packed, pack_rows
 from ..ratios import vllm_is_ratio
+from ._packed import PackedGeneration, padded_mask, scatter_padded, spans
 
 __all__ = ["FastGRPOTrainer"]
 
@@ -151,6 +155,15 @@ class FastGRPOTrainer(GRPOTrainer):
     gfpo_metric : "length", "reward_per_token" or a callable
         Which completions GFPO keeps: the shortest, the highest reward per token, or the highest
         value of ``metric(completion_ids=list[list[int]], rewards=(N,) tensor) -> (N,) floats``.
+    padding_free : bool
+        Forward only real tokens: every forward (old and reference log-probs, the training pass)
+        takes packed rows of whole sequences with restarting position ids, and attention runs per
+        sequence (see :mod:`fastalign.padding_free`). Trains exactly like the padded trainer.
+    max_tokens_per_microbatch : int or None
+        With ``padding_free``: the most tokens in one packed row. ``None`` packs each of TRL's
+        micro-batches (``per_device_train_batch_size`` sequences) into one row. A budget splits a
+        micro-batch into rows of at most this many tokens, each forwarded (and, in training,
+        back-propagated) on its own, normalised so the accumulated gradient equals the padded one.
     """
 
     def __init__(
@@ -163,9 +176,12 @@ class FastGRPOTrainer(GRPOTrainer):
         zero_variance_rtol: float = 1e-5,
         gfpo_num_remains_in_group: int | None = None,
         gfpo_metric: str | Callable = "length",
+        padding_free: bool = False,
+        max_tokens_per_microbatch: int | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(*args, **kwargs)
+        self._setup_padding_free(padding_free, max_tokens_per_microbatch)
         if not isinstance(dynamic_sampling, bool):
             raise v.InvalidTypeError(f"expected a bool, got {type(dynamic_sampling).__name__}", "dynamic_sampling")
         self.dynamic_sampling = dynamic_sampling
@@ -202,6 +218,44 @@ class FastGRPOTrainer(GRPOTrainer):
         self._replay: list[_Rollout] = []
         self.fastalign_times = _HotPathTimes()
 
+    def _setup_padding_free(self, padding_free: object, max_tokens: object) -> None:
+        if not isinstance(padding_free, bool):
+            raise v.InvalidTypeError(f"expected a bool, got {type(padding_free).__name__}", "padding_free")
+        self.padding_free = padding_free
+        self.max_tokens_per_microbatch = None
+        self._injected_forward: tuple | None = None
+        self._checked_models: set[int] = set()
+        if max_tokens is not None:
+            if not padding_free:
+                raise InvalidArgumentError("needs padding_free=True", "max_tokens_per_microbatch")
+            budget = v.integer(max_tokens, "max_tokens_per_microbatch", minimum=1)
+            if budget < self.max_completion_length + 1:
+                raise InvalidArgumentError(
+                    f"is {budget} tokens, below one prompt token plus max_completion_length "
+                    f"({self.max_completion_length}): a sequence must fit in a row whole",
+                    "max_tokens_per_microbatch",
+                )
+            if self.aux_loss_enabled:
+                raise PaddingFreeError(
+                    "the MoE load-balancing loss is defined over TRL's whole micro-batch; leave it None",
+                    "max_tokens_per_microbatch",
+                )
+            self.max_tokens_per_microbatch = budget
+        if not padding_free:
+            return
+        reason = None
+        if self._is_vlm:
+            reason = "vision-language models"
+        elif self.tools or self.environment_factories is not None:
+            reason = "tool calling and environments"
+        elif self.beta != 0.0 and self.ref_model is None:
+            reason = "a PEFT reference model (beta != 0 without ref_model)"
+        if reason:
+            raise PaddingFreeError(f"is not supported with {reason}; train padded", "padding_free")
+        check_model(self.model)
+        if self.ref_model is not None:
+            check_model(self.ref_model)
+
     # -- dispatch ------------------------------------------------------------------------------
 
     def _fast_path_ok(self, inputs: list[dict]) -> bool:
@@ -218,6 +272,8 @@ class FastGRPOTrainer(GRPOTrainer):
         mode = "train" if self.model.training else "eval"
         filtering = mode == "train" and (self.dynamic_sampling or self.gfpo_num_remains_in_group)
         if not self._fast_path_ok(inputs):
+            if self.padding_free:
+                raise PaddingFreeError("supports text batches without tools, environments or images", "padding_free")
             if filtering:
                 raise NotImplementedError(
                     "FastGRPOTrainer's dynamic sampling and GFPO support text batches without tools, "
@@ -230,7 +286,26 @@ class FastGRPOTrainer(GRPOTrainer):
             batch = self._dynamic_sampling(inputs, batch, g)
         if mode == "train" and self.gfpo_num_remains_in_group:
             batch, g = self._gfpo_filter(batch, g), self.gfpo_num_remains_in_group
+        if self.padding_free:
+            return self._score_packed(batch, g, mode)
         return self._score(batch, g, mode)
+
+    def _prepare_inputs(self, generation_batch: Any) -> dict[str, Any]:
+        """TRL's buffering (generate every ``steps_per_generation * num_iterations`` steps, shuffle,
+        split into ``steps_per_generation`` micro-batches, same RNG draws); a padding-free batch
+        is shuffled and split as sequence indices."""
+        if not self.padding_free:
+            return super()._prepare_inputs(generation_batch)
+        if not self.model.training:
+            return self._generate_and_score_completions(generation_batch)
+        spg = self.args.steps_per_generation
+        if self._step % (spg * self.num_iterations) == 0 or self._buffered_inputs is None:
+            scored = self._generate_and_score_completions(generation_batch)
+            n = scored["packed"].num_sequences
+            order = torch.randperm(n).numpy()  # TRL's shuffle_sequence_dict draw
+            size = n // spg
+            self._buffered_inputs = [{**scored, "sequences": order[i * size : (i + 1) * size]} for i in range(spg)]
+        return self._buffered_inputs[self._step % spg]
 
     # -- generation and rewards ----------------------------------------------------------------
 
@@ -398,36 +473,9 @@ class FastGRPOTrainer(GRPOTrainer):
                     self.ref_model, prompt_completion_ids, attention_mask, logits_to_keep, batch_size=batch_size
                 )
 
-        t = time.perf_counter()
-        adv = grpo_advantages(
-            batch.rewards_per_func,
-            g,
-            scale_rewards=self.scale_rewards,
-            reward_weights=self.reward_weights,
-            multi_objective_aggregation=self.multi_objective_aggregation,
-            metrics=True,
-        )
-        self.fastalign_times.add("grpo_advantages", time.perf_counter() - t)
-        n_local = len(batch.prompt_ids)
-        start = self.accelerator.process_index * n_local
-        all_advantages = adv.advantages
-        advantages = all_advantages[start : start + n_local]
-
-        metrics = self._metrics[mode]
-        for name, value in adv.metrics(self.reward_func_names).items():
-            metrics[name].append(value)
-        self._logs["prompt"].extend(gather_object(batch.prompts))
-        self._logs["completion"].extend(gather_object(batch.completions))
-        for i, name in enumerate(self.reward_func_names):
-            self._logs["rewards"][name].extend(batch.rewards_per_func[:, i].tolist())
-        self._logs["advantages"].extend(all_advantages.tolist())
-        self._flush_pending_logs(len(batch.prompts), device, mode)
-        if use_is and self.accelerator.num_processes == 1:
-            for key, value in is_out.metrics().items():  # computed with the ratio, in the same pass
-                if "/raw_" not in key:  # TRL logs the clipped ratio's statistics only
-                    metrics[key].append(value)
-        elif use_is:
-            self._log_is_metrics(old_logps, sampling_logps, loss_mask, is_ratio, mode)
+        advantages = self._advantages_and_logs(batch, g, mode)
+        if use_is:
+            self._log_is(is_out, old_logps, sampling_logps, loss_mask, mode)
 
         out: dict[str, Any] = {
             "prompt_ids": prompt_ids,
@@ -449,12 +497,171 @@ class FastGRPOTrainer(GRPOTrainer):
             out["tool_mask"] = tool_mask
         return out
 
+    def _advantages_and_logs(self, batch: _Rollout, g: int, mode: str) -> torch.Tensor:
+        """This process's advantages; the reward metrics, completion logs and reward-function logs."""
+        t = time.perf_counter()
+        adv = grpo_advantages(
+            batch.rewards_per_func,
+            g,
+            scale_rewards=self.scale_rewards,
+            reward_weights=self.reward_weights,
+            multi_objective_aggregation=self.multi_objective_aggregation,
+            metrics=True,
+        )
+        self.fastalign_times.add("grpo_advantages", time.perf_counter() - t)
+        n_local = len(batch.prompt_ids)
+        start = self.accelerator.process_index * n_local
+        all_advantages = adv.advantages
+        metrics = self._metrics[mode]
+        for name, value in adv.metrics(self.reward_func_names).items():
+            metrics[name].append(value)
+        self._logs["prompt"].extend(gather_object(batch.prompts))
+        self._logs["completion"].extend(gather_object(batch.completions))
+        for i, name in enumerate(self.reward_func_names):
+            self._logs["rewards"][name].extend(batch.rewards_per_func[:, i].tolist())
+        self._logs["advantages"].extend(all_advantages.tolist())
+        self._flush_pending_logs(n_local, self.accelerator.device, mode)
+        return all_advantages[start : start + n_local]
+
+    def _log_is(self, is_out: Any, old: Any, sampling: Any, loss_mask: Any, mode: str) -> None:
+        if self.accelerator.num_processes == 1:
+            for key, value in is_out.metrics().items():  # computed with the ratio, in the same pass
+                if "/raw_" not in key:  # TRL logs the clipped ratio's statistics only
+                    self._metrics[mode][key].append(value)
+        else:
+            self._log_is_metrics(old, sampling, loss_mask, is_out.ratio, mode)
+
+    # -- padding-free scoring ------------------------------------------------------------------
+
+    def _check_packed(self, model: Any, gen: PackedGeneration) -> None:
+        """Once per model: packed and padded log-probs of a few short sequences must agree."""
+        if id(model) in self._checked_models:
+            return
+        trained = np.flatnonzero(np.diff(gen.cu) > 0)
+        if trained.size == 0:
+            return
+        pick = trained[np.argsort(gen.lengths(trained), kind="stable")[:4]]
+        with self.accelerator.autocast():
+            check_packed_forward(model, gen.values, gen.offsets, targets=gen.targets, sequences=np.sort(pick))
+        self._checked_models.add(id(model))
+
+    def _forward_rows(
+        self, model: Any, rows: list[PackedRows], fields: tuple[str, ...], *, equalize: bool = True
+    ) -> list[dict]:
+        """Each ``PackedRows`` through ``model`` (under autocast); with several processes, every
+        rank makes the same number of model calls (a one-token call where it has fewer rows)."""
+        calls = sum(r.num_rows for r in rows)
+        extra = 0
+        if equalize and self.accelerator.num_processes > 1:
+            most = self.accelerator.gather(torch.tensor([calls], device=self.accelerator.device)).max().item()
+            extra = int(most) - calls
+        with self.accelerator.autocast():
+            outs = [forward_packed(model, r, fields=fields) for r in rows]
+            for _ in range(extra):
+                dummy = pack_rows(np.array([self._tokenizer.pad_token_id] * 2), np.array([0, 2]))
+                got = forward_packed(model, dummy, fields=fields)
+                if outs and torch.is_grad_enabled():  # keep the dummy call in the graph, with weight 0
+                    outs[-1]["log_probs"] = outs[-1]["log_probs"] + 0.0 * got["log_probs"].sum()
+        return outs
+
+    def _packed_logps(self, model: Any, gen: PackedGeneration, batch_size: int) -> torch.Tensor:
+        """No-grad log-probs of every trained token of the generation batch, ``(N,)``: TRL's
+        chunks of ``batch_size`` sequences one row each, or rows within the token budget."""
+        self._check_packed(model, gen)
+        n = gen.num_sequences
+        if self.max_tokens_per_microbatch is None:
+            chunks = [np.arange(i, min(i + batch_size, n)) for i in range(0, n, batch_size)]
+            rows = [gen.rows(c, None) for c in chunks]
+        else:
+            rows = [gen.rows(np.arange(n), self.max_tokens_per_microbatch)]
+        outs = self._forward_rows(model, rows, ("log_probs",))
+        if not outs:
+            return torch.zeros(0, device=self.accelerator.device)
+        return torch.cat([o["log_probs"] for o in outs]).float()
+
+    def _score_packed(self, batch: _Rollout, g: int, mode: str) -> dict[str, Any]:
+        device = self.accelerator.device
+        t = time.perf_counter()
+        keep = np.ones(len(batch.completion_ids), dtype=bool)
+        if self.mask_truncated_completions:
+            stops = {*self.eos_token_ids, self._tokenizer.pad_token_id}
+            keep = np.array([bool(c) and c[-1] in stops for c in batch.completion_ids], dtype=bool)
+        gen = PackedGeneration.build(batch.prompt_ids, batch.completion_ids, keep, batch.tool_mask)
+        budget = self.max_tokens_per_microbatch
+        if budget is not None and gen.num_sequences:
+            longest = int(np.diff(gen.offsets).max())
+            if longest > budget:
+                raise InvalidArgumentError(
+                    f"is {budget} tokens, but a prompt + completion has {longest}: raise it to at least the longest "
+                    "sequence (no sample is truncated or dropped)",
+                    "max_tokens_per_microbatch",
+                )
+        sampling_logps = None
+        if batch.sampling_logps is not None:
+            completion = np.concatenate([np.asarray(r, dtype=np.float32) for r in batch.sampling_logps] or [np.zeros(0)])
+            comp_targets = self._completion_targets(batch, keep)
+            sampling_logps = torch.from_numpy(completion[comp_targets].astype(np.float32)).to(device)
+        self.fastalign_times.add("pack", time.perf_counter() - t)
+
+        n_trained = gen.num_trained
+        num_items_in_batch = self.accelerator.gather(torch.tensor(n_trained, device=device)).sum()
+        cu = torch.from_numpy(gen.cu).to(device)
+        batch_size = self.args.per_device_train_batch_size if mode == "train" else self.args.per_device_eval_batch_size
+        use_is = self.use_vllm and self.vllm_importance_sampling_correction
+        old_logps = ref_logps = is_out = None
+        ones = torch.ones(n_trained, dtype=torch.bool, device=device)
+        with torch.no_grad(), disable_gradient_checkpointing(self.model, self.args.gradient_checkpointing_kwargs):
+            generate_every = self.args.steps_per_generation * self.num_iterations
+            if self.args.gradient_accumulation_steps % generate_every != 0 or use_is:
+                old_logps = self._packed_logps(self.model, gen, batch_size)
+            if use_is:
+                t = time.perf_counter()
+                is_out = vllm_is_ratio(
+                    old_logps,
+                    sampling_logps,
+                    ones,
+                    mode=self.vllm_importance_sampling_mode,
+                    clip_min=self.vllm_importance_sampling_clip_min,
+                    clip_max=self.vllm_importance_sampling_clip_max,
+                    cu_seqlens=cu,
+                )
+                self.fastalign_times.add("vllm_is_ratio", time.perf_counter() - t)
+            if self.beta != 0.0:
+                ref_logps = self._packed_logps(self.ref_model, gen, batch_size)
+        advantages = self._advantages_and_logs(batch, g, mode)
+        if use_is:
+            self._log_is(is_out, old_logps, sampling_logps, ones, mode)
+        out: dict[str, Any] = {
+            "packed": gen,
+            "sequences": np.arange(gen.num_sequences),
+            "advantages": advantages,
+            "num_items_in_batch": num_items_in_batch,
+        }
+        for key, value in (
+            ("old_per_token_logps", old_logps),
+            ("ref_per_token_logps", ref_logps),
+            ("sampling_per_token_logps", sampling_logps),
+            ("importance_sampling_ratio", None if is_out is None else is_out.ratio),
+        ):
+            if value is not None:
+                out[key] = value
+        return out
+
+    @staticmethod
+    def _completion_targets(batch: _Rollout, keep: np.ndarray) -> np.ndarray:
+        """Which completion tokens (all completions' tokens, in order) are trained."""
+        lengths = np.array([len(c) for c in batch.completion_ids], dtype=np.int64)
+        flags = np.repeat(keep, lengths)
+        if batch.tool_mask is not None:
+            flags &= concat_lists(batch.tool_mask).values != 0
+        return flags
+
     # -- the loss ------------------------------------------------------------------------------
 
     def _fast_loss_ok(self, inputs: dict) -> bool:
         # fastalign's grpo_loss covers the policy term, the KL, the IS corrections and the masks;
         # the entropy bonus, the MoE aux loss, multimodal inputs and several processes (TRL gathers
-        # the loss metrics across ranks) take TRL's own method
+        # the loss metrics across ranks) take TRL's own loss code
         return (
             not self._entropy_bonus_enabled
             and not self.aux_loss_enabled
@@ -462,7 +669,18 @@ class FastGRPOTrainer(GRPOTrainer):
             and "pixel_values" not in inputs
         )
 
+    def _get_per_token_logps_and_entropies(self, *args: Any, **kwargs: Any) -> Any:
+        # a padding-free loss that runs TRL's own _compute_loss hands it the packed forward's
+        # results, scattered to TRL's padded layout, instead of a second (padded) forward
+        injected, self._injected_forward = self._injected_forward, None
+        if injected is None:
+            return super()._get_per_token_logps_and_entropies(*args, **kwargs)
+        logps, entropies, aux_loss = injected
+        return logps, entropies if kwargs.get("compute_entropy") else None, aux_loss
+
     def _compute_loss(self, model: Any, inputs: dict) -> torch.Tensor:
+        if "packed" in inputs:
+            return self._packed_loss(model, inputs)
         if not self._fast_loss_ok(inputs):
             if self.importance_sampling_level == "sequence_token":
                 raise NotImplementedError(
@@ -470,8 +688,6 @@ class FastGRPOTrainer(GRPOTrainer):
                     "without the entropy bonus or the MoE aux loss"
                 )
             return super()._compute_loss(model, inputs)
-        from ..losses import grpo_loss
-
         prompt_ids, prompt_mask = inputs["prompt_ids"], inputs["prompt_mask"]
         completion_ids, completion_mask = inputs["completion_ids"], inputs["completion_mask"]
         input_ids = torch.cat([prompt_ids, completion_ids], dim=1)
@@ -483,7 +699,17 @@ class FastGRPOTrainer(GRPOTrainer):
         entropy_mask = None
         if self.top_entropy_quantile < 1.0:
             entropy_mask = self.get_high_entropy_mask(entropies, mask, 1 - self.top_entropy_quantile)
-        mode = "train" if self.model.training else "eval"
+        out = self._grpo_loss(per_token_logps, mask, inputs, entropy_mask=entropy_mask)
+        self._log_loss_metrics(out, entropies, mask)
+        return out.loss
+
+    def _grpo_loss(
+        self, per_token_logps: Any, mask: Any, inputs: dict, *, cu_seqlens: Any = None, entropy_mask: Any = None
+    ) -> Any:
+        """:func:`fastalign.losses.grpo_loss` with this trainer's configuration (either layout)."""
+        from ..losses import grpo_loss
+
+        training = self.model.training
         use_is = self.use_vllm and self.vllm_importance_sampling_correction
         t = time.perf_counter()
         out = grpo_loss(
@@ -511,13 +737,18 @@ class FastGRPOTrainer(GRPOTrainer):
             vespo_lambda_neg=self.args.vespo_lambda_neg,
             num_items_in_batch=inputs["num_items_in_batch"],
             num_processes=self.accelerator.num_processes,
-            gradient_accumulation_steps=self.current_gradient_accumulation_steps,
-            steps_per_generation=self.args.steps_per_generation,
+            # the attribute exists inside the training loop only (evaluation may come first)
+            gradient_accumulation_steps=self.current_gradient_accumulation_steps if training else 1,
+            steps_per_generation=self.args.steps_per_generation if training else 1,
             max_completion_length=self.max_completion_length,
-            training=mode == "train",
+            training=training,
+            cu_seqlens=cu_seqlens,
         )
         self.fastalign_times.add("grpo_loss", time.perf_counter() - t)
-        metrics = self._metrics[mode]
+        return out
+
+    def _log_loss_metrics(self, out: Any, entropies: Any, mask: Any) -> None:
+        metrics = self._metrics["train" if self.model.training else "eval"]
         logged = out.metrics()
         if "kl" in logged:
             metrics["kl"].append(logged.pop("kl"))
@@ -525,7 +756,169 @@ class FastGRPOTrainer(GRPOTrainer):
         metrics["entropy"].append(((entropies * mask).sum() / mask.sum().float().clamp(min=1.0)).item())
         for key, value in logged.items():
             metrics[key].append(value)
-        return out.loss
+
+    # -- the padding-free loss -----------------------------------------------------------------
+
+    def _micro_batch(self, inputs: dict, sequences: np.ndarray) -> dict[str, Any]:
+        """The loss inputs of ``sequences`` gathered from the generation batch: per-token tensors
+        in their ``(n,)`` layout, advantages per sequence, ``cu`` (numpy) and ``cu_seqlens``."""
+        gen: PackedGeneration = inputs["packed"]
+        device = self.accelerator.device
+        index = torch.from_numpy(gen.token_index(sequences)).to(device)
+        seq = torch.from_numpy(np.ascontiguousarray(sequences)).to(device)
+        cu = gen.cu_of(sequences)
+        mb: dict[str, Any] = {
+            "cu": cu,
+            "cu_seqlens": torch.from_numpy(cu).to(device),
+            "advantages": inputs["advantages"][seq],
+            "num_items_in_batch": inputs["num_items_in_batch"],
+        }
+        for key in ("old_per_token_logps", "ref_per_token_logps", "sampling_per_token_logps"):
+            if key in inputs:
+                mb[key] = inputs[key][index]
+        if "importance_sampling_ratio" in inputs:
+            per_sequence = self.vllm_importance_sampling_mode.startswith("sequence")
+            mb["importance_sampling_ratio"] = inputs["importance_sampling_ratio"][seq if per_sequence else index]
+        return mb
+
+    def _streams(self, inputs: dict) -> bool:
+        """Whether a training micro-batch goes row by row (a backward per row, the least memory):
+        only where each row's share of TRL's loss is exact on its own."""
+        return (
+            self.model.training
+            and torch.is_grad_enabled()
+            and self.max_tokens_per_microbatch is not None
+            and not self._entropy_bonus_enabled
+            and not self.aux_loss_enabled
+            and self.top_entropy_quantile == 1.0
+            and self.accelerator.distributed_type != DistributedType.DEEPSPEED
+        )
+
+    def _packed_loss(self, model: Any, inputs: dict) -> torch.Tensor:
+        gen: PackedGeneration = inputs["packed"]
+        sequences = inputs["sequences"]
+        if self._streams(inputs):
+            plan = bfd(gen.lengths(sequences), self.max_tokens_per_microbatch)
+            bins = [sequences[plan.order[a:b]] for a, b in zip(plan.bin_offsets[:-1], plan.bin_offsets[1:])]
+            if len(bins) > 1:
+                return self._streamed_loss(model, inputs, bins)
+        mb = self._micro_batch(inputs, sequences)
+        fields = ("log_probs", "entropy")
+        rows = gen.rows(sequences, self.max_tokens_per_microbatch)
+        if self.aux_loss_enabled:
+            out = self._forward_with_aux(model, rows)
+        else:
+            out = self._forward_rows(model, [rows], fields)[0]
+        logps, entropies = out["log_probs"], out["entropy"]
+        if not self._fast_loss_ok(inputs):
+            return self._trl_loss_on_packed(model, mb, logps, entropies, out.get("aux_loss"))
+        mask = torch.ones_like(logps, dtype=torch.bool)
+        entropy_mask = None
+        if self.top_entropy_quantile < 1.0:
+            entropy_mask = self.get_high_entropy_mask(entropies, mask, 1 - self.top_entropy_quantile)
+        loss = self._grpo_loss(logps, mask, mb, cu_seqlens=mb["cu_seqlens"], entropy_mask=entropy_mask)
+        self._log_loss_metrics(loss, entropies, mask)
+        return loss.loss
+
+    def _forward_with_aux(self, model: Any, rows: PackedRows) -> dict:
+        """One packed row (TRL's micro-batch) with the MoE router logits requested."""
+        with self.accelerator.autocast():
+            return forward_packed(model, rows, fields=("log_probs", "entropy"), aux_loss=True)
+
+    def _trl_loss_on_packed(self, model: Any, mb: dict, logps: Any, entropies: Any, aux_loss: Any) -> torch.Tensor:
+        """TRL's own ``_compute_loss`` on the packed forward's results, scattered to its padded
+        layout: the entropy bonus, the MoE aux loss and TRL's cross-process metric reductions
+        exactly as TRL computes them, without a padded forward."""
+        cu, device = mb["cu"], self.accelerator.device
+        b = len(cu) - 1
+        mask = padded_mask(cu, device)
+        padded = {
+            "prompt_ids": torch.zeros(b, 0, dtype=torch.long, device=device),
+            "prompt_mask": torch.zeros(b, 0, dtype=torch.long, device=device),
+            "completion_ids": torch.zeros_like(mask),
+            "completion_mask": mask,
+            "advantages": mb["advantages"],
+            "num_items_in_batch": mb["num_items_in_batch"],
+        }
+        for key in ("old_per_token_logps", "ref_per_token_logps", "sampling_per_token_logps"):
+            if key in mb:
+                padded[key] = scatter_padded(mb[key], cu)
+        if "importance_sampling_ratio" in mb:
+            ratio = mb["importance_sampling_ratio"]
+            # TRL's ratio is exp(0) = 1 where nothing is trained
+            padded["importance_sampling_ratio"] = (
+                ratio.unsqueeze(1) if ratio.shape[0] == b and ratio.shape[0] != logps.shape[0] else scatter_padded(ratio, cu, 1.0)
+            )
+        self._injected_forward = (scatter_padded(logps, cu), scatter_padded(entropies, cu), aux_loss)
+        try:
+            return super()._compute_loss(model, padded)
+        finally:
+            self._injected_forward = None
+
+    def _streamed_loss(self, model: Any, inputs: dict, bins: list[np.ndarray]) -> torch.Tensor:
+        """A training micro-batch split into token-budget rows, each forwarded and back-propagated
+        on its own (DDP syncs on the last). Row ``r``'s loss is scaled to its share of TRL's
+        micro-batch loss, so the accumulated gradient is TRL's; the logged loss and metrics come
+        from one no-grad evaluation of the whole micro-batch's detached log-probs."""
+        gen: PackedGeneration = inputs["packed"]
+        sequences = inputs["sequences"]
+        mb = self._micro_batch(inputs, sequences)
+        cu, device = mb["cu"], self.accelerator.device
+        where = np.empty(gen.num_sequences, dtype=np.int64)
+        where[sequences] = np.arange(len(sequences))
+        counts = np.diff(cu)
+        n_total, b_total = int(cu[-1]), len(sequences)
+        logps_all = torch.zeros(n_total, device=device)
+        entropies_all = torch.zeros(n_total, device=device)
+        calls = len(bins)
+        if self.accelerator.num_processes > 1:
+            calls = int(self.accelerator.gather(torch.tensor([calls], device=device)).max().item())
+        last: torch.Tensor | None = None
+        for r in range(calls):
+            final = r == calls - 1
+            sync = contextlib.nullcontext() if final else self.accelerator.no_sync(model)
+            with sync:
+                if r < len(bins):
+                    pos = where[bins[r]]
+                    index = torch.from_numpy(spans(cu, pos)).to(device)
+                    sub = {key: value[index] for key, value in mb.items() if key.endswith("_logps")}
+                    pos_t = torch.from_numpy(pos).to(device)
+                    sub["advantages"] = mb["advantages"][pos_t]
+                    sub["num_items_in_batch"] = mb["num_items_in_batch"]
+                    if "importance_sampling_ratio" in mb:
+                        ratio = mb["importance_sampling_ratio"]
+                        sub["importance_sampling_ratio"] = ratio[pos_t] if ratio.shape[0] == b_total != n_total else ratio[index]
+                    out = self._forward_rows(model, [gen.rows(bins[r], None)], ("log_probs", "entropy"), equalize=False)[0]
+                    logps, entropies = out["log_probs"], out["entropy"]
+                    cu_r = torch.from_numpy(np.concatenate(([0], np.cumsum(counts[pos])))).to(device)
+                    row = self._grpo_loss(logps, torch.ones_like(logps, dtype=torch.bool), sub, cu_seqlens=cu_r)
+                    loss = row.loss * self._row_share(len(pos), b_total, int(counts[pos].sum()), n_total)
+                    logps_all[index] = logps.detach().float()
+                    entropies_all[index] = entropies.detach().float()
+                else:  # another rank has more rows: a one-token call keeps the collectives in step
+                    dummy = pack_rows(np.array([self._tokenizer.pad_token_id] * 2), np.array([0, 2]))
+                    with self.accelerator.autocast():
+                        loss = 0.0 * forward_packed(model, dummy)["log_probs"].sum()
+                if final:
+                    last = loss
+                else:
+                    self.accelerator.backward(loss)
+        with torch.no_grad():
+            mask = torch.ones(n_total, dtype=torch.bool, device=device)
+            whole = self._grpo_loss(logps_all.to(mb["advantages"].dtype), mask, mb, cu_seqlens=mb["cu_seqlens"])
+        self._log_loss_metrics(whole, entropies_all, mask)
+        return last + (whole.loss.to(last.dtype) - last.detach())
+
+    def _row_share(self, b_row: int, b_total: int, n_row: int, n_total: int) -> float:
+        """Factor turning fastalign's loss over one row's sequences into that row's share of the
+        micro-batch loss: the per-sequence means (grpo, sapo, dr_grpo, luspo) divide by the
+        row's sequence count, bnpo by its token count; dapo, cispo and vespo already divide by a
+        constant of the generation batch."""
+        if self.loss_type in ("grpo", "sapo", "dr_grpo", "luspo"):
+            return b_row / b_total
+        if self.loss_type == "bnpo":
+            return max(n_row, 1) / max(n_total, 1)
+        return 1.0
 
     def _flush_pending_logs(self, n_local: int, device: Any, mode: str) -> None:
         """Extra columns and metrics logged by reward functions, gathered in a rank-stable order."""

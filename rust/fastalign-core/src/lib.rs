@@ -21,6 +21,7 @@ pub mod par;
 pub mod ratios;
 pub mod real;
 pub mod rewards;
+pub mod rows;
 pub mod select;
 mod stats;
 

@@ -13,6 +13,7 @@ mod losses;
 mod overlong;
 mod packing;
 mod rewards;
+mod rows;
 mod select;
 
 use pyo3::prelude::*;
@@ -46,6 +47,8 @@ mod _native {
     };
     #[pymodule_export]
     use crate::rewards::SoftOverlong;
+    #[pymodule_export]
+    use crate::rows::{concat_lists, pack_rows};
     #[pymodule_export]
     use crate::select::{top_k_per_group_f32, top_k_per_group_f64};
 
