@@ -14,7 +14,7 @@ Requires torch and transformers (``pip install "fastalign[trl]"``).
 
 from __future__ import annotations
 
-from .attention import SEGMENT_ATTENTION, segment_attention_forward, use_segment_attention
+from .attention import SEGMENT_ATTENTION, enable_segment_attention, segment_attention_forward, use_segment_attention
 from .forward import attention_mode, check_model, check_packed_forward, forward_packed, padded_logps
 from .rows import PackedRows, Ragged, concat_lists, pack_rows
 
@@ -26,6 +26,7 @@ __all__ = [
     "check_model",
     "check_packed_forward",
     "concat_lists",
+    "enable_segment_attention",
     "forward_packed",
     "pack_rows",
     "padded_logps",

@@ -6,9 +6,11 @@ row's sequences in transformers 5). The attention is chosen per model:
 
 * a flash-attention implementation gets the row's ``cu_seq_lens_q/k`` and ``max_length_q/k``
   (its varlen kernel, no host sync per layer);
-* sdpa, eager and flex attention switch to the segment attention of
-  :mod:`fastalign.padding_free.attention` for the forward (``attention="model"`` keeps the
-  model's own, which transformers runs with a dense block-diagonal mask: correct, but slower);
+* sdpa, eager and flex attention run the segment attention of
+  :mod:`fastalign.padding_free.attention` (switched on for the call unless the model has it
+  already: with gradient checkpointing, call ``enable_segment_attention(model)`` once first);
+  ``attention="model"`` keeps the model's own, which transformers runs with a dense
+  block-diagonal mask: correct, but slower;
 * any other implementation is refused: nothing says it honours packed sequences.
 
 The LM head is TRL's fused one when the model carries it (``trl``'s ``add_fused_lm_head``, which
@@ -26,7 +28,7 @@ import numpy as np
 import torch
 
 from ..errors import InvalidArgumentError, PaddingFreeError
-from .attention import SEGMENT_ATTENTION, unwrap_config, use_segment_attention
+from .attention import NAMES, packed_call, unwrap_config, use_segment_attention
 from .rows import PackedRows, pack_rows
 
 __all__ = ["attention_mode", "check_model", "check_packed_forward", "forward_packed", "padded_logps"]
@@ -51,7 +53,7 @@ def attention_mode(model: Any, attention: str = "auto") -> str:
     impl = unwrap_config(model)._attn_implementation
     if _is_flash(impl):
         return "flash"
-    if impl not in (*_MASKED, SEGMENT_ATTENTION):
+    if impl not in (*_MASKED, *NAMES):
         raise PaddingFreeError(
             f"the model's attention implementation {impl!r} is not known to honour packed sequences "
             "(restarting position ids); load the model with attn_implementation='sdpa', 'eager' or a "
@@ -61,6 +63,16 @@ def attention_mode(model: Any, attention: str = "auto") -> str:
     if attention == "model":
         return "model"
     return "segments"
+
+
+def _call_context(model: Any, mode: str) -> Any:
+    if mode != "segments":
+        return contextlib.nullcontext()
+    stack = contextlib.ExitStack()
+    if unwrap_config(model)._attn_implementation not in NAMES:
+        stack.enter_context(use_segment_attention(model))
+    stack.enter_context(packed_call())
+    return stack
 
 
 def check_model(model: Any) -> None:
@@ -94,9 +106,19 @@ def check_model(model: Any) -> None:
 
 
 def _has_fused_head(model: Any) -> bool:
-    forward = getattr(model, "forward", None)
-    code = getattr(getattr(forward, "__func__", forward), "__code__", None)
-    return code is not None and "fused_lm_head" in code.co_varnames
+    """Whether ``model.forward`` is TRL's fused-head forward, possibly under wrappers that keep
+    ``__wrapped__`` (accelerate's mixed-precision output casting does)."""
+    f = getattr(model, "forward", None)
+    f = getattr(f, "__func__", f)
+    for _ in range(8):
+        code = getattr(f, "__code__", None)
+        if code is not None and "fused_lm_head" in code.co_varnames:
+            return True
+        f = getattr(f, "__wrapped__", None)
+        f = getattr(f, "__func__", f)
+        if f is None:
+            return False
+    return False
 
 
 def _device(model: Any) -> torch.device:
@@ -163,8 +185,7 @@ def forward_packed(
         if aux_loss:
             kwargs["output_router_logits"] = True
         kwargs.update(model_kwargs or {})
-        ctx = use_segment_attention(model) if mode == "segments" else contextlib.nullcontext()
-        with ctx:
+        with _call_context(model, mode):
             if fused:
                 out = model(**kwargs, shift_labels=labels, fused_lm_head=True)
                 got = {f: getattr(out, f) for f in fields}

@@ -59,7 +59,16 @@ from .. import _validate as v
 from ..advantages import grpo_advantages, top_k_per_group, zero_variance_groups
 from ..errors import InvalidArgumentError, PaddingFreeError
 from ..packing import bfd
-from ..padding_free import PackedRows, check_model, check_packed_forward, concat_lists, forward_packed, pack_rows
+from ..padding_free import (
+    PackedRows,
+    attention_mode,
+    check_model,
+    check_packed_forward,
+    concat_lists,
+    enable_segment_attention,
+    forward_packed,
+    pack_rows,
+)
 from ..ratios import vllm_is_ratio
 from ._packed import PackedGeneration, padded_mask, scatter_padded, spans
 
@@ -252,9 +261,11 @@ class FastGRPOTrainer(GRPOTrainer):
             reason = "a PEFT reference model (beta != 0 without ref_model)"
         if reason:
             raise PaddingFreeError(f"is not supported with {reason}; train padded", "padding_free")
-        check_model(self.model)
-        if self.ref_model is not None:
-            check_model(self.ref_model)
+        for model in (self.model, self.ref_model):
+            if model is not None:
+                check_model(model)
+                if attention_mode(model) == "segments":
+                    enable_segment_attention(model)  # for good: gradient checkpointing recomputes forwards
 
     # -- dispatch ------------------------------------------------------------------------------
 
