@@ -5,6 +5,7 @@ These are private building blocks: the public, validated API is in ``fastalign.a
 C-contiguous numpy array of the dtype in the function's name.
 """
 
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -224,3 +225,24 @@ def cu_seqlens(seq_lengths: npt.NDArray[np.int64]) -> npt.NDArray[np.int32]: ...
 def balance_partitions(
     lengths: npt.NDArray[np.int64], k: int, equal_size: bool, max_tokens: int | None, ints: list[int]
 ) -> list[list[int]]: ...
+
+# rows.rs: padding-free packed rows
+def concat_lists(
+    parts: list[Sequence[Sequence[int]]],
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[np.uint8]]: ...
+def pack_rows(
+    values: npt.NDArray[np.int64],
+    offsets: npt.NDArray[np.int64],
+    targets: npt.NDArray[np.uint8] | None,
+    order: npt.NDArray[np.int64],
+    bin_offsets: npt.NDArray[np.int64],
+    loss_order: npt.NDArray[np.int64],
+) -> tuple[
+    npt.NDArray[np.int64],
+    npt.NDArray[np.int64],
+    npt.NDArray[np.int64],
+    npt.NDArray[np.int64],
+    npt.NDArray[np.int64],
+    npt.NDArray[np.int64],
+    npt.NDArray[np.int64],
+]: ...

@@ -7,6 +7,8 @@ Usage::
     fastalign bench --ops grpo_advantages --sizes grpo_advantages=8192,1048576
     fastalign bench --list                           # ops, sizes, references
     fastalign bench --plot bench-plots --json bench.json
+    fastalign bench --step                           # whole training steps: TRL vs padding-free
+    fastalign bench --step --models small --trainers grpo --rounds 5 --memory
 
 (also ``python -m fastalign.bench``). For each op and size it prints the reference's time,
 fastalign's, the speed-up, and fastalign's achieved bandwidth (bytes read + written per call over
@@ -467,7 +469,17 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--plot", metavar="DIR", help="write one PNG per op (speed-up by size) into DIR")
     ap.add_argument("--json", metavar="FILE", help="write the results as JSON")
     ap.add_argument("--list", action="store_true", help="list the ops and exit")
+    step = ap.add_argument_group("training steps (--step)")
+    step.add_argument("--step", action="store_true",
+                      help="time whole optimizer steps of TRL's trainers beside fastalign's padding-free ones "
+                           "on a long-tail batch (see fastalign.step_bench) instead of the ops")
+    step.add_argument("--trainers", default="grpo,dpo", help="with --step: grpo and/or dpo (default both)")
+    step.add_argument("--models", default="tiny,small", help="with --step: tiny and/or small (default both)")
+    step.add_argument("--rounds", type=int, default=3, help="with --step: interleaved steps per side (default 3)")
+    step.add_argument("--memory", action="store_true", help="with --step: also each side's peak memory (subprocesses)")
     args = ap.parse_args(argv)
+    if args.step:
+        return _steps(args)
     if args.list:
         for c in CASES.values():
             sizes = ",".join(map(str, c.sizes))
@@ -495,6 +507,39 @@ def main(argv: list[str] | None = None) -> int:
         for path in plot(rows, args.plot):
             print(f"plot: {path}")
     return 0
+
+
+def _steps(args: argparse.Namespace) -> int:
+    from .step_bench import MODELS, compare, peak_memory
+
+    trainers = [t.strip() for t in args.trainers.split(",") if t.strip()]
+    models = [m.strip() for m in args.models.split(",") if m.strip()]
+    bad = [t for t in trainers if t not in ("grpo", "dpo")] + [m for m in models if m not in MODELS]
+    if bad or args.rounds < 1:
+        raise SystemExit(f"--step: unknown trainers/models {bad} (grpo, dpo; {', '.join(MODELS)}) or --rounds < 1")
+    print(f"CPU: {cpu_model()}; torch threads: {_torch_threads()}\n")
+    rows = []
+    for trainer in trainers:
+        for model in models:
+            r = compare(trainer, model, args.rounds)
+            if args.memory:
+                r["peak_memory"] = peak_memory(trainer, model)
+                m = r["peak_memory"]
+                print(f"  peak memory above start: TRL {m['trl'] / 2**20:,.0f} MiB, "
+                      f"fastalign {m['fastalign'] / 2**20:,.0f} MiB ({m['trl'] / max(m['fastalign'], 1):.1f}x less)",
+                      flush=True)  # fmt: skip
+            rows.append(r)
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(rows, f, indent=1)
+        print(f"\nJSON: {args.json}")
+    return 0
+
+
+def _torch_threads() -> int:
+    import torch
+
+    return torch.get_num_threads()
 
 
 if __name__ == "__main__":

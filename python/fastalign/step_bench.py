@@ -21,8 +21,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
-import resource
 import statistics
 import subprocess
 import sys
@@ -224,17 +222,21 @@ def compare(trainer: str = "grpo", model_name: str = "small", rounds: int = 3, o
     return result
 
 
-def _rss_bytes() -> int:
-    with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+def _status_bytes(field: str) -> int:
+    """``VmRSS`` (resident now) or ``VmHWM`` (peak resident) of this process, from /proc. (Not
+    ``ru_maxrss``: a child started by fork + exec inherits its parent's.)"""
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) * 1024
+    raise RuntimeError(f"no {field} in /proc/self/status")
 
 
 def _memory_child(trainer: str, model_name: str, side: str) -> None:
     t = make_trainer(trainer, model_name, side)
-    before = _rss_bytes()
+    before = _status_bytes("VmRSS")
     time_steps(t)
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-    print(json.dumps({"peak_above_start": peak - before}))
+    print(json.dumps({"peak_above_start": _status_bytes("VmHWM") - before}))
 
 
 def peak_memory(trainer: str = "grpo", model_name: str = "small") -> dict[str, int]:

@@ -106,8 +106,12 @@ def check_model(model: Any) -> None:
 
 
 def _has_fused_head(model: Any) -> bool:
-    """Whether ``model.forward`` is TRL's fused-head forward, possibly under wrappers that keep
-    ``__wrapped__`` (accelerate's mixed-precision output casting does)."""
+    """Whether ``model``'s forward is TRL's fused-head forward, inside DDP/FSDP and under
+    wrappers that keep ``__wrapped__`` (accelerate's mixed-precision output casting does)."""
+    while hasattr(model, "module") and not hasattr(model, "config"):  # DDP, FSDP wrappers
+        model = model.module
+    if hasattr(model, "get_base_model"):  # PEFT: TRL patches the base model's forward
+        model = model.get_base_model()
     f = getattr(model, "forward", None)
     f = getattr(f, "__func__", f)
     for _ in range(8):

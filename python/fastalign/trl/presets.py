@@ -94,6 +94,7 @@ __all__ = [
 #: Presets name it as a string and import it only in :meth:`Recipe.trainer_class`, so building a
 #: config never imports the trainer machinery.
 FAST_GRPO_TRAINER = "fastalign.trl.FastGRPOTrainer"
+FAST_DPO_TRAINER = "fastalign.trl.FastDPOTrainer"
 
 
 class UnknownFieldError(InvalidArgumentError, TypeError):
@@ -1049,9 +1050,15 @@ def _dpo_loss_pin(*names: str) -> Pin:
 
 
 def _dpo(preset: str, paper: Mapping[str, Any], overrides: Mapping[str, Any], strict: bool, *extra: Pin) -> Any:
+    """The DPOConfig; with ``padding_free=True`` a :class:`Recipe` naming ``FastDPOTrainer``, the
+    trainer that honours it (TRL 1.16's DPOTrainer switches it off)."""
     loss = paper["loss_type"]
     loss = [loss] if isinstance(loss, str) else [*loss]
-    return _build(preset, "DPOConfig", paper, overrides, strict, (_dpo_loss_pin(*loss), *extra))
+    config = _build(preset, "DPOConfig", paper, overrides, strict, (_dpo_loss_pin(*loss), *extra))
+    if not config.padding_free:
+        return config
+    return Recipe(config, trainer_cls=FAST_DPO_TRAINER,
+                  notes="padding_free=True: fastalign.trl.FastDPOTrainer forwards packed real tokens.")
 
 
 @_preset(

@@ -821,15 +821,24 @@ class FastGRPOTrainer(GRPOTrainer):
         else:
             out = self._forward_rows(model, [rows], fields)[0]
         logps, entropies = out["log_probs"], out["entropy"]
-        if not self._fast_loss_ok(inputs):
+        if self._entropy_bonus_enabled or self.aux_loss_enabled:  # terms TRL adds after the policy loss
             return self._trl_loss_on_packed(model, mb, logps, entropies, out.get("aux_loss"))
         mask = torch.ones_like(logps, dtype=torch.bool)
         entropy_mask = None
         if self.top_entropy_quantile < 1.0:
             entropy_mask = self.get_high_entropy_mask(entropies, mask, 1 - self.top_entropy_quantile)
         loss = self._grpo_loss(logps, mask, mb, cu_seqlens=mb["cu_seqlens"], entropy_mask=entropy_mask)
-        self._log_loss_metrics(loss, entropies, mask)
+        self._log_packed_metrics(model, mb, loss, logps, entropies, mask)
         return loss.loss
+
+    def _log_packed_metrics(self, model: Any, mb: dict, loss: Any, logps: Any, entropies: Any, mask: Any) -> None:
+        """The loss metrics: this process's (one process), or TRL's cross-process reductions,
+        from TRL's own loss code run without gradients on the same log-probs."""
+        if self.accelerator.num_processes == 1:
+            self._log_loss_metrics(loss, entropies, mask)
+            return
+        with torch.no_grad():
+            self._trl_loss_on_packed(model, mb, logps.detach(), entropies.detach(), None)
 
     def _forward_with_aux(self, model: Any, rows: PackedRows) -> dict:
         """One packed row (TRL's micro-batch) with the MoE router logits requested."""
@@ -914,10 +923,11 @@ class FastGRPOTrainer(GRPOTrainer):
                     last = loss
                 else:
                     self.accelerator.backward(loss)
+        logps_all = logps_all.to(mb["advantages"].dtype)
+        mask = torch.ones(n_total, dtype=torch.bool, device=device)
         with torch.no_grad():
-            mask = torch.ones(n_total, dtype=torch.bool, device=device)
-            whole = self._grpo_loss(logps_all.to(mb["advantages"].dtype), mask, mb, cu_seqlens=mb["cu_seqlens"])
-        self._log_loss_metrics(whole, entropies_all, mask)
+            whole = self._grpo_loss(logps_all, mask, mb, cu_seqlens=mb["cu_seqlens"])
+        self._log_packed_metrics(model, mb, whole, logps_all, entropies_all, mask)
         return last + (whole.loss.to(last.dtype) - last.detach())
 
     def _row_share(self, b_row: int, b_total: int, n_row: int, n_total: int) -> float:

@@ -1,0 +1,53 @@
+"""Run under ``ACCELERATE_USE_CPU=1 torchrun --nproc_per_node 2``: stock GRPOTrainer and
+FastGRPOTrainer(padding_free=True, ...) train the same steps on two processes; rank 0 writes both
+log histories to ``<out>/<name>.json`` (tests/test_padding_free_two_ranks.py compares them)."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+from datasets import Dataset
+from trl import GRPOTrainer
+
+from fastalign.testing import tiny_grpo_trainer
+from fastalign.trl import FastGRPOTrainer
+
+
+def ends_with_eos(completion_ids, **kwargs):
+    return [1.0 if ids and ids[-1] == 1 else 0.0 for ids in completion_ids]
+
+
+def short(completion_ids, **kwargs):
+    return [-len(c) / 16 for c in completion_ids]
+
+
+def train(cls, kwargs, config):
+    prompts = ["what is 1 + 1 ?", "what is 2 + 3 ?", "a b c d e f g h", "1"] * 8
+    t = tiny_grpo_trainer([ends_with_eos, short], trainer_cls=cls, train_dataset=Dataset.from_dict({"prompt": prompts}),
+                          max_completion_length=12, trainer_kwargs=kwargs,
+                          **{"max_steps": 3, "learning_rate": 1e-3, "temperature": 0.7, **config})  # fmt: skip
+    t.train()
+    return t, [row for row in t.state.log_history if "loss" in row]
+
+
+def main(out: str) -> None:
+    runs = {
+        "dapo": ({}, {}),
+        "dapo-budget": ({"max_tokens_per_microbatch": 24}, {}),
+        "grpo-entropy-bonus": ({}, {"loss_type": "grpo", "entropy_coef": 0.01}),
+        "bnpo-budget-gspo": ({"max_tokens_per_microbatch": 24},
+                             {"loss_type": "bnpo", "importance_sampling_level": "sequence", "num_iterations": 2}),
+    }
+    result = {}
+    for name, (kwargs, config) in runs.items():
+        _, ref = train(GRPOTrainer, None, config)
+        fast, got = train(FastGRPOTrainer, {"padding_free": True, **kwargs}, config)
+        result[name] = {"trl": ref, "fastalign": got, "grpo_loss_calls": fast.fastalign_times.calls("grpo_loss")}
+        if fast.accelerator.is_main_process:
+            with open(f"{out}/{name}.json", "w") as f:
+                json.dump(result[name], f)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1])
