@@ -35,7 +35,7 @@ def two_rank_logs(tmp_path_factory):
     return {p.stem: json.loads(p.read_text()) for p in out.glob("*.json")}
 
 
-@pytest.mark.parametrize("name", ["dapo", "dapo-budget", "grpo-entropy-bonus", "bnpo-budget-gspo"])
+@pytest.mark.parametrize("name", ["dapo", "dapo-budget", "grpo-entropy-bonus", "bnpo-budget-gspo", "top-entropy-budget"])
 def test_two_processes_train_like_grpo_trainer(two_rank_logs, name):
     run = two_rank_logs[name]
     assert_same_logs(run["trl"], run["fastalign"])

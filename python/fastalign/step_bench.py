@@ -146,9 +146,13 @@ def _dpo(model_name: str, side: str, **config: Any) -> Any:
 
 def make_trainer(trainer: str, model_name: str, side: str, **config: Any) -> Any:
     """A GRPO or DPO trainer on the long-tail workload: ``side`` "trl" (stock) or "fastalign"."""
+    from transformers.trainer_callback import PrinterCallback
+
     if model_name not in MODELS or side not in SIDES or trainer not in ("grpo", "dpo"):
         raise ValueError(f"unknown trainer/model/side {trainer!r}/{model_name!r}/{side!r}")
-    return (_grpo if trainer == "grpo" else _dpo)(model_name, side, **config)
+    t = (_grpo if trainer == "grpo" else _dpo)(model_name, side, **config)
+    t.remove_callback(PrinterCallback)  # the step's log rows are returned, not printed
+    return t
 
 
 @contextlib.contextmanager

@@ -38,6 +38,8 @@ def main(out: str) -> None:
         "grpo-entropy-bonus": ({}, {"loss_type": "grpo", "entropy_coef": 0.01}),
         "bnpo-budget-gspo": ({"max_tokens_per_microbatch": 24},
                              {"loss_type": "bnpo", "importance_sampling_level": "sequence", "num_iterations": 2}),
+        # several rows, one backward (the quantile is over the micro-batch): DDP syncs on the last call
+        "top-entropy-budget": ({"max_tokens_per_microbatch": 24}, {"loss_type": "grpo", "top_entropy_quantile": 0.5}),
     }
     result = {}
     for name, (kwargs, config) in runs.items():

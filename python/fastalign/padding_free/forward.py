@@ -21,7 +21,7 @@ CUDA); otherwise the logits are computed and read here.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import numpy as np
@@ -150,6 +150,7 @@ def forward_packed(
     temperature: float = 1.0,
     model_kwargs: dict | None = None,
     aux_loss: bool = False,
+    call_context: Callable[[int], Any] | None = None,
 ) -> dict[str, torch.Tensor]:
     """Run every row of ``rows`` through ``model``; return each field as an ``(N,)`` tensor of the
     scored tokens, in ``rows``' sequence order (``rows.cu_seqlens`` delimits the sequences).
@@ -189,7 +190,7 @@ def forward_packed(
         if aux_loss:
             kwargs["output_router_logits"] = True
         kwargs.update(model_kwargs or {})
-        with _call_context(model, mode):
+        with _call_context(model, mode), (call_context(r) if call_context else contextlib.nullcontext()):
             if fused:
                 out = model(**kwargs, shift_labels=labels, fused_lm_head=True)
                 got = {f: getattr(out, f) for f in fields}

@@ -566,11 +566,24 @@ class FastGRPOTrainer(GRPOTrainer):
         if equalize and self.accelerator.num_processes > 1:
             most = self.accelerator.gather(torch.tensor([calls], device=self.accelerator.device)).max().item()
             extra = int(most) - calls
+        total = calls + extra
+        done = 0
+
+        def call_context(r: int) -> Any:
+            # several calls, one backward: DDP prepares its gradient sync on the last call only
+            last = done + r == total - 1
+            grad = torch.is_grad_enabled() and self.accelerator.num_processes > 1
+            return self.accelerator.no_sync(model) if grad and not last else contextlib.nullcontext()
+
+        outs = []
         with self.accelerator.autocast():
-            outs = [forward_packed(model, r, fields=fields) for r in rows]
+            for r in rows:
+                outs.append(forward_packed(model, r, fields=fields, call_context=call_context))
+                done += r.num_rows
             for _ in range(extra):
                 dummy = pack_rows(np.array([self._tokenizer.pad_token_id] * 2), np.array([0, 2]))
-                got = forward_packed(model, dummy, fields=fields)
+                got = forward_packed(model, dummy, fields=fields, call_context=call_context)
+                done += 1
                 if outs and torch.is_grad_enabled():  # keep the dummy call in the graph, with weight 0
                     outs[-1]["log_probs"] = outs[-1]["log_probs"] + 0.0 * got["log_probs"].sum()
         return outs
@@ -588,7 +601,7 @@ class FastGRPOTrainer(GRPOTrainer):
         outs = self._forward_rows(model, rows, ("log_probs",))
         if not outs:
             return torch.zeros(0, device=self.accelerator.device)
-        return torch.cat([o["log_probs"] for o in outs]).float()
+        return torch.cat([o["log_probs"] for o in outs])
 
     def _score_packed(self, batch: _Rollout, g: int, mode: str) -> dict[str, Any]:
         device = self.accelerator.device
@@ -888,8 +901,8 @@ class FastGRPOTrainer(GRPOTrainer):
         where[sequences] = np.arange(len(sequences))
         counts = np.diff(cu)
         n_total, b_total = int(cu[-1]), len(sequences)
-        logps_all = torch.zeros(n_total, device=device)
-        entropies_all = torch.zeros(n_total, device=device)
+        logps_all: torch.Tensor | None = None  # the rows' detached outputs, in the micro-batch's layout
+        entropies_all: torch.Tensor | None = None
         calls = len(bins)
         if self.accelerator.num_processes > 1:
             calls = int(self.accelerator.gather(torch.tensor([calls], device=device)).max().item())
@@ -913,8 +926,11 @@ class FastGRPOTrainer(GRPOTrainer):
                     cu_r = torch.from_numpy(np.concatenate(([0], np.cumsum(counts[pos])))).to(device)
                     row = self._grpo_loss(logps, torch.ones_like(logps, dtype=torch.bool), sub, cu_seqlens=cu_r)
                     loss = row.loss * self._row_share(len(pos), b_total, int(counts[pos].sum()), n_total)
-                    logps_all[index] = logps.detach().float()
-                    entropies_all[index] = entropies.detach().float()
+                    if logps_all is None:
+                        logps_all = logps.new_zeros(n_total)
+                        entropies_all = entropies.new_zeros(n_total)
+                    logps_all[index] = logps.detach()
+                    entropies_all[index] = entropies.detach()
                 else:  # another rank has more rows: a one-token call keeps the collectives in step
                     dummy = pack_rows(np.array([self._tokenizer.pad_token_id] * 2), np.array([0, 2]))
                     with self.accelerator.autocast():
@@ -923,7 +939,6 @@ class FastGRPOTrainer(GRPOTrainer):
                     last = loss
                 else:
                     self.accelerator.backward(loss)
-        logps_all = logps_all.to(mb["advantages"].dtype)
         mask = torch.ones(n_total, dtype=torch.bool, device=device)
         with torch.no_grad():
             whole = self._grpo_loss(logps_all, mask, mb, cu_seqlens=mb["cu_seqlens"])
