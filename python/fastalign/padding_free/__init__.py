@@ -16,13 +16,14 @@ from __future__ import annotations
 
 from .attention import SEGMENT_ATTENTION, enable_segment_attention, segment_attention_forward, use_segment_attention
 from .forward import attention_mode, check_model, check_packed_forward, forward_packed, padded_logps
-from .rows import PackedRows, Ragged, concat_lists, pack_rows
+from .rows import PackedRows, Ragged, check_budget, concat_lists, pack_rows
 
 __all__ = [
     "SEGMENT_ATTENTION",
     "PackedRows",
     "Ragged",
     "attention_mode",
+    "check_budget",
     "check_model",
     "check_packed_forward",
     "concat_lists",

@@ -21,7 +21,7 @@ from .. import _validate as v
 from ..errors import InvalidArgumentError
 from ..packing import bfd
 
-__all__ = ["PackedRows", "Ragged", "concat_lists", "pack_rows"]
+__all__ = ["PackedRows", "Ragged", "check_budget", "concat_lists", "pack_rows"]
 
 
 class Ragged(NamedTuple):
@@ -91,6 +91,22 @@ def _int_array(x: Any, name: str) -> np.ndarray:
     return arr if arr.dtype == np.int64 else arr.astype(np.int64)
 
 
+def check_budget(lengths: np.ndarray, max_tokens: Any, argument: str, sequences: np.ndarray | None = None) -> int:
+    """``max_tokens`` as an int, or an error naming ``argument`` if it is not a positive int or
+    some sequence is longer (a row holds sequences whole: nothing is truncated or dropped)."""
+    cap = v.integer(max_tokens, argument, minimum=1)
+    longest = int(lengths.max()) if lengths.size else 0
+    if longest > cap:
+        i = int(np.argmax(lengths))
+        which = f"sequence {int(sequences[i]) if sequences is not None else i}"
+        raise InvalidArgumentError(
+            f"is {cap} tokens, but {which} has {longest}: a row holds every sequence whole "
+            "(nothing is truncated or dropped), so it must be at least the longest",
+            argument,
+        )
+    return cap
+
+
 def pack_rows(
     values: Any,
     offsets: Any,
@@ -141,14 +157,7 @@ def pack_rows(
     if max_tokens is None:
         order, bins = placed, np.array([0, placed.size], dtype=np.int64)
     else:
-        cap = v.integer(max_tokens, "max_tokens", minimum=1)
-        longest = int(lengths.max()) if lengths.size else 0
-        if longest > cap:
-            i = int(np.argmax(lengths))
-            raise InvalidArgumentError(
-                f"is {cap} tokens, but sequence {int(seq[i])} has {longest}: a row must hold every sequence whole",
-                "max_tokens",
-            )
+        cap = check_budget(lengths, max_tokens, "max_tokens", seq)
         plan = bfd(lengths[lengths > 0], cap)
         order, bins = placed[plan.order], plan.bin_offsets
     out = _native.pack_rows(vals, offs, flags, np.ascontiguousarray(order), bins, seq)

@@ -31,6 +31,7 @@ from ..losses import dpo_loss
 from ..padding_free import (
     PackedRows,
     attention_mode,
+    check_budget,
     check_model,
     concat_lists,
     enable_segment_attention,
@@ -150,16 +151,9 @@ class FastDPOTrainer(DPOTrainer):
     # -- forwards ------------------------------------------------------------------------------
 
     def _rows(self, batch: PackedPairs) -> PackedRows:
-        budget = self.max_tokens_per_microbatch
-        if budget is not None and batch.values.size:
-            longest = int(np.diff(batch.offsets).max())
-            if longest > budget:
-                raise InvalidArgumentError(
-                    f"is {budget} tokens, but a prompt + completion has {longest}: raise it to at least the longest "
-                    "sequence, or set max_length (no sample is truncated or dropped here)",
-                    "max_tokens_per_microbatch",
-                )
-        return batch.rows(budget)
+        if self.max_tokens_per_microbatch is not None:
+            check_budget(np.diff(batch.offsets), self.max_tokens_per_microbatch, "max_tokens_per_microbatch")
+        return batch.rows(self.max_tokens_per_microbatch)
 
     def _sequence_logps(self, per_token: torch.Tensor, rows: PackedRows) -> torch.Tensor:
         """(2B,) sums of the scored tokens' log-probs; with ``ld_alpha``, LD-DPO's

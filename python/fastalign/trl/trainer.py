@@ -37,6 +37,17 @@ Additions
 
 Dynamic sampling and GFPO re-index rows, so they run on one process (the common CPU/single-GPU
 case); on several processes they raise instead of silently mixing ranks' groups.
+
+Padding-free (``padding_free=True``)
+------------------------------------
+The generation batch stays ragged (:class:`fastalign.trl._packed.PackedGeneration`): every
+forward takes packed rows of real tokens (:mod:`fastalign.padding_free`), per-token tensors live
+in the ``(N,)`` layout of the trained tokens, and the loss is :func:`fastalign.losses.grpo_loss`
+with ``cu_seqlens`` on any number of processes (the entropy bonus and the MoE aux loss run
+TRL's own loss code on the packed forward's results, scattered to its padded layout, which is
+also where the metrics' cross-process reductions come from). With ``max_tokens_per_microbatch``,
+a micro-batch is forwarded (and back-propagated) in rows of at most that many tokens, each row's
+loss scaled to its share of TRL's micro-batch loss.
 """
 
 from __future__ import annotations
@@ -62,6 +73,7 @@ from ..packing import bfd
 from ..padding_free import (
     PackedRows,
     attention_mode,
+    check_budget,
     check_model,
     check_packed_forward,
     concat_lists,
@@ -611,15 +623,8 @@ class FastGRPOTrainer(GRPOTrainer):
             stops = {*self.eos_token_ids, self._tokenizer.pad_token_id}
             keep = np.array([bool(c) and c[-1] in stops for c in batch.completion_ids], dtype=bool)
         gen = PackedGeneration.build(batch.prompt_ids, batch.completion_ids, keep, batch.tool_mask)
-        budget = self.max_tokens_per_microbatch
-        if budget is not None and gen.num_sequences:
-            longest = int(np.diff(gen.offsets).max())
-            if longest > budget:
-                raise InvalidArgumentError(
-                    f"is {budget} tokens, but a prompt + completion has {longest}: raise it to at least the longest "
-                    "sequence (no sample is truncated or dropped)",
-                    "max_tokens_per_microbatch",
-                )
+        if self.max_tokens_per_microbatch is not None:
+            check_budget(np.diff(gen.offsets), self.max_tokens_per_microbatch, "max_tokens_per_microbatch")
         sampling_logps = None
         if batch.sampling_logps is not None:
             completion = np.concatenate([np.asarray(r, dtype=np.float32) for r in batch.sampling_logps] or [np.zeros(0)])

@@ -59,12 +59,7 @@ pub fn pack_rows(
     let mut start = vec![-1i64; n_seq];
     let mut total = 0i64;
     for (i, &s) in order.iter().enumerate() {
-        ensure!(
-            (0..n_seq as i64).contains(&s),
-            "order",
-            "holds {s} at index {i}, expected a sequence index in [0, {n_seq})"
-        );
-        let s = s as usize;
+        let s = sequence_index(s, n_seq, i, "order")?;
         ensure!(start[s] < 0, "order", "places sequence {s} twice (again at index {i})");
         start[s] = total;
         total += offsets[s + 1] - offsets[s];
@@ -95,12 +90,7 @@ pub fn pack_rows(
     let mut score_offsets = Vec::with_capacity(loss_order.len() + 1);
     score_offsets.push(0i64);
     for (i, &s) in loss_order.iter().enumerate() {
-        ensure!(
-            (0..n_seq as i64).contains(&s),
-            "loss_order",
-            "holds {s} at index {i}, expected a sequence index in [0, {n_seq})"
-        );
-        let s = s as usize;
+        let s = sequence_index(s, n_seq, i, "loss_order")?;
         ensure!(!seen[s], "loss_order", "names sequence {s} twice (again at index {i})");
         seen[s] = true;
         let (a, b) = (offsets[s] as usize, offsets[s + 1] as usize);
@@ -128,6 +118,16 @@ pub fn pack_rows(
         score_index,
         score_offsets,
     })
+}
+
+/// `s` (entry `i` of `argument`) as an index below `n_seq`.
+fn sequence_index(s: i64, n_seq: usize, i: usize, argument: &'static str) -> Result<usize> {
+    ensure!(
+        (0..n_seq as i64).contains(&s),
+        argument,
+        "holds {s} at index {i}, expected a sequence index in [0, {n_seq})"
+    );
+    Ok(s as usize)
 }
 
 /// Number of sequences, after checking that `offsets` describes `len` values.
