@@ -91,6 +91,17 @@ def test_evaluation_matches_and_without_padding_free_it_is_dpo_trainer():
                 assert got[key] == pytest.approx(x, rel=1e-4, abs=1e-6), key
 
 
+def test_iterable_eval_datasets_and_what_needs_logits():
+    """An iterable eval set works (batches are not dispatched: a ragged batch cannot be split along
+    a first dimension); compute_metrics, which needs logits, is refused instead of skipped."""
+    t = _trainer(FastDPOTrainer, True)
+    assert np.isfinite(t.evaluate(eval_dataset=_dataset(8, seed=2).to_iterable_dataset())["eval_loss"])
+    with pytest.raises(PaddingFreeError, match="compute_metrics"):
+        _trainer(FastDPOTrainer, True, trainer_kwargs=dict(compute_metrics=lambda p: {"m": 1.0}))
+    with pytest.raises(PaddingFreeError, match="accelerator_config"):
+        _trainer(FastDPOTrainer, True, accelerator_config={"dispatch_batches": True})
+
+
 def test_collator_truncates_like_trl_and_does_not_pad():
     examples = [{"prompt_ids": [1, 2, 3], "chosen_ids": [4, 5], "rejected_ids": [6]},
                 {"prompt_ids": [7], "chosen_ids": [8, 9, 10], "rejected_ids": [11, 12]}]

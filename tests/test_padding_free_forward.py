@@ -127,8 +127,10 @@ def test_segment_attention_survives_gradient_checkpointing():
 @pytest.mark.parametrize(
     "config, reason",
     [
-        (dict(layer_types=["full_attention", "linear_attention"]), "linear_attention"),
+        (dict(layer_types=["full_attention", "linear_attention"]), r"has linear_attention layers"),
+        (dict(layer_types=["full_attention", "mamba", "moe"]), r"has mamba layers, which"),  # moe is not named
         (dict(rope_scaling={"rope_type": "default", "mrope_section": [4, 2, 2]}), "multimodal RoPE"),
+        (dict(attn_logit_softcapping=50.0), "soft-capping"),
     ],
 )
 def test_models_that_cannot_take_packed_rows_are_refused(config, reason):
@@ -137,6 +139,17 @@ def test_models_that_cannot_take_packed_rows_are_refused(config, reason):
         setattr(model.config, key, value)
     with pytest.raises(PaddingFreeError, match=reason):
         check_model(model)
+
+
+def test_attention_sinks_are_refused_unless_flash_attention_runs_them():
+    model = _configured()
+    model.model.layers[0].self_attn.sinks = torch.nn.Parameter(torch.zeros(4))  # as gpt-oss's attention
+    with pytest.raises(PaddingFreeError, match="attention sinks"):
+        check_model(model)
+    model.config._attn_implementation = "flash_attention_2"
+    check_model(model)  # flash kernels with sinks take them
+    check_model(_configured(layer_types=["full_attention", "sliding_attention"], use_sliding_window=True,
+                            sliding_window=8))  # attention-only layer types pass
 
 
 def test_unknown_attention_implementations_are_refused():

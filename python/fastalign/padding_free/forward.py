@@ -36,9 +36,10 @@ __all__ = ["attention_mode", "check_model", "check_packed_forward", "forward_pac
 FIELDS = ("log_probs", "entropy", "log_sum_sq_probs", "mean_logits", "is_top1")
 _MASKED = ("sdpa", "eager", "flex_attention")
 _ATTENTION = ("auto", "segments", "model")
-# layer types transformers' packed-sequence masks cover; anything else (linear attention,
-# convolutions, state-space layers) mixes the sequences of a row
-_ATTENTION_LAYERS = {"full_attention", "sliding_attention", "chunked_attention"}
+# layer types (config.layer_types) and module classes that mix tokens along the sequence without
+# attention (linear attention, convolutions, state space, recurrences): they run across the
+# sequences of a packed row unless given kernels that know its boundaries
+_MIXING_LAYER_TYPES = ("linear", "mamba", "conv", "ssm", "recurrent", "rwkv", "retention", "deltanet")
 _SEQUENCE_MIXERS = ("Mamba", "GatedDeltaNet", "ShortConv", "LinearAttention", "Lightning", "RWKV", "Retention")
 
 
@@ -77,8 +78,9 @@ def _call_context(model: Any, mode: str) -> Any:
 
 def check_model(model: Any) -> None:
     """Raise :class:`~fastalign.errors.PaddingFreeError` for a model that cannot take packed rows
-    exactly: vision-language models, 3-D (multimodal RoPE) position ids, and layers other than
-    attention that mix tokens along the sequence (linear attention, convolutions, state space)."""
+    exactly: vision-language models, 3-D (multimodal RoPE) position ids, layers other than
+    attention that mix tokens along the sequence (linear attention, convolutions, state space),
+    and attention sinks or logit soft-capping without a flash-attention implementation."""
     config = unwrap_config(model)
     text = config.get_text_config() if hasattr(config, "get_text_config") else config
     if getattr(config, "vision_config", None) is not None or text is not config:
@@ -91,18 +93,28 @@ def check_model(model: Any) -> None:
                 "the model uses multimodal RoPE (3-D position ids), which packed rows do not carry", "padding_free"
             )
     layer_types = getattr(text, "layer_types", None) or ()
-    others = sorted({t for t in layer_types if t not in _ATTENTION_LAYERS})
-    if others:
+    mixing = sorted({t for t in layer_types if any(m in str(t).lower() for m in _MIXING_LAYER_TYPES)})
+    if mixing:
         raise PaddingFreeError(
-            f"the model has {', '.join(others)} layers, which mix the sequences of a packed row", "padding_free"
+            f"the model has {', '.join(mixing)} layers, which mix the sequences of a packed row", "padding_free"
         )
     root = model
     while hasattr(root, "module") and not hasattr(root, "config"):
         root = root.module
+    sinks = False
     for module in root.modules():
         name = type(module).__name__
         if any(m in name for m in _SEQUENCE_MIXERS):
             raise PaddingFreeError(f"the model has {name} layers, which mix the sequences of a packed row", "padding_free")
+        sinks = sinks or isinstance(getattr(module, "sinks", None), torch.nn.Parameter)
+    softcap = getattr(text, "attn_logit_softcapping", None) is not None
+    if (sinks or softcap) and not _is_flash(config._attn_implementation):
+        what = "attention sinks" if sinks else "attention logit soft-capping"
+        raise PaddingFreeError(
+            f"the model uses {what}, which the segment attention does not implement; load it with a "
+            "flash-attention implementation that does (attn_implementation=...), or train padded",
+            "padding_free",
+        )
 
 
 def _has_fused_head(model: Any) -> bool:

@@ -125,6 +125,19 @@ class FastDPOTrainer(DPOTrainer):
         # read by compute_ref_log_probs, which DPOTrainer.__init__ may already call (precomputing)
         self.max_tokens_per_microbatch = budget
         if padding_free:
+            if kwargs.get("compute_metrics", args[7] if len(args) > 7 else None) is not None:
+                raise PaddingFreeError(
+                    "compute_metrics needs the logits, which padding-free forwards do not build (TRL computes "
+                    "them with an extra padded forward, deprecated); evaluate with padding_free=False",
+                    "compute_metrics",
+                )
+            if config.accelerator_config.dispatch_batches is True:
+                raise PaddingFreeError(
+                    "dispatch_batches=True splits collated batches across processes along their first "
+                    "dimension, which a ragged batch does not have; leave dispatch_batches unset",
+                    "accelerator_config",
+                )
+            config.accelerator_config.dispatch_batches = False  # e.g. for an iterable eval dataset
             config.padding_free = False  # DPOTrainer would switch it off with a warning
             if kwargs.get("data_collator", args[3] if len(args) > 3 else None) is None:
                 kwargs["data_collator"] = DataCollatorForPackedPreference(config.max_length, config.truncation_mode)
@@ -247,6 +260,7 @@ class FastDPOTrainer(DPOTrainer):
             f_alpha_divergence_coef=self.f_alpha_divergence_coef,
             chosen_lengths=lengths[:b],
             rejected_lengths=lengths[b:],
+            check_finite=False,  # a diverging run goes on as in TRL (the Trainer filters NaN losses)
             **kwargs,
         )
         loss = result.loss
