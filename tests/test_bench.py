@@ -68,3 +68,28 @@ def test_list_and_module_entry_point():
                          check=True).stdout
     assert all(name in out for name in bench.CASES)
     assert cli(["frobnicate"]) == 2
+
+
+def test_step_comparison_runs_both_trainers_and_reports(tmp_path, monkeypatch, capsys):
+    """``fastalign bench --step`` on a shrunken long-tail batch (the real one takes minutes): both
+    sides train, padding-free forwards fewer tokens, the first-step losses agree."""
+    from fastalign import step_bench
+
+    monkeypatch.setattr(step_bench, "long_tail_lengths", lambda n=32, seed=0, **kw: step_bench.np.array(
+        [2 + (7 * i + seed) % 30 for i in range(n)]))
+    out_json = tmp_path / "step.json"
+    assert bench.main(["--step", "--models", "tiny", "--rounds", "1", "--json", str(out_json)]) == 0
+    rows = json.loads(out_json.read_text())
+    assert [(r["trainer"], r["model"]) for r in rows] == [("grpo", "tiny"), ("dpo", "tiny")]
+    for r in rows:
+        assert r["tokens_per_step"]["fastalign"] < r["tokens_per_step"]["trl"]
+        assert r["first_step_loss"]["fastalign"] == pytest.approx(r["first_step_loss"]["trl"], rel=1e-5, abs=1e-6)
+        assert r["speedup"] == pytest.approx(r["median_seconds"]["trl"] / r["median_seconds"]["fastalign"])
+    assert "grpo tiny: TRL" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("args", [["--step", "--models", "huge"], ["--step", "--trainers", "ppo"],
+                                  ["--step", "--rounds", "0"]])
+def test_bad_step_arguments_are_refused(args):
+    with pytest.raises(SystemExit, match="--step"):
+        bench.main(args)
