@@ -246,6 +246,19 @@ class FastGRPOTrainer(GRPOTrainer):
         self.max_tokens_per_microbatch = None
         self._injected_forward: tuple | None = None
         self._checked_models: set[int] = set()
+        if padding_free:  # what padding-free cannot run at all comes first
+            reason = None
+            if self._is_vlm:
+                reason = "vision-language models"
+            elif self.tools or self.environment_factories is not None:
+                reason = "tool calling and environments"
+            elif self.beta != 0.0 and self.ref_model is None:
+                reason = "a PEFT reference model (beta != 0 without ref_model)"
+            if reason:
+                raise PaddingFreeError(f"is not supported with {reason}; train padded", "padding_free")
+            for model in (self.model, self.ref_model):
+                if model is not None:
+                    check_model(model)
         if max_tokens is not None:
             if not padding_free:
                 raise InvalidArgumentError("needs padding_free=True", "max_tokens_per_microbatch")
@@ -262,21 +275,9 @@ class FastGRPOTrainer(GRPOTrainer):
                     "max_tokens_per_microbatch",
                 )
             self.max_tokens_per_microbatch = budget
-        if not padding_free:
-            return
-        reason = None
-        if self._is_vlm:
-            reason = "vision-language models"
-        elif self.tools or self.environment_factories is not None:
-            reason = "tool calling and environments"
-        elif self.beta != 0.0 and self.ref_model is None:
-            reason = "a PEFT reference model (beta != 0 without ref_model)"
-        if reason:
-            raise PaddingFreeError(f"is not supported with {reason}; train padded", "padding_free")
-        for model in (self.model, self.ref_model):
-            if model is not None:
-                check_model(model)
-                if attention_mode(model) == "segments":
+        if padding_free:
+            for model in (self.model, self.ref_model):
+                if model is not None and attention_mode(model) == "segments":
                     enable_segment_attention(model)  # for good: gradient checkpointing recomputes forwards
 
     # -- dispatch ------------------------------------------------------------------------------
