@@ -128,7 +128,7 @@ def test_only_real_tokens_are_forwarded():
         if cls is FastGRPOTrainer:
             t._checked_models.add(id(t.model))
         seen = [0]
-        t.model.get_input_embeddings().register_forward_hook(lambda m, a, o: seen.__setitem__(0, seen[0] + a[0].numel()))
+        t.model.get_input_embeddings().register_forward_hook(lambda m, a, o, seen=seen: seen.__setitem__(0, seen[0] + a[0].numel()))
         t.train()
         counts[cls.__name__] = seen[0]
     real = sum(3 + len(c) for c in completions)

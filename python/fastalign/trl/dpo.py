@@ -15,6 +15,7 @@ With ``padding_free=False`` (the config's default) it is ``DPOTrainer`` unchange
 from __future__ import annotations
 
 import contextlib
+import inspect
 from dataclasses import dataclass
 from typing import Any
 
@@ -115,7 +116,9 @@ class FastDPOTrainer(DPOTrainer):
     """
 
     def __init__(self, *args: Any, max_tokens_per_microbatch: int | None = None, **kwargs: Any) -> None:
-        config = kwargs.get("args", args[2] if len(args) > 2 else None)
+        params = inspect.signature(DPOTrainer.__init__).bind(self, *args, **kwargs).arguments
+        params.pop("self")
+        config = params.get("args")
         padding_free = bool(getattr(config, "padding_free", False))
         budget = None
         if max_tokens_per_microbatch is not None:
@@ -125,7 +128,7 @@ class FastDPOTrainer(DPOTrainer):
         # read by compute_ref_log_probs, which DPOTrainer.__init__ may already call (precomputing)
         self.max_tokens_per_microbatch = budget
         if padding_free:
-            if kwargs.get("compute_metrics", args[7] if len(args) > 7 else None) is not None:
+            if params.get("compute_metrics") is not None:
                 raise PaddingFreeError(
                     "compute_metrics needs the logits, which padding-free forwards do not build (TRL computes "
                     "them with an extra padded forward, deprecated); evaluate with padding_free=False",
@@ -138,11 +141,11 @@ class FastDPOTrainer(DPOTrainer):
                     "accelerator_config",
                 )
             config.accelerator_config.dispatch_batches = False  # e.g. for an iterable eval dataset
+            if params.get("data_collator") is None:
+                params["data_collator"] = DataCollatorForPackedPreference(config.max_length, config.truncation_mode)
             config.padding_free = False  # DPOTrainer would switch it off with a warning
-            if kwargs.get("data_collator", args[3] if len(args) > 3 else None) is None:
-                kwargs["data_collator"] = DataCollatorForPackedPreference(config.max_length, config.truncation_mode)
         try:
-            super().__init__(*args, **kwargs)
+            super().__init__(**params)
         finally:
             if padding_free:
                 config.padding_free = True
