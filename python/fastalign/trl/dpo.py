@@ -36,11 +36,11 @@ from ..padding_free import (
     check_model,
     concat_lists,
     enable_segment_attention,
-    forward_packed,
     pack_rows,
 )
 from ..ratios import masked_sum
 from ._packed import scatter_padded
+from ._step import forward_rows
 
 __all__ = ["DataCollatorForPackedPreference", "FastDPOTrainer", "PackedPairs"]
 
@@ -198,8 +198,8 @@ class FastDPOTrainer(DPOTrainer):
                     name = "ref" if "ref" in unwrapped.peft_config else None
                     adapter = use_adapter(unwrapped, adapter_name=name)
         with torch.no_grad(), disable_gradient_checkpointing(self.model, self.args.gradient_checkpointing_kwargs):
-            with adapter:
-                per_token = forward_packed(model, rows)["log_probs"]
+            with adapter:  # the policy (PEFT) is DDP-wrapped: same number of calls on every rank
+                per_token = forward_rows(self.accelerator, model, [rows], ("log_probs",))[0]["log_probs"]
         return self._sequence_logps(per_token, rows)
 
     def compute_ref_log_probs(self, model: Any, inputs: dict) -> tuple[torch.Tensor, torch.Tensor]:
@@ -223,7 +223,7 @@ class FastDPOTrainer(DPOTrainer):
         fields = ("log_probs", "entropy", "mean_logits", "is_top1") + (
             ("log_sum_sq_probs",) if self.use_weighting else ()
         )
-        out = forward_packed(model, rows, fields=fields, aux_loss=self.aux_loss_enabled)
+        out = forward_rows(self.accelerator, model, [rows], fields, aux_loss=self.aux_loss_enabled)[0]
         per_token = out["log_probs"]
         logps = self._sequence_logps(per_token, rows)
         chosen_logps, rejected_logps = logps.chunk(2)
