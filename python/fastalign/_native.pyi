@@ -223,7 +223,12 @@ def gather_u64(
 def position_ids(seq_lengths: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]: ...
 def cu_seqlens(seq_lengths: npt.NDArray[np.int64]) -> npt.NDArray[np.int32]: ...
 def balance_partitions(
-    lengths: npt.NDArray[np.int64], k: int, equal_size: bool, max_tokens: int | None, ints: list[int]
+    lengths: npt.NDArray[np.int64],
+    k: int,
+    equal_size: bool,
+    max_tokens: int | None,
+    ints: list[int],
+    refine: bool = False,
 ) -> list[list[int]]: ...
 
 # rows.rs: padding-free packed rows

@@ -116,7 +116,7 @@ pub fn cu_seqlens<'py>(
 /// between calls): items below its length are those very objects (a reference each, no new
 /// int), the others are made here.
 #[pyfunction]
-#[pyo3(signature = (lengths, k, equal_size, max_tokens, ints))]
+#[pyo3(signature = (lengths, k, equal_size, max_tokens, ints, refine=false))]
 pub fn balance_partitions<'py>(
     py: Python<'py>,
     lengths: PyReadonlyArray1<'py, i64>,
@@ -124,10 +124,16 @@ pub fn balance_partitions<'py>(
     equal_size: bool,
     max_tokens: Option<i64>,
     ints: &Bound<'py, PyList>,
+    refine: bool,
 ) -> PyResult<Bound<'py, PyList>> {
     let w = slice1(&lengths, "lengths")?;
     let (items, bounds) = run_detached(py, || {
-        packing::balance_partitions(w, k, equal_size, max_tokens).map(|part| packing::group_by_part(&part, k))
+        let part = if refine {
+            packing::balance_partitions_refined(w, k, equal_size, max_tokens)
+        } else {
+            packing::balance_partitions(w, k, equal_size, max_tokens)
+        };
+        part.map(|part| packing::group_by_part(&part, k))
     })?;
     let cached = ints.len();
     if items.len() <= cached {

@@ -29,9 +29,8 @@ fn extend_ints(item: &Bound<'_, PyAny>, out: &mut Vec<i64>, name: &'static str, 
             out.push(x.extract::<i64>().map_err(|_| bad(format!("expected ints, got {}", type_name(&x))))?);
         }
     } else {
-        let v: Vec<i64> = item
-            .extract()
-            .map_err(|_| bad(format!("expected a list of ints, got {}", type_name(item))))?;
+        let v: Vec<i64> =
+            item.extract().map_err(|_| bad(format!("expected a list of ints, got {}", type_name(item))))?;
         out.extend_from_slice(&v);
     }
     Ok(out.len() - before)
