@@ -131,8 +131,14 @@ def _loadable(model: Any, output_dir: str) -> Any:
     reference model (``beta != 0``) with ``from_pretrained`` from the policy's ``_name_or_path``."""
     if os.path.isdir(getattr(model.config, "_name_or_path", "") or ""):
         return model
+    from safetensors.torch import save_model
+
     path = os.path.join(output_dir, "initial-policy")
-    model.save_pretrained(path)
+    # written by hand: under torch.distributed, save_pretrained writes on rank 0 only, and every
+    # rank has its own output_dir here
+    model.config.architectures = [type(model).__name__]  # as save_pretrained records it
+    model.config.save_pretrained(path)
+    save_model(model, os.path.join(path, "model.safetensors"), metadata={"format": "pt"})
     return type(model).from_pretrained(path)
 
 

@@ -32,14 +32,19 @@ def train(cls, kwargs, config):
 
 
 def main(out: str) -> None:
+    # dapo's loss does not depend on which rank holds which sequence: those runs keep the default
+    # balance_ranks (sequences dealt by tokens); bnpo's token normaliser, the entropy bonus and
+    # the top-entropy quantile are per micro-batch, so those runs keep TRL's layout to compare
+    same = {"balance_ranks": False}
     runs = {
         "dapo": ({}, {}),
         "dapo-budget": ({"max_tokens_per_microbatch": 24}, {}),
-        "grpo-entropy-bonus": ({}, {"loss_type": "grpo", "entropy_coef": 0.01}),
-        "bnpo-budget-gspo": ({"max_tokens_per_microbatch": 24},
+        "grpo-entropy-bonus": (same, {"loss_type": "grpo", "entropy_coef": 0.01}),
+        "bnpo-budget-gspo": ({"max_tokens_per_microbatch": 24, **same},
                              {"loss_type": "bnpo", "importance_sampling_level": "sequence", "num_iterations": 2}),
         # several rows, one backward (the quantile is over the micro-batch): DDP syncs on the last call
-        "top-entropy-budget": ({"max_tokens_per_microbatch": 24}, {"loss_type": "grpo", "top_entropy_quantile": 0.5}),
+        "top-entropy-budget": ({"max_tokens_per_microbatch": 24, **same},
+                               {"loss_type": "grpo", "top_entropy_quantile": 0.5}),
     }
     result = {}
     for name, (kwargs, config) in runs.items():

@@ -12,10 +12,14 @@ building blocks TRL uses — ``_generate`` (generation and its metrics), ``_calc
 * advantages and the reward metrics TRL logs: :func:`fastalign.advantages.grpo_advantages`;
 * padding, masks and ``mask_truncated_completions``: one pass over the id lists;
 * the vLLM importance-sampling ratio (TIS/MIS) and its metrics: :func:`fastalign.ratios.vllm_is_ratio`;
-* the loss, its gradient and the metrics ``_compute_loss`` logs: :func:`fastalign.losses.grpo_loss`.
+* the loss, its gradient and the metrics ``_compute_loss`` logs: :func:`fastalign.losses.grpo_loss`,
+  on any number of processes, the metrics reduced across ranks as TRL reduces them
+  (``trl/_metrics.py``: one all-reduce and one all-gather per step instead of TRL's seven).
 
 Anything else (tool calling, environments, multimodal prompts, a PEFT reference model) goes to
-TRL's own method unchanged. With the same seed and data, a ``FastGRPOTrainer`` trains exactly
+TRL's own method unchanged, and so does the loss when the entropy bonus or the MoE aux loss is on
+(terms TRL adds to the aggregated loss with schedules and metrics of their own; padding-free
+runs TRL's loss code on the packed forward's results then). With the same seed and data, a ``FastGRPOTrainer`` trains exactly
 like ``GRPOTrainer`` (``tests/test_trl_fast_trainer.py`` checks losses and metrics over several
 steps).
 
@@ -35,8 +39,11 @@ Additions
   stay aligned (v1.7.1 built overlapping windows, so only its first group was right) and the kept
   rows stay in their original order.
 
-Dynamic sampling and GFPO re-index rows, so they run on one process (the common CPU/single-GPU
-case); on several processes they raise instead of silently mixing ranks' groups.
+On several processes, dynamic sampling and GFPO decide on the whole generation batch: every
+rank's rows are gathered (the rewards already are, in TRL), the same groups are kept and the
+same refills generated on every rank (so collectives stay in step even when one rank's groups
+all lack signal), and each rank takes its equal share of the kept rows in TRL's global layout
+(whole groups per rank whenever a rank's share is a multiple of the group size).
 
 Padding-free (``padding_free=True``)
 ------------------------------------
@@ -69,7 +76,7 @@ from trl.models.utils import disable_gradient_checkpointing
 from .. import _validate as v
 from ..advantages import grpo_advantages, top_k_per_group, zero_variance_groups
 from ..errors import InvalidArgumentError, PaddingFreeError
-from ..packing import bfd
+from ..packing import balance_partitions, bfd
 from ..padding_free import (
     PackedRows,
     attention_mode,
@@ -79,14 +86,18 @@ from ..padding_free import (
     concat_lists,
     enable_segment_attention,
     forward_packed,
-    pack_rows,
 )
 from ..ratios import vllm_is_ratio
+from ._metrics import loss_metrics
 from ._packed import PackedGeneration, padded_mask, scatter_padded, spans
+from ._step import forward_rows, idle_call, most_over_ranks
 
 __all__ = ["FastGRPOTrainer"]
 
 _GFPO_METRICS = ("length", "reward_per_token")
+
+
+_LISTS = ("inputs", "prompts", "prompt_ids", "completion_ids", "completions", "sampling_logps", "tool_mask")
 
 
 @dataclass
@@ -101,6 +112,14 @@ class _Rollout:
     sampling_logps: list | None
     tool_mask: list | None
     rewards_per_func: torch.Tensor  # (N, K), gathered
+
+    def local(self, rows: np.ndarray | None) -> _Rollout:
+        """``rows`` of a whole batch, for this rank's tensors (rewards stay whole: they are
+        gathered, as TRL's); ``None``: the batch already is this rank's."""
+        if rows is None:
+            return self
+        pick = lambda xs: None if xs is None else [xs[i] for i in rows]  # noqa: E731
+        return _Rollout(*(pick(getattr(self, f)) for f in _LISTS), self.rewards_per_func)
 
     def take(self, rows: list[int]) -> _Rollout:
         pick = lambda xs: None if xs is None else [xs[i] for i in rows]  # noqa: E731
@@ -185,6 +204,14 @@ class FastGRPOTrainer(GRPOTrainer):
         micro-batches (``per_device_train_batch_size`` sequences) into one row. A budget splits a
         micro-batch into rows of at most this many tokens, each forwarded (and, in training,
         back-propagated) on its own, normalised so the accumulated gradient equals the padded one.
+    balance_ranks : bool or None
+        With ``padding_free`` on several processes: deal the generation batch's sequences to the
+        ranks by tokens (:func:`fastalign.packing.balance_partitions`, equal counts) instead of
+        TRL's contiguous slices, so no rank straggles at the gradient all-reduce. ``None`` (the
+        default) means on with ``padding_free``. The global batch, the advantages and the
+        loss are unchanged, except for what TRL takes per micro-batch (bnpo's token normaliser,
+        the entropy bonus, ``top_entropy_quantile``), which depends on the split as TRL's does on
+        its shuffle; ``False`` keeps TRL's layout exactly.
     """
 
     def __init__(
@@ -199,10 +226,16 @@ class FastGRPOTrainer(GRPOTrainer):
         gfpo_metric: str | Callable = "length",
         padding_free: bool = False,
         max_tokens_per_microbatch: int | None = None,
+        balance_ranks: bool | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(*args, **kwargs)
         self._setup_padding_free(padding_free, max_tokens_per_microbatch)
+        if balance_ranks is not None and not isinstance(balance_ranks, bool):
+            raise v.InvalidTypeError(f"expected a bool or None, got {type(balance_ranks).__name__}", "balance_ranks")
+        if balance_ranks and not padding_free:
+            raise InvalidArgumentError("needs padding_free=True", "balance_ranks")
+        self.balance_ranks = padding_free if balance_ranks is None else balance_ranks
         if not isinstance(dynamic_sampling, bool):
             raise v.InvalidTypeError(f"expected a bool, got {type(dynamic_sampling).__name__}", "dynamic_sampling")
         self.dynamic_sampling = dynamic_sampling
@@ -218,24 +251,19 @@ class FastGRPOTrainer(GRPOTrainer):
                     f"must be below num_generations ({self.num_generations}) to filter anything, got {k}",
                     "gfpo_num_remains_in_group",
                 )
-            local_rows = self.args.per_device_train_batch_size * self.args.steps_per_generation
-            kept_rows = local_rows // self.num_generations * k
-            if local_rows % self.num_generations or kept_rows % self.args.steps_per_generation:
+            spg, procs = self.args.steps_per_generation, self.accelerator.num_processes
+            rows = self.args.per_device_train_batch_size * spg * procs
+            kept_rows = rows // self.num_generations * k
+            if rows % self.num_generations or kept_rows % (spg * procs):
                 raise InvalidArgumentError(
-                    f"keeps {kept_rows} of {local_rows} rows per generation batch, which must split into "
-                    f"steps_per_generation={self.args.steps_per_generation} equal batches of whole groups",
+                    f"keeps {kept_rows} of {rows} rows per generation batch, which must split into "
+                    f"steps_per_generation={spg} equal batches of whole groups on each of {procs} process(es)",
                     "gfpo_num_remains_in_group",
                 )
             self.gfpo_num_remains_in_group = k
         if not callable(gfpo_metric):
             gfpo_metric = v.choice(gfpo_metric, "gfpo_metric", _GFPO_METRICS)
         self.gfpo_metric = gfpo_metric
-        if (self.dynamic_sampling or self.gfpo_num_remains_in_group) and self.accelerator.num_processes > 1:
-            raise InvalidArgumentError(
-                "dynamic sampling and GFPO re-index rows and run on a single process; "
-                f"this run has {self.accelerator.num_processes}",
-                "dynamic_sampling" if self.dynamic_sampling else "gfpo_num_remains_in_group",
-            )
         self._replay: list[_Rollout] = []
         self.fastalign_times = _HotPathTimes()
 
@@ -305,14 +333,17 @@ class FastGRPOTrainer(GRPOTrainer):
                 )
             return super()._generate_and_score_completions(inputs)
         g = self.num_generations if mode == "train" else self.num_generations_eval
-        batch = self._rollout(inputs)
+        # filtering and balancing decide on the whole generation batch, identically on every rank
+        whole = self.accelerator.num_processes > 1 and (filtering or self.balance_ranks)
+        batch = self._rollout(inputs, whole)
         if mode == "train" and self.dynamic_sampling:
-            batch = self._dynamic_sampling(inputs, batch, g)
+            batch = self._dynamic_sampling(inputs, batch, g, whole)
         if mode == "train" and self.gfpo_num_remains_in_group:
             batch, g = self._gfpo_filter(batch, g), self.gfpo_num_remains_in_group
+        mine = self._rank_rows(batch) if whole else None
         if self.padding_free:
-            return self._score_packed(batch, g, mode)
-        return self._score(batch, g, mode)
+            return self._score_packed(batch, g, mode, mine)
+        return self._score(batch, g, mode, mine)
 
     def _prepare_inputs(self, generation_batch: Any) -> dict[str, Any]:
         """TRL's buffering (generate every ``steps_per_generation * num_iterations`` steps, shuffle,
@@ -333,7 +364,9 @@ class FastGRPOTrainer(GRPOTrainer):
 
     # -- generation and rewards ----------------------------------------------------------------
 
-    def _rollout(self, inputs: list[dict]) -> _Rollout:
+    def _rollout(self, inputs: list[dict], whole: bool = False) -> _Rollout:
+        """Generate and score this rank's prompts; with ``whole``, every rank's rows (gathered
+        in rank order: TRL's global layout), so decisions on them are the same on every rank."""
         prompts = [x["prompt"] for x in inputs]
         (prompt_ids, completion_ids, tool_mask, completions, sampling_logps, extra_fields, _, _) = self._generate(
             prompts
@@ -346,10 +379,24 @@ class FastGRPOTrainer(GRPOTrainer):
                             row[key] = values[i]
                     else:
                         row[key] = values
-        rewards_per_func = self._calculate_rewards(inputs, prompts, completions, completion_ids)
-        return _Rollout(
-            inputs, prompts, prompt_ids, completion_ids, completions, sampling_logps, tool_mask, rewards_per_func
-        )
+        rewards_per_func = self._calculate_rewards(inputs, prompts, completions, completion_ids)  # gathered
+        lists = [inputs, prompts, prompt_ids, completion_ids, completions, sampling_logps, tool_mask]
+        if whole:
+            lists = [None if x is None else gather_object(list(x)) for x in lists]
+        return _Rollout(*lists, rewards_per_func)
+
+    def _rank_rows(self, batch: _Rollout) -> np.ndarray:
+        """This rank's rows of a whole generation batch: TRL's contiguous slice, or with
+        ``balance_ranks`` an equal-count Karmarkar-Karp share by tokens."""
+        n, procs, rank = len(batch.prompt_ids), self.accelerator.num_processes, self.accelerator.process_index
+        if self.balance_ranks:
+            tokens = np.array([len(p) + len(c) for p, c in zip(batch.prompt_ids, batch.completion_ids)], np.int64)
+            t = time.perf_counter()
+            parts = balance_partitions(tokens, procs, equal_size=True, refine=True)
+            self.fastalign_times.add("balance_partitions", time.perf_counter() - t)
+            return np.asarray(parts[rank], dtype=np.int64)
+        size = n // procs
+        return np.arange(rank * size, (rank + 1) * size)
 
     def _informative(self, batch: _Rollout, g: int) -> np.ndarray:
         t = time.perf_counter()
@@ -363,7 +410,9 @@ class FastGRPOTrainer(GRPOTrainer):
         self.fastalign_times.add("zero_variance_groups", time.perf_counter() - t)
         return ~np.asarray(flat.cpu() if isinstance(flat, torch.Tensor) else flat)
 
-    def _dynamic_sampling(self, inputs: list[dict], first: _Rollout, g: int) -> _Rollout:
+    def _dynamic_sampling(self, inputs: list[dict], first: _Rollout, g: int, whole: bool) -> _Rollout:
+        """On a whole generation batch (every rank's rows with several processes): the same groups
+        are kept and the same refills generated on every rank, so collectives stay in step."""
         groups_needed = len(first.prompt_ids) // g
         kept: list[_Rollout] = []
         spare: list[_Rollout] = []  # zero-variance groups, used only to complete a short batch
@@ -380,7 +429,7 @@ class FastGRPOTrainer(GRPOTrainer):
             if len(kept) >= groups_needed or generations >= self.max_num_gen_batches:
                 break
             fresh = [dict(row) for row in inputs]  # same prompts; rows copied (extras are written into them)
-            batch = self._rollout(fresh)
+            batch = self._rollout(fresh, whole)
         surplus = kept[groups_needed:]
         kept = kept[:groups_needed]
         replayed = 0
@@ -440,8 +489,9 @@ class FastGRPOTrainer(GRPOTrainer):
                     out[i, : len(r)] = r
         return torch.from_numpy(out)
 
-    def _score(self, batch: _Rollout, g: int, mode: str) -> dict[str, Any]:
+    def _score(self, whole: _Rollout, g: int, mode: str, mine: np.ndarray | None) -> dict[str, Any]:
         device = self.accelerator.device
+        batch = whole.local(mine)
         t = time.perf_counter()
         pad_id = self._tokenizer.pad_token_id
         prompt_lengths = [len(p) for p in batch.prompt_ids]
@@ -497,7 +547,7 @@ class FastGRPOTrainer(GRPOTrainer):
                     self.ref_model, prompt_completion_ids, attention_mask, logits_to_keep, batch_size=batch_size
                 )
 
-        advantages = self._advantages_and_logs(batch, g, mode)
+        advantages = self._advantages_and_logs(whole, g, mode, mine)
         if use_is:
             self._log_is(is_out, old_logps, sampling_logps, loss_mask, mode)
 
@@ -521,8 +571,9 @@ class FastGRPOTrainer(GRPOTrainer):
             out["tool_mask"] = tool_mask
         return out
 
-    def _advantages_and_logs(self, batch: _Rollout, g: int, mode: str) -> torch.Tensor:
-        """This process's advantages; the reward metrics, completion logs and reward-function logs."""
+    def _advantages_and_logs(self, batch: _Rollout, g: int, mode: str, mine: np.ndarray | None) -> torch.Tensor:
+        """This process's advantages (its contiguous slice, or rows ``mine`` of a whole batch); the
+        reward metrics, completion logs and reward-function logs."""
         t = time.perf_counter()
         adv = grpo_advantages(
             batch.rewards_per_func,
@@ -533,19 +584,26 @@ class FastGRPOTrainer(GRPOTrainer):
             metrics=True,
         )
         self.fastalign_times.add("grpo_advantages", time.perf_counter() - t)
-        n_local = len(batch.prompt_ids)
-        start = self.accelerator.process_index * n_local
         all_advantages = adv.advantages
+        if mine is None:
+            n_local = len(batch.prompt_ids)
+            start = self.accelerator.process_index * n_local
+            local = all_advantages[start : start + n_local]
+            prompts, completions = gather_object(batch.prompts), gather_object(batch.completions)
+        else:
+            n_local = len(mine)
+            local = all_advantages[torch.from_numpy(mine).to(all_advantages.device)]
+            prompts, completions = batch.prompts, batch.completions
         metrics = self._metrics[mode]
         for name, value in adv.metrics(self.reward_func_names).items():
             metrics[name].append(value)
-        self._logs["prompt"].extend(gather_object(batch.prompts))
-        self._logs["completion"].extend(gather_object(batch.completions))
+        self._logs["prompt"].extend(prompts)
+        self._logs["completion"].extend(completions)
         for i, name in enumerate(self.reward_func_names):
             self._logs["rewards"][name].extend(batch.rewards_per_func[:, i].tolist())
         self._logs["advantages"].extend(all_advantages.tolist())
         self._flush_pending_logs(n_local, self.accelerator.device, mode)
-        return all_advantages[start : start + n_local]
+        return local
 
     def _log_is(self, is_out: Any, old: Any, sampling: Any, loss_mask: Any, mode: str) -> None:
         if self.accelerator.num_processes == 1:
@@ -572,34 +630,7 @@ class FastGRPOTrainer(GRPOTrainer):
     def _forward_rows(
         self, model: Any, rows: list[PackedRows], fields: tuple[str, ...], *, equalize: bool = True
     ) -> list[dict]:
-        """Each ``PackedRows`` through ``model`` (under autocast); with several processes, every
-        rank makes the same number of model calls (a one-token call where it has fewer rows)."""
-        calls = sum(r.num_rows for r in rows)
-        extra = 0
-        if equalize and self.accelerator.num_processes > 1:
-            most = self.accelerator.gather(torch.tensor([calls], device=self.accelerator.device)).max().item()
-            extra = int(most) - calls
-        total = calls + extra
-        done = 0
-
-        def call_context(r: int) -> Any:
-            # several calls, one backward: DDP prepares its gradient sync on the last call only
-            last = done + r == total - 1
-            grad = torch.is_grad_enabled() and self.accelerator.num_processes > 1
-            return self.accelerator.no_sync(model) if grad and not last else contextlib.nullcontext()
-
-        outs = []
-        with self.accelerator.autocast():
-            for r in rows:
-                outs.append(forward_packed(model, r, fields=fields, call_context=call_context))
-                done += r.num_rows
-            for _ in range(extra):
-                dummy = pack_rows(np.array([self._tokenizer.pad_token_id] * 2), np.array([0, 2]))
-                got = forward_packed(model, dummy, fields=fields, call_context=call_context)
-                done += 1
-                if outs and torch.is_grad_enabled():  # keep the dummy call in the graph, with weight 0
-                    outs[-1]["log_probs"] = outs[-1]["log_probs"] + 0.0 * got["log_probs"].sum()
-        return outs
+        return forward_rows(self.accelerator, model, rows, fields, equalize=equalize)
 
     def _packed_logps(self, model: Any, gen: PackedGeneration, batch_size: int) -> torch.Tensor:
         """No-grad log-probs of every trained token of the generation batch, ``(N,)``: TRL's
@@ -616,8 +647,9 @@ class FastGRPOTrainer(GRPOTrainer):
             return torch.zeros(0, device=self.accelerator.device)
         return torch.cat([o["log_probs"] for o in outs])
 
-    def _score_packed(self, batch: _Rollout, g: int, mode: str) -> dict[str, Any]:
+    def _score_packed(self, whole: _Rollout, g: int, mode: str, mine: np.ndarray | None) -> dict[str, Any]:
         device = self.accelerator.device
+        batch = whole.local(mine)
         t = time.perf_counter()
         keep = np.ones(len(batch.completion_ids), dtype=bool)
         if self.mask_truncated_completions:
@@ -658,7 +690,7 @@ class FastGRPOTrainer(GRPOTrainer):
                 self.fastalign_times.add("vllm_is_ratio", time.perf_counter() - t)
             if self.beta != 0.0:
                 ref_logps = self._packed_logps(self.ref_model, gen, batch_size)
-        advantages = self._advantages_and_logs(batch, g, mode)
+        advantages = self._advantages_and_logs(whole, g, mode, mine)
         if use_is:
             self._log_is(is_out, old_logps, sampling_logps, ones, mode)
         out: dict[str, Any] = {
@@ -689,15 +721,11 @@ class FastGRPOTrainer(GRPOTrainer):
     # -- the loss ------------------------------------------------------------------------------
 
     def _fast_loss_ok(self, inputs: dict) -> bool:
-        # fastalign's grpo_loss covers the policy term, the KL, the IS corrections and the masks;
-        # the entropy bonus, the MoE aux loss, multimodal inputs and several processes (TRL gathers
-        # the loss metrics across ranks) take TRL's own loss code
-        return (
-            not self._entropy_bonus_enabled
-            and not self.aux_loss_enabled
-            and self.accelerator.num_processes == 1
-            and "pixel_values" not in inputs
-        )
+        # fastalign's grpo_loss covers the policy term, the KL, the IS corrections and the masks,
+        # on any number of processes (metrics reduced as TRL reduces them, trl/_metrics.py); the
+        # entropy bonus and the MoE aux loss (terms TRL adds to the aggregated loss, with their own
+        # schedules and metrics) and multimodal inputs take TRL's own loss code
+        return not self._entropy_bonus_enabled and not self.aux_loss_enabled and "pixel_values" not in inputs
 
     def _get_per_token_logps_and_entropies(self, *args: Any, **kwargs: Any) -> Any:
         # a padding-free loss that runs TRL's own _compute_loss hands it the packed forward's
@@ -714,7 +742,7 @@ class FastGRPOTrainer(GRPOTrainer):
         if not self._fast_loss_ok(inputs):
             if self.importance_sampling_level == "sequence_token":
                 raise NotImplementedError(
-                    "GSPO-token runs through fastalign's grpo_loss, which FastGRPOTrainer uses on one process "
+                    "GSPO-token runs through fastalign's grpo_loss, which FastGRPOTrainer uses "
                     "without the entropy bonus or the MoE aux loss"
                 )
             return super()._compute_loss(model, inputs)
@@ -730,7 +758,7 @@ class FastGRPOTrainer(GRPOTrainer):
         if self.top_entropy_quantile < 1.0:
             entropy_mask = self.get_high_entropy_mask(entropies, mask, 1 - self.top_entropy_quantile)
         out = self._grpo_loss(per_token_logps, mask, inputs, entropy_mask=entropy_mask)
-        self._log_loss_metrics(out, entropies, mask)
+        self._log_loss_metrics(out, entropies, mask, rows=mask.shape[0], packed=False)
         return out.loss
 
     def _grpo_loss(
@@ -777,13 +805,12 @@ class FastGRPOTrainer(GRPOTrainer):
         self.fastalign_times.add("grpo_loss", time.perf_counter() - t)
         return out
 
-    def _log_loss_metrics(self, out: Any, entropies: Any, mask: Any) -> None:
+    def _log_loss_metrics(self, out: Any, entropies: Any, mask: Any, *, rows: int, packed: bool) -> None:
+        """TRL's loss metrics, global over the processes (one all-reduce and one all-gather)."""
         metrics = self._metrics["train" if self.model.training else "eval"]
-        logged = out.metrics()
-        if "kl" in logged:
-            metrics["kl"].append(logged.pop("kl"))
-        # entropy over the loss mask, as TRL's global_masked_mean (one process)
-        metrics["entropy"].append(((entropies * mask).sum() / mask.sum().float().clamp(min=1.0)).item())
+        logged = loss_metrics(
+            self.accelerator, out, entropies, mask, rows=rows, level=self.importance_sampling_level, packed=packed
+        )
         for key, value in logged.items():
             metrics[key].append(value)
 
@@ -847,17 +874,8 @@ class FastGRPOTrainer(GRPOTrainer):
         if self.top_entropy_quantile < 1.0:
             entropy_mask = self.get_high_entropy_mask(entropies, mask, 1 - self.top_entropy_quantile)
         loss = self._grpo_loss(logps, mask, mb, cu_seqlens=mb["cu_seqlens"], entropy_mask=entropy_mask)
-        self._log_packed_metrics(model, mb, loss, logps, entropies, mask)
+        self._log_loss_metrics(loss, entropies, mask, rows=len(mb["cu"]) - 1, packed=True)
         return loss.loss
-
-    def _log_packed_metrics(self, model: Any, mb: dict, loss: Any, logps: Any, entropies: Any, mask: Any) -> None:
-        """The loss metrics: this process's (one process), or TRL's cross-process reductions,
-        from TRL's own loss code run without gradients on the same log-probs."""
-        if self.accelerator.num_processes == 1:
-            self._log_loss_metrics(loss, entropies, mask)
-            return
-        with torch.no_grad():
-            self._trl_loss_on_packed(model, mb, logps.detach(), entropies.detach(), None)
 
     def _forward_with_aux(self, model: Any, rows: PackedRows) -> dict:
         """One packed row (TRL's micro-batch) with the MoE router logits requested."""
@@ -909,9 +927,7 @@ class FastGRPOTrainer(GRPOTrainer):
         n_total, b_total = int(cu[-1]), len(sequences)
         logps_all: torch.Tensor | None = None  # the rows' detached outputs, in the micro-batch's layout
         entropies_all: torch.Tensor | None = None
-        calls = len(bins)
-        if self.accelerator.num_processes > 1:
-            calls = int(self.accelerator.gather(torch.tensor([calls], device=device)).max().item())
+        calls = most_over_ranks(self.accelerator, len(bins))
         last: torch.Tensor | None = None
         for r in range(calls):
             final = r == calls - 1
@@ -938,9 +954,7 @@ class FastGRPOTrainer(GRPOTrainer):
                     logps_all[index] = logps.detach()
                     entropies_all[index] = entropies.detach()
                 else:  # another rank has more rows: a one-token call keeps the collectives in step
-                    dummy = pack_rows(np.array([self._tokenizer.pad_token_id] * 2), np.array([0, 2]))
-                    with self.accelerator.autocast():
-                        loss = 0.0 * forward_packed(model, dummy)["log_probs"].sum()
+                    loss = idle_call(self.accelerator, model)
                 if final:
                     last = loss
                 else:
@@ -948,7 +962,7 @@ class FastGRPOTrainer(GRPOTrainer):
         mask = torch.ones(n_total, dtype=torch.bool, device=device)
         with torch.no_grad():
             whole = self._grpo_loss(logps_all, mask, mb, cu_seqlens=mb["cu_seqlens"])
-        self._log_packed_metrics(model, mb, whole, logps_all, entropies_all, mask)
+        self._log_loss_metrics(whole, entropies_all, mask, rows=len(mb["cu"]) - 1, packed=True)
         return last + (whole.loss.to(last.dtype) - last.detach())
 
     def _row_share(self, b_row: int, b_total: int, n_row: int, n_total: int) -> float:
