@@ -4,19 +4,63 @@ any non-CPU device), and a second implementation the tests hold against the Rust
 Each function returns exactly what the Rust kernel returns (same shapes, same metric slots),
 computes the same formulas (TRL 1.16's element-wise steps in the input dtype, the analytic
 gradient of ``rust/fastalign-core/src/losses.rs``) and works for both layouts: padded ``(B, T)``
-with a mask, and packed ``(N,)`` tokens with ``cu_seqlens``. Reductions accumulate in float64.
-Inputs were validated by the public functions, except the data checks (NaN log-probs), done here.
+with a mask, and packed ``(N,)`` tokens with ``cu_seqlens``. Inputs were validated by the public
+functions, except the data checks (NaN log-probs, opt-in here: ``check_finite``).
+
+What these functions do not do, so that a CUDA step runs without waiting for the device:
+
+* no host synchronisation: no ``.item()``, no ``bool(tensor)``, no boolean-mask indexing (masked
+  statistics are reductions over ``torch.where``), no ``torch.tensor(..., device=...)`` (a
+  blocking host-to-device copy; constants are Python floats, rounded to the input dtype as
+  torch rounds them). The one exception is the opt-in NaN check of :func:`grpo_loss`, one
+  synchronisation for all its inputs;
+* no ``(B, T)`` float64 tensors for float32 inputs. Sums accumulate in float64 through
+  :func:`sum64`, which converts at most :data:`F64_BLOCK` elements at a time (``torch.sum(x,
+  dtype=torch.float64)`` alone would convert all of ``x`` first: eager torch casts the input
+  before reducing); mask counts add as integers (exact, as TRL's ``mask.sum(-1)``).
 """
 
 from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 
 from .errors import InvalidArgumentError
 
 F64 = torch.float64
+
+F64_BLOCK = 1 << 20
+"""Largest number of float32 elements converted to float64 at once by :func:`sum64` (8 MiB of
+float64). Inputs up to this size are converted in one piece; larger ones block by block."""
+
+
+def sum64(v: torch.Tensor, dim: int | None = -1) -> torch.Tensor:
+    """Sum of ``v`` over its last dimension (``dim=-1``) or all of it (``dim=None``), accumulated
+    in float64, without a float64 copy of more than :data:`F64_BLOCK` elements."""
+    if dim is None:
+        v = v.reshape(-1)
+    if v.dtype == F64:
+        return v.sum(-1)
+    n = v.shape[-1]
+    step = max(1, F64_BLOCK // max(1, v.numel() // max(1, n)))
+    if n <= step:
+        return v.sum(-1, dtype=F64)
+    out = v[..., :step].sum(-1, dtype=F64)
+    for s in range(step, n, step):
+        out = out + v[..., s : s + step].sum(-1, dtype=F64)
+    return out
+
+
+def _f(x: float, dtype: torch.dtype) -> float:
+    """A Python float rounded to ``dtype`` (float32 or float64), as torch rounds a scalar operand."""
+    return float(np.float32(x)) if dtype == torch.float32 else float(x)
+
+
+def _f32(x: float) -> float:
+    """A Python float rounded to float32 (``torch.where(cond, float, float)`` makes float32)."""
+    return float(np.float32(x))
 
 
 class Layout:
@@ -27,20 +71,46 @@ class Layout:
         if cu_seqlens is None:
             self.rows = x.shape[0]
             self.single_col = x.dim() == 2 and x.shape[1] == 1
+            self.width = x.shape[-1] if x.dim() == 2 else 1
         else:
             self.rows = cu_seqlens.numel() - 1
-            lengths = (cu_seqlens[1:] - cu_seqlens[:-1]).long()
+            self.lengths = (cu_seqlens[1:] - cu_seqlens[:-1]).long()
             self.seg = torch.repeat_interleave(
-                torch.arange(self.rows, device=x.device), lengths, output_size=x.numel()
+                torch.arange(self.rows, device=x.device), self.lengths, output_size=x.numel()
             )
             self.single_col = False
 
     def rsum(self, v: torch.Tensor, dtype: torch.dtype | None = None) -> torch.Tensor:
-        """Per-sequence sum (in ``dtype`` when given)."""
-        v = v if dtype is None else v.to(dtype)
+        """Per-sequence sum (accumulated in float64 and returned as float64 with ``dtype=F64``;
+        in ``v``'s dtype otherwise)."""
+        if dtype is None or dtype == v.dtype:
+            if not self.packed:
+                return v.sum(-1)
+            return torch.zeros(self.rows, dtype=v.dtype, device=v.device).index_add_(0, self.seg, v)
+        if dtype != F64:
+            raise TypeError(f"rsum accumulates in float64 or in the input dtype, not {dtype}")
         if not self.packed:
-            return v.sum(-1)
-        return torch.zeros(self.rows, dtype=v.dtype, device=v.device).index_add_(0, self.seg, v)
+            return sum64(v)
+        out = torch.zeros(self.rows, dtype=F64, device=v.device)
+        for s in range(0, v.shape[0], F64_BLOCK):
+            out.index_add_(0, self.seg[s : s + F64_BLOCK], v[s : s + F64_BLOCK].to(F64))
+        return out
+
+    def count(self, mask: torch.Tensor) -> torch.Tensor:
+        """Per-sequence mask sum as float64 (B,): bool and integer masks add as int64 (exact, as
+        TRL's ``mask.sum(-1)``), float masks accumulate in float64."""
+        if mask.is_floating_point():
+            return self.rsum(mask, F64)
+        if not self.packed:
+            return mask.sum(-1).to(F64)
+        out = torch.zeros(self.rows, dtype=torch.int64, device=mask.device)
+        return out.index_add_(0, self.seg, mask.to(torch.int64)).to(F64)
+
+    def full_count(self, device: torch.device) -> torch.Tensor:
+        """Tokens per sequence (no mask), float64 (B,)."""
+        if self.packed:
+            return self.lengths.to(F64)
+        return torch.full((self.rows,), float(self.width), dtype=F64, device=device)
 
     def expand(self, r: torch.Tensor) -> torch.Tensor:
         """A per-sequence value broadcast to its tokens."""
@@ -53,9 +123,24 @@ class Layout:
         return out.scatter_reduce(0, self.seg, v, "amax", include_self=True)
 
 
-def _check_nan(x: torch.Tensor | None, name: str) -> None:
-    if x is not None and bool(torch.isnan(x).any()):
-        raise InvalidArgumentError("contains NaN", name)
+def _masked(flag: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """``flag * mask`` in the mask's kind (bool, integer or float), for exact counts."""
+    if mask.dtype == torch.bool:
+        return flag & mask
+    if mask.is_floating_point():
+        return torch.where(flag, mask, 0.0)
+    return flag * mask
+
+
+def check_nan(named: list[tuple[str, torch.Tensor | None]]) -> None:
+    """Raise naming the first tensor that holds NaN: one device synchronisation for all of them."""
+    present = [(name, t) for name, t in named if t is not None]
+    if not present:
+        return
+    bad = torch.stack([torch.isnan(t).any() for _, t in present]).tolist()
+    for (name, _), nan in zip(present, bad):
+        if nan:
+            raise InvalidArgumentError("contains NaN", name)
 
 
 def masked_reduce(
@@ -71,13 +156,12 @@ def masked_reduce(
         if mask is not None:
             x = x.masked_fill(mask == 0, -math.inf)
         return lay.rmax(x)
-    m = None if mask is None else mask.to(x.dtype)
-    xm = x if m is None else x * m
+    xm = x if mask is None else x * mask.to(x.dtype)
     s = lay.rsum(xm, F64)
     if reduction == "sum":
         return s.to(values.dtype)
     # the count is exact, as TRL's ``mask.sum(-1)`` (an integer mask is summed as integers)
-    cnt = lay.rsum(mask, F64) if mask is not None else lay.rsum(torch.ones_like(x), F64)
+    cnt = lay.count(mask) if mask is not None else lay.full_count(values.device)
     return (s / cnt.clamp(min=1.0)).to(values.dtype)
 
 
@@ -85,12 +169,29 @@ def masked_reduce_backward(
     grad: torch.Tensor, mask: torch.Tensor | None, like: torch.Tensor, cu_seqlens: torch.Tensor | None, reduction: str
 ) -> torch.Tensor:
     lay = Layout(like, cu_seqlens)
-    m = torch.ones_like(like) if mask is None else mask.to(like.dtype)
     g = grad
     if reduction == "mean":
-        cnt = lay.rsum(m if mask is None else mask, F64)
+        cnt = lay.count(mask) if mask is not None else lay.full_count(like.device)
         g = (grad.to(F64) / cnt.clamp(min=1.0)).to(like.dtype)
-    return lay.expand(g) * m
+    if mask is None:
+        return lay.expand(g).expand(like.shape).contiguous() if not lay.packed else lay.expand(g)
+    return lay.expand(g) * mask.to(like.dtype)
+
+
+def _stats(x: torch.Tensor, sel: torch.Tensor | None) -> list[torch.Tensor]:
+    """min, mean, max (float64, 0-d) of ``x`` where ``sel`` (all of ``x`` when ``None``); zeros
+    when nothing is selected. Reductions over ``torch.where``: no boolean indexing, no sync."""
+    if sel is None:
+        if x.numel() == 0:
+            z = torch.zeros((), dtype=F64, device=x.device)
+            return [z, z, z]
+        return [x.amin().to(F64), sum64(x, None) / x.numel(), x.amax().to(F64)]
+    n = sel.sum()
+    some = n > 0
+    lo = torch.where(sel, x, math.inf).amin().to(F64)
+    hi = torch.where(sel, x, -math.inf).amax().to(F64)
+    mean = sum64(torch.where(sel, x, 0.0), None) / n.to(F64)
+    return [torch.where(some, t, 0.0) for t in (lo, mean, hi)]
 
 
 def vllm_is_ratio(
@@ -118,26 +219,18 @@ def vllm_is_ratio(
         lo = -math.inf if clip_min is None else clip_min
         hi = math.inf if clip_max is None else clip_max
         ratio = raw.masked_fill((raw < lo) | (raw > hi), 0.0)
-    sel_r = ratio.reshape(-1) if sequence else ratio[on]
-    sel_w = raw.reshape(-1) if sequence else raw[on]
-    diff = dd.abs()[ok]
-
-    def stats(x: torch.Tensor) -> list[torch.Tensor]:
-        if x.numel() == 0:
-            z = torch.zeros((), dtype=F64, device=old.device)
-            return [z, z, z]
-        x = x.to(F64)
-        return [x.min(), x.mean(), x.max()]
-
-    ds = stats(diff)
-    metrics = torch.stack([ds[1], ds[2], *stats(sel_r), *stats(sel_w)])
+    sel = None if sequence else on
+    ds = _stats(dd.abs(), ok)
+    metrics = torch.stack([ds[1], ds[2], *_stats(ratio, sel), *_stats(raw, sel)])
     return ratio, metrics
 
 
 def _nanmin(x: torch.Tensor) -> torch.Tensor:
+    if x.numel() == 0:
+        return torch.full((), math.nan, dtype=x.dtype, device=x.device)
     nan = torch.isnan(x)
-    v = torch.where(nan, torch.full_like(x, math.inf), x).min() if x.numel() else x.new_tensor(math.nan)
-    return torch.where(nan.all(), x.new_tensor(math.nan), v) if x.numel() else v
+    v = torch.where(nan, math.inf, x).amin()
+    return torch.where(nan.all(), math.nan, v)
 
 
 def _nanmax(x: torch.Tensor) -> torch.Tensor:
@@ -170,13 +263,17 @@ def grpo_loss(
     vl_neg: float,
     ga: float,
     max_len: float | None,
-    token_den: float | None,
+    token_den: float | torch.Tensor | None,
     want_grad: bool,
+    check_finite: bool = True,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """(loss, grad wrt ``lp`` or an empty tensor, metrics (8,) float64), as the Rust kernel."""
-    _check_nan(lp, "per_token_logps")
-    _check_nan(old, "old_per_token_logps")
-    _check_nan(ref, "ref_per_token_logps")
+    """(loss, grad wrt ``lp`` or an empty tensor, metrics (8,) float64), as the Rust kernel.
+
+    ``token_den``: the dapo/cispo/vespo normaliser, a Python float or a 0-d float32 tensor on the
+    inputs' device (used there: no sync). ``check_finite``: refuse NaN in ``lp``/``old``/``ref``
+    (one device synchronisation; the op passes ``False`` unless the caller asked for it)."""
+    if check_finite:
+        check_nan([("per_token_logps", lp), ("old_per_token_logps", old), ("ref_per_token_logps", ref)])
     if beta != 0.0 and ref is None:
         raise InvalidArgumentError("is required when beta != 0", "ref_per_token_logps")
     if loss_type == "dr_grpo" and max_len is None:
@@ -185,21 +282,17 @@ def grpo_loss(
     B = lay.rows
     dt, dev = lp.dtype, lp.device
     m = mask.to(dt)
-    mf = mask.to(F64)
     adv_tok = adv.numel() != B
     A = adv.reshape(lp.shape) if adv_tok else lay.expand(adv.reshape(B))
     lr = lp - old if old is not None else torch.zeros_like(lp)
-    cnt = lay.rsum(mf)
+    cnt = lay.count(mask)
     cnt1 = cnt.clamp(min=1.0)
-    total = mf.sum()
+    total = cnt.sum()
     seq = level != "token"
     ppo = loss_type in ("grpo", "bnpo", "dr_grpo", "dapo", "luspo")
 
-    def c(x: float) -> torch.Tensor:  # a Python float as torch rounds it for this dtype
-        return torch.tensor(x, dtype=dt, device=dev)
-
-    def c32(x: float) -> torch.Tensor:  # torch.where(cond, float, float) makes float32 tensors
-        return torch.tensor(x, dtype=torch.float32, device=dev).to(dt)
+    def c(x: float) -> float:  # a Python float as torch rounds it for this dtype
+        return _f(x, dt)
 
     if seq:
         coef_row = torch.exp((lay.rsum(lr * m, F64) / cnt1).to(dt))
@@ -216,7 +309,8 @@ def grpo_loss(
         pl, gd, gc = -cc * A * lp, -cc * A, zero
         cis = (coef > eps_high) & (A > 0)
     elif loss_type == "sapo":
-        tau = torch.where(A > 0, c32(sapo_pos), c32(sapo_neg))
+        # torch.where(cond, float, float) makes float32, as TRL's temperatures
+        tau = torch.where(A > 0, _f32(sapo_pos), _f32(sapo_neg)).to(dt)
         s = torch.sigmoid(tau * (coef - 1))
         pl = -(s * 4 / tau) * A
         gd, gc = zero, -A * 4 / tau * (s * (1 - s)) * tau
@@ -230,8 +324,8 @@ def grpo_loss(
 
         def phi_of(a: torch.Tensor, lw: torch.Tensor, ww: torch.Tensor) -> torch.Tensor:
             nonneg = a >= 0
-            k = torch.where(nonneg, c32(vk_pos), c32(vk_neg))
-            lam = torch.maximum(torch.where(nonneg, c32(vl_pos), c32(vl_neg)), c32(1e-4))
+            k = torch.where(nonneg, _f32(vk_pos), _f32(vk_neg)).to(dt)
+            lam = torch.clamp(torch.where(nonneg, _f32(vl_pos), _f32(vl_neg)), min=_f32(1e-4)).to(dt)
             return torch.exp(lam + k * lw - lam * ww).nan_to_num(nan=0.0, posinf=0.0, neginf=0.0)
 
         phi = phi_of(A, lay.expand(log_w), lay.expand(w))
@@ -267,17 +361,18 @@ def grpo_loss(
         pl, gd, gc = pl * f, gd * f, gc * f
     klv = None
     if beta != 0.0:
+        b_ = c(beta)
         dref = ref - lp
         e = torch.exp(dref)
         kl = e - dref - 1
         if bias_kl:
             klv = kl * coef
-            gd = gd + c(beta) * coef * (1 - e)
-            gc = gc + c(beta) * kl
+            gd = gd + b_ * coef * (1 - e)
+            gc = gc + b_ * kl
         else:
             klv = kl
-            gd = gd + c(beta) * (1 - e)
-        pl = pl + c(beta) * klv
+            gd = gd + b_ * (1 - e)
+        pl = pl + b_ * klv
 
     # aggregation weights
     if loss_type in ("grpo", "sapo"):
@@ -287,12 +382,12 @@ def grpo_loss(
     elif loss_type == "dr_grpo":
         w_row = torch.full((B,), 1.0 / (B * max_len * ga), dtype=F64, device=dev)
     elif loss_type in ("dapo", "cispo", "vespo"):
-        den = (
-            torch.tensor(token_den, dtype=F64, device=dev)
-            if token_den is not None
-            else total.clamp(min=1.0).to(torch.float32).to(F64)
-        )
-        w_row = (1.0 / den) * torch.ones(B, dtype=F64, device=dev)
+        if isinstance(token_den, torch.Tensor):
+            w_row = (1.0 / token_den.to(F64)) * torch.ones(B, dtype=F64, device=dev)
+        elif token_den is not None:
+            w_row = torch.full((B,), 1.0 / token_den, dtype=F64, device=dev)
+        else:
+            w_row = (1.0 / total.clamp(min=1.0).to(torch.float32).to(F64)) * torch.ones(B, dtype=F64, device=dev)
     else:  # luspo
         w_row = torch.full((B,), 1.0 / (B * ga), dtype=F64, device=dev)
     loss = (lay.rsum(pl * m, F64) * w_row).sum()
@@ -330,23 +425,25 @@ def grpo_loss(
         cis_m = ci_r.to(F64).sum() / bden
         low_min, high_max = _nanmin(lo_f), _nanmax(hi_f)
     else:
-        low_m = (low.to(F64) * mf).sum() / tokden
-        high_m = (high.to(F64) * mf).sum() / tokden
-        reg_m = ((low | high).to(F64) * mf).sum() / tokden
-        cis_m = (cis.to(F64) * mf).sum() / tokden
-        low_min = _nanmin(lay.rsum(low.to(F64) * mf) / cnt)
-        high_max = _nanmax(lay.rsum(high.to(F64) * mf) / cnt)
+        # masked counts per sequence (exact for bool and integer masks), then over the batch
+        low_rows, high_rows = lay.count(_masked(low, mask)), lay.count(_masked(high, mask))
+        low_m = low_rows.sum() / tokden
+        high_m = high_rows.sum() / tokden
+        reg_m = lay.count(_masked(low | high, mask)).sum() / tokden
+        cis_m = lay.count(_masked(cis, mask)).sum() / tokden if loss_type == "cispo" else zero64
+        low_min = _nanmin(low_rows / cnt)
+        high_max = _nanmax(high_rows / cnt)
     if beta == 0.0:
         kl_m = zero64
     elif lay.single_col:
-        kl_m = klv.to(F64).sum() / bden
+        kl_m = sum64(klv, None) / bden
     else:
-        kl_m = (klv.to(F64) * mf).sum() / tokden
+        kl_m = sum64(klv * m, None) / tokden
     if loss_type != "vespo":
         phi_m = zero64
     elif lay.single_col or not adv_tok:
-        phi_m = phi_rows.to(F64).sum() / bden
+        phi_m = sum64(phi_rows, None) / bden
     else:
-        phi_m = (phi.to(F64) * mf).sum() / tokden
+        phi_m = sum64(phi * m, None) / tokden
     metrics = torch.stack([t.to(F64) for t in (low_m, high_m, reg_m, low_min, high_max, cis_m, kl_m, phi_m)])
     return loss.to(dt), grad, metrics

@@ -306,3 +306,16 @@ def cu_seqlens(x: object, tokens: int, device: Any) -> Any:
 
 def optional_real(x: object, name: str, *, minimum: float | None = None) -> float | None:
     return None if x is None else real(x, name, minimum=minimum)
+
+
+def finite_check(check_finite: object, like: Any) -> bool:
+    """Resolve a ``check_finite`` argument: ``True`` / ``False`` as given; ``None`` (the default)
+    checks where that costs no device synchronisation: tensors in CPU memory, outside
+    torch.compile (a data-dependent check cannot be traced). On an accelerator the check is
+    opt-in, so that a step runs without the host waiting for the device."""
+    if check_finite is None:
+        torch = _torch()
+        return not on_accelerator(like) and not torch.compiler.is_compiling()
+    if not isinstance(check_finite, bool):
+        raise InvalidTypeError(f"expected a bool or None, got {type(check_finite).__name__}", "check_finite")
+    return check_finite

@@ -22,7 +22,7 @@ from typing import Any, NamedTuple
 
 from . import _validate as v
 from . import ops
-from .errors import InvalidArgumentError
+from .errors import InvalidArgumentError, InvalidTypeError
 
 from ._preference_losses import (  # noqa: E402 - the preference losses are plain torch, kept apart
     CPO_LOSS_TYPES,
@@ -71,6 +71,8 @@ class GrpoLoss(NamedTuple):
     def metrics(self) -> dict[str, float]:
         """The metrics ``_compute_loss`` logs for this configuration, under TRL's keys (values of
         one process; TRL gathers them across processes)."""
+        if self.beta == 0.0 and self.loss_type == "sapo":
+            return {}  # nothing to log: no read of the device's metrics (no sync)
         low, high, region, low_min, high_max, cispo, kl, phi = self.raw_metrics.tolist()
         out: dict[str, float] = {}
         if self.beta != 0.0:
@@ -92,26 +94,28 @@ class GrpoLoss(NamedTuple):
         return out
 
 
-def _f32(x: float) -> float:
-    """Round a Python float to float32 (torch's default dtype for the normaliser)."""
-    import numpy as np
-
-    return float(np.float32(x))
-
-
 def _token_denominator(
-    num_items_in_batch: Any, num_processes: int, ga: int, spg: int, training: bool
-) -> float | None:
-    """dapo/cispo/vespo's ``num_items_in_batch.clamp(min=1.0) / P (* GA / spg in train)`` in f32."""
+    num_items_in_batch: Any, num_processes: int, ga: int, spg: int, training: bool, like: Any, check: bool
+) -> Any:
+    """dapo/cispo/vespo's ``num_items_in_batch.clamp(min=1.0) / P (* GA / spg in train)`` in f32:
+    a Python float, or a 0-d float32 tensor on the device for a count that lives there (read
+    without a sync: its value is checked only with ``check``)."""
     if num_items_in_batch is None:
         return None
     torch = v._torch()
     if isinstance(num_items_in_batch, torch.Tensor):
-        if num_items_in_batch.numel() != 1:
-            raise InvalidArgumentError(
-                f"expected a number or a 0-d tensor, got shape {tuple(num_items_in_batch.shape)}", "num_items_in_batch"
-            )
-        num_items_in_batch = num_items_in_batch.item()
+        n_t = num_items_in_batch
+        if n_t.numel() != 1:
+            raise InvalidArgumentError(f"expected a number or a 0-d tensor, got shape {tuple(n_t.shape)}", "num_items_in_batch")
+        if n_t.device == like.device and (v.on_accelerator(n_t) or torch.compiler.is_compiling()):
+            if n_t.dtype == torch.bool or n_t.dtype.is_complex:
+                raise InvalidTypeError(f"expected an integer or float count, got {n_t.dtype}", "num_items_in_batch")
+            if check and not torch.compiler.is_compiling():
+                v.real(n_t.item(), "num_items_in_batch", minimum=0.0)
+            # TRL's lines on the device, in float32 as the float path below
+            d = n_t.detach().reshape(()).to(torch.float32).clamp(min=1.0) / num_processes
+            return d * ga / spg if training else d
+        num_items_in_batch = n_t.item()  # a CPU tensor (or one on another device than the log-probs)
     n = v.real(num_items_in_batch, "num_items_in_batch", minimum=0.0)
     import numpy as np
 
@@ -152,6 +156,7 @@ def grpo_loss(
     max_completion_length: int | None = None,
     training: bool = True,
     cu_seqlens: Any = None,
+    check_finite: bool | None = None,
 ) -> GrpoLoss:
     """TRL 1.16.0's GRPO-family loss (``GRPOTrainer._compute_loss``) and its logged metrics.
 
@@ -177,7 +182,15 @@ def grpo_loss(
         ``steps_per_generation`` (default: ``gradient_accumulation_steps``) it gives TRL's
         ``num_items_in_batch.clamp(1) / P * GA / spg`` (train) or ``/ P`` (``training=False``).
         Every other loss type divides by ``gradient_accumulation_steps`` in train, as TRL.
-    cu_seqlens: (B + 1,) int32/int64 for packed (N,) inputs.
+        A 0-d tensor on the log-probs' accelerator (TRL's) is used there, without a sync; its
+        value is then not checked (TRL's ``clamp(min=1.0)`` applies) unless ``check_finite=True``.
+    cu_seqlens: (B + 1,) int32/int64 for packed (N,) inputs. Its values are checked, which on an
+        accelerator reads them back (one sync; skipped under torch.compile).
+    check_finite: refuse NaN in ``per_token_logps``, ``old_per_token_logps`` and
+        ``ref_per_token_logps``. ``None`` (default): always on CPU tensors, where the Rust kernel
+        checks in the pass it makes anyway (``False`` does not turn that off); skipped on other
+        devices, where a check costs a device synchronisation. ``True`` checks there too (one
+        sync for the three tensors, and ``num_items_in_batch``'s value, one more).
 
     Returns
     -------
@@ -187,7 +200,8 @@ def grpo_loss(
     Raises
     ------
     InvalidTypeError / InvalidArgumentError naming the argument: wrong dtype/device/shape,
-    mismatched shapes, bad ``cu_seqlens``, unknown ``loss_type``/level, NaN log-probs, ``beta != 0``
+    mismatched shapes, bad ``cu_seqlens``, unknown ``loss_type``/level, NaN log-probs (see
+    ``check_finite``), ``beta != 0``
     without ``ref_per_token_logps``, dr_grpo without ``max_completion_length``, vespo with a
     per-sequence IS ratio.
     """
@@ -248,7 +262,8 @@ def grpo_loss(
         raise InvalidArgumentError("is required for loss_type='dr_grpo'", "max_completion_length")
     if not isinstance(training, bool):
         raise v.InvalidTypeError(f"expected a bool, got {type(training).__name__}", "training")
-    token_den = _token_denominator(num_items_in_batch, nproc, ga, spg, training)
+    check = v.finite_check(check_finite, lp)
+    token_den = _token_denominator(num_items_in_batch, nproc, ga, spg, training, lp, check)
     if token_den is None and lt in ("dapo", "cispo", "vespo") and (nproc != 1 or (training and ga != spg)):
         raise InvalidArgumentError(
             "is required for dapo/cispo/vespo with several processes or steps_per_generation != "
@@ -263,11 +278,13 @@ def grpo_loss(
     )]  # fmt: skip
     want_grad = bool(torch.is_grad_enabled() and lp.requires_grad)
     nan = float("nan")
+    den_t = token_den if isinstance(token_den, torch.Tensor) else None
+    den_f = nan if token_den is None or den_t is not None else token_den
     scalars = [eps_low, eps_high, nan if dlt is None else dlt, bt, nan if opsm is None else opsm, *params, ga_eff,
-               nan if max_len is None else max_len, nan if token_den is None else token_den]  # fmt: skip
+               nan if max_len is None else max_len, den_f]  # fmt: skip
     loss, _grad, metrics = ops.grpo_loss_eager(
         lp, None if old is None else old.detach(), adv.detach(), m, None if ref is None else ref.detach(), isr, samp,
-        ent, cu, ops.pack_options(lt, lvl, bool(use_bias_correction_kl), want_grad), scalars,
+        ent, cu, ops.pack_options(lt, lvl, bool(use_bias_correction_kl), want_grad, check), scalars, den_t,
     )  # fmt: skip
     return GrpoLoss(loss, metrics, lt, bt)
 

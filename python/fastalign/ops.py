@@ -13,8 +13,9 @@ or torch function / dispatch mode), and the op otherwise.
 
 Every op has a CPU kernel that hands zero-copy numpy views of the tensors to Rust (GIL released)
 and a default kernel, used on every other device, written in plain torch
-(``fastalign/_torch_losses.py``, same formulas). Fake kernels give the output shapes from the
-input shapes only, so ``torch.compile(fullgraph=True)`` traces the ops; autograd formulas make
+(``fastalign/_torch_losses.py``, same formulas), which never waits for the device (no
+``.item()``, no boolean indexing, no blocking host-to-device copy) unless asked to check for NaN.
+Fake kernels give the output shapes from the input shapes only, so ``torch.compile(fullgraph=True)`` traces the ops; autograd formulas make
 gradients flow to ``values`` / ``per_token_logps``. These ops take already-validated arguments:
 call them through :mod:`fastalign.ratios` and :mod:`fastalign.losses`.
 
@@ -29,7 +30,7 @@ import torch
 from torch import Tensor
 from torch.utils import _python_dispatch
 
-from . import _native
+from . import _native, _validate
 from . import _torch_losses as _tl
 
 __all__ = [
@@ -187,16 +188,23 @@ SCALARS = (
 """Order of ``grpo_loss``'s ``scalars``; NaN stands for ``None`` (delta, threshold, length, denominator)."""
 
 
-def pack_options(loss_type: str, level: str, use_bias_correction_kl: bool, want_grad: bool) -> str:
-    """``grpo_loss``'s ``options`` string."""
-    return f"{loss_type},{level},{int(use_bias_correction_kl)},{int(want_grad)}"
+def pack_options(
+    loss_type: str, level: str, use_bias_correction_kl: bool, want_grad: bool, check_finite: bool = False
+) -> str:
+    """``grpo_loss``'s ``options`` string (``want_grad`` last). ``check_finite``: the default
+    (torch) kernel refuses NaN log-probs, at the cost of one device synchronisation; the CPU
+    kernel always refuses them (its single pass reads every value anyway)."""
+    return f"{loss_type},{level},{int(use_bias_correction_kl)},{int(check_finite)},{int(want_grad)}"
 
 
 def _unpack(options: str, scalars: list[float]) -> tuple:
-    loss_type, level, bias, want = options.split(",")
+    """The arguments of ``_torch_losses.grpo_loss`` after the tensors (``check_finite`` last)."""
+    parts = options.split(",")
+    loss_type, level, bias, want = parts[0], parts[1], parts[2], parts[-1]
+    check = len(parts) == 5 and parts[3] == "1"
     v = [None if x != x else x for x in scalars]  # NaN -> None
     return (loss_type, level, v[0], v[1], v[2], v[3], bias == "1", v[4], v[5], v[6], v[7], v[8], v[9], v[10],
-            v[11], v[12], v[13], want == "1")  # fmt: skip
+            v[11], v[12], v[13], want == "1", check)  # fmt: skip
 
 
 @torch.library.custom_op("fastalign::grpo_loss", mutates_args=())
@@ -212,24 +220,31 @@ def grpo_loss(
     cu_seqlens: Tensor | None,
     options: str,
     scalars: list[float],
+    token_denominator: Tensor | None = None,
 ) -> tuple[Tensor, Tensor, Tensor]:
     """The fused GRPO-family loss: ``(loss (0-d), d loss / d per_token_logps (its shape, or (0,)
     without want_grad), metrics (8,) float64)``. ``options`` = :func:`pack_options`, ``scalars`` in
-    the order of :data:`SCALARS` (NaN = None)."""
+    the order of :data:`SCALARS` (NaN = None). ``token_denominator``: the dapo/cispo/vespo
+    normaliser as a 0-d float32 tensor (it replaces ``scalars``' last entry), so that a count
+    that lives on the device is used there without a sync."""
     (lt, lvl, eps_low, eps_high, delta, beta, bias, opsm, sp, sn, vkp, vlp, vkn, vln, ga, max_len, den,
-     want) = _unpack(options, scalars)  # fmt: skip
+     want, check) = _unpack(options, scalars)  # fmt: skip
+    if token_denominator is not None:
+        den = token_denominator
     loss, grad, metrics = _tl.grpo_loss(
         per_token_logps, old_per_token_logps, advantages, mask, ref_per_token_logps, importance_sampling_ratio,
         sampling_per_token_logps, entropy_mask, cu_seqlens, lt, lvl, eps_low, eps_high, delta, beta, bias, opsm,
-        sp, sn, vkp, vlp, vkn, vln, ga, max_len, den, want,
+        sp, sn, vkp, vlp, vkn, vln, ga, max_len, den, want, check,
     )  # fmt: skip
     return loss.clone(), grad.clone() if grad.numel() else grad, metrics
 
 
 @grpo_loss.register_kernel("cpu")
-def _grpo_loss_cpu(lp, old, adv, mask, ref, isr, samp, ent, cu, options, scalars):
+def _grpo_loss_cpu(lp, old, adv, mask, ref, isr, samp, ent, cu, options, scalars, token_denominator=None):
     (lt, lvl, eps_low, eps_high, delta, beta, bias, opsm, sp, sn, vkp, vlp, vkn, vln, ga, max_len, den,
-     want) = _unpack(options, scalars)  # fmt: skip
+     want, _check) = _unpack(options, scalars)  # fmt: skip
+    if token_denominator is not None:
+        den = float(token_denominator)  # a CPU tensor: no device to wait for
     # the kernel writes every element of the gradient: no zero-fill
     g = torch.empty(lp.shape, dtype=lp.dtype) if want else lp.new_empty((0,))
     loss, metrics = _native_fn("grpo_loss", lp.dtype)(
@@ -243,13 +258,13 @@ def _grpo_loss_cpu(lp, old, adv, mask, ref, isr, samp, ent, cu, options, scalars
 
 
 @grpo_loss.register_fake
-def _grpo_loss_fake(lp, old, adv, mask, ref, isr, samp, ent, cu, options, scalars):
+def _grpo_loss_fake(lp, old, adv, mask, ref, isr, samp, ent, cu, options, scalars, token_denominator=None):
     grad = torch.empty_like(lp) if options.endswith(",1") else lp.new_empty((0,))
     return lp.new_empty(()), grad, lp.new_empty((N_LOSS_METRICS,), dtype=torch.float64)
 
 
 def _grpo_setup(ctx, inputs, output):
-    ctx.want_grad = inputs[-2].endswith(",1")
+    ctx.want_grad = inputs[9].endswith(",1")
     ctx.n_inputs = len(inputs)
     ctx.save_for_backward(output[1])
     ctx.mark_non_differentiable(output[1], output[2])
@@ -267,8 +282,8 @@ def _scaled_grad(grad: Tensor, g_loss: Tensor) -> Tensor:
     if (
         type(grad) is Tensor
         and type(g_loss) is Tensor
-        and grad.device.type == "cpu"
-        and g_loss.device.type == "cpu"
+        and not _validate.on_accelerator(grad)
+        and not _validate.on_accelerator(g_loss)
         and g_loss.dtype == grad.dtype
         and not torch.is_grad_enabled()
         and not torch._C._autograd._get_current_graph_task_keep_graph()
@@ -332,12 +347,15 @@ def grpo_loss_eager(
     cu_seqlens: Tensor | None,
     options: str,
     scalars: list[float],
+    token_denominator: Tensor | None = None,
 ) -> tuple[Tensor, Tensor, Tensor]:
     """:func:`grpo_loss` (same arguments, results and gradient), by the shortest route: the CPU
     kernel and autograd formula directly for plain eager CPU tensors, the custom op otherwise."""
     args = (per_token_logps, old_per_token_logps, advantages, mask, ref_per_token_logps, importance_sampling_ratio,
             sampling_per_token_logps, entropy_mask, cu_seqlens, options, scalars)  # fmt: skip
-    if not _plain_eager_cpu(args[:9]):
+    if token_denominator is not None:
+        args = (*args, token_denominator)
+    if not _plain_eager_cpu((*args[:9], token_denominator)):
         return grpo_loss(*args)
     if torch.is_grad_enabled() and per_token_logps.requires_grad:
         return _GrpoLossEager.apply(*args)
