@@ -256,7 +256,7 @@ def dpo_loss(
     chosen_token_mask: torch.Tensor | None = None,
     chosen_weights: torch.Tensor | None = None,
     rejected_weights: torch.Tensor | None = None,
-    check_finite: bool = True,
+    check_finite: bool | None = None,
 ) -> DPOLoss:
     """The DPO loss of TRL 1.16.0's ``DPOTrainer`` for every ``loss_type``, from sequence log-probs.
 
@@ -298,9 +298,10 @@ def dpo_loss(
         WPO weights (``use_weighting=True``), e.g. from :func:`wpo_weights`. Each loss type's
         per-pair loss is multiplied by ``chosen_weights * rejected_weights`` (detached). Not
         supported with ``aot``/``aot_unpaired`` (TRL refuses) or ``sft`` (TRL fails in place).
-    check_finite : bool
-        Refuse NaN or infinite log-probs (costs one device synchronisation). Pass ``False`` to
-        skip the check, e.g. inside ``torch.compile``.
+    check_finite : bool or None
+        Refuse NaN or infinite log-probs. ``None`` (default): on CPU tensors, outside
+        ``torch.compile``; on an accelerator the check costs one device synchronisation, so it
+        runs only with ``True``. ``False`` never checks (NaN flows through, as in TRL).
 
     Returns
     -------
@@ -362,8 +363,7 @@ def dpo_loss(
             f"{fdiv!r} is only supported for the loss types {sorted(_F_DIVERGENCE_LOSS_TYPES)}; got {types}",
             "f_divergence_type",
         )
-    if not isinstance(check_finite, bool):
-        raise InvalidTypeError(f"expected a bool, got {type(check_finite).__name__}", "check_finite")
+    check_finite = v.finite_check(check_finite, chosen_logps)
 
     to_check = [
         ("chosen_logps", chosen_logps),
@@ -560,7 +560,7 @@ def cpo_loss(
     alpha: float = 0.0,
     cpo_alpha: float = 1.0,
     chosen_nll: torch.Tensor | None = None,
-    check_finite: bool = True,
+    check_finite: bool | None = None,
 ) -> CPOLoss:
     """The CPO/SimPO/AlphaPO loss of TRL 1.16.0's experimental ``CPOTrainer``.
 
@@ -593,8 +593,9 @@ def cpo_loss(
         tokens (TRL's ``nn.CrossEntropyLoss()`` on the chosen rows; equal to
         ``-(lp * mask).sum() / mask.sum()`` over the chosen per-token log-probs). Ignored when
         ``cpo_alpha == 0``, where TRL does not compute it.
-    check_finite : bool
-        Refuse NaN/inf log-probs (one device synchronisation).
+    check_finite : bool or None
+        Refuse NaN/inf log-probs: as :func:`dpo_loss` (``None``: on CPU tensors only; ``True``:
+        on every device, one synchronisation there).
 
     Returns
     -------
@@ -618,8 +619,7 @@ def cpo_loss(
     gamma = v.real(simpo_gamma, "simpo_gamma")
     shape = v.real(alpha, "alpha")
     nll_weight = v.real(cpo_alpha, "cpo_alpha")
-    if not isinstance(check_finite, bool):
-        raise InvalidTypeError(f"expected a bool, got {type(check_finite).__name__}", "check_finite")
+    check_finite = v.finite_check(check_finite, chosen_logps)
     if name == "alphapo":  # CPOConfig.__post_init__
         name, nll_weight = "simpo", 0.0
     to_check = [("chosen_logps", chosen_logps), ("rejected_logps", rejected_logps)]
@@ -636,7 +636,7 @@ def cpo_loss(
             raise InvalidTypeError(where, "chosen_nll")
         to_check.append(("chosen_nll", nll))
     else:
-        nll = torch.tensor(0.0).to(chosen_logps.device)  # TRL's placeholder
+        nll = torch.zeros((), device=chosen_logps.device)  # TRL's placeholder (a 0.0 of the default dtype)
     if check_finite:
         _finite(to_check)
 
@@ -681,7 +681,7 @@ def dft_loss(
     ignore_index: int = -100,
     num_items_in_batch: int | torch.Tensor | None = None,
     num_processes: int = 1,
-    check_finite: bool = True,
+    check_finite: bool | None = None,
 ) -> torch.Tensor:
     """Dynamic Fine-Tuning loss: TRL 1.16.0's ``SFTTrainer`` with ``loss_type="dft"``.
 
@@ -711,8 +711,9 @@ def dft_loss(
         With ``num_items_in_batch`` and ``average_tokens_across_devices=True`` (the default),
         TRL multiplies the loss by ``accelerator.num_processes // tp_size``: pass that here.
         Ignored without ``num_items_in_batch``, as in TRL.
-    check_finite : bool
-        Refuse NaN/inf log-probs on the mask (one device synchronisation).
+    check_finite : bool or None
+        Refuse NaN/inf log-probs on the mask: as :func:`dpo_loss` (``None``: on CPU tensors
+        only; ``True``: on every device, one synchronisation there).
 
     Returns
     -------
@@ -731,8 +732,7 @@ def dft_loss(
         m = v.torch_tensor(mask, "mask", _MASK, (lp.dim(),))
         _aligned(m, "mask", lp.shape, lp.device, "per_token_logps")
     procs = v.integer(num_processes, "num_processes", minimum=1)
-    if not isinstance(check_finite, bool):
-        raise InvalidTypeError(f"expected a bool, got {type(check_finite).__name__}", "check_finite")
+    check_finite = v.finite_check(check_finite, lp)
     m = m.bool()
     lp = torch.where(m, lp, torch.zeros((), dtype=lp.dtype, device=lp.device))
     if check_finite:
