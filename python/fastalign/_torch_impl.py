@@ -4,7 +4,10 @@ non-CPU device).
 They follow the same formulas as the Rust kernels (and TRL 1.16.0): element-wise steps in the
 input dtype, the NaN rules, TRL's Bessel factor computed as ``f32(n) / f32(n - 1)``. Inputs have
 already been validated by the public functions; everything stays on the input's device except
-the scalar statistics, which are returned as Python floats (TRL calls ``.item()`` on them too).
+the scalar statistics, which are returned as Python floats (TRL calls ``.item()`` on them too):
+they are read back together, in one synchronisation per call. Nothing else waits for the device:
+no boolean-mask indexing, and host data (the reward weights) goes to the device with a
+non-blocking copy (``torch.tensor(..., device=...)`` would block until the stream drains).
 """
 
 from __future__ import annotations
@@ -35,16 +38,29 @@ def _weighted_sum(r: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
     return torch.where(torch.isnan(r).all(dim=1), torch.full_like(s, float("nan")), s)
 
 
+def _weights(w_np: np.ndarray, like: torch.Tensor) -> torch.Tensor:
+    """The (K,) reward weights on ``like``'s device: a copy (``w_np`` may be a shared read-only
+    array) sent without blocking (a pageable-memory copy is staged before the call returns)."""
+    return torch.from_numpy(np.array(w_np, copy=True)).to(like.device, non_blocking=True)
+
+
 def _result(adv, zero, r: torch.Tensor, s_logged: torch.Tensor, metrics: bool) -> Advantages:
-    out = Advantages(adv, zero, s_logged, zero.float().mean().item())
+    """The advantages and the statistics TRL logs, read back to the host in one go."""
+    stats = [zero.float().mean()]
+    k = r.shape[1]
+    if metrics:
+        stats += [torch.nanmean(s_logged), _nanstd(s_logged)]
+        stats += [torch.nanmean(r[:, j]) for j in range(k)] + [_nanstd(r[:, j]) for j in range(k)]
+    # float64 holds every float32 value exactly: the Python floats are those .item() would give
+    values = torch.stack([x.to(torch.float64) for x in stats]).tolist()
+    out = Advantages(adv, zero, s_logged, values[0])
     if not metrics:
         return out
-    k = r.shape[1]
     return out._replace(
-        reward_mean=torch.nanmean(s_logged).item(),
-        reward_std=_nanstd(s_logged).item(),
-        reward_func_means=tuple(torch.nanmean(r[:, j]).item() for j in range(k)),
-        reward_func_stds=tuple(_nanstd(r[:, j]).item() for j in range(k)),
+        reward_mean=values[1],
+        reward_std=values[2],
+        reward_func_means=tuple(values[3 : 3 + k]),
+        reward_func_stds=tuple(values[3 + k : 3 + 2 * k]),
     )
 
 
@@ -52,7 +68,7 @@ def grpo_advantages(
     r: torch.Tensor, w_np: np.ndarray, g: int, scale: str, agg: str, eps: float, metrics: bool
 ) -> Advantages:
     n, k = r.shape
-    w = torch.tensor(w_np, device=r.device)  # a copy: w_np may be a shared read-only array
+    w = _weights(w_np, r)
     s = _weighted_sum(r, w)
     if agg == "sum_then_normalize":
         groups = s.view(-1, g)
@@ -89,7 +105,7 @@ def rloo_advantages(
     eps: float,
     metrics: bool,
 ) -> Advantages:
-    w = torch.tensor(w_np, device=r.device)  # a copy: w_np may be a shared read-only array
+    w = _weights(w_np, r)
     logged = _weighted_sum(r, w)
     s = logged
     if clip is not None:
@@ -112,7 +128,7 @@ def rloo_advantages(
 
 
 def zero_variance_groups(r: torch.Tensor, w_np: np.ndarray, g: int, atol: float, rtol: float) -> torch.Tensor:
-    w = torch.tensor(w_np, device=r.device)  # a copy: w_np may be a shared read-only array
+    w = _weights(w_np, r)
     s = _weighted_sum(r, w).to(torch.float64).view(-1, g)
     nan = torch.isnan(s)
     lo = torch.where(nan, torch.full_like(s, float("inf")), s).amin(dim=1)
@@ -124,7 +140,13 @@ def zero_variance_groups(r: torch.Tensor, w_np: np.ndarray, g: int, atol: float,
 
 def completion_mask(ids: torch.Tensor, eos: list[int], pad: int, mask_truncated: bool, kind: str = "int64") -> CompletionMask:
     b, t = ids.shape
-    is_eos = torch.isin(ids, torch.tensor(eos, dtype=ids.dtype, device=ids.device))
+    if len(eos) <= 8:  # comparisons with Python ints: no host-to-device copy of the EOS ids
+        is_eos = ids == eos[0] if eos else torch.zeros_like(ids, dtype=torch.bool)
+        for e in eos[1:]:
+            is_eos |= ids == e
+    else:
+        ids_eos = torch.tensor(eos, dtype=ids.dtype).to(ids.device, non_blocking=True)
+        is_eos = torch.isin(ids, ids_eos)
     has_eos = is_eos.any(dim=1)
     first = is_eos.to(torch.int8).argmax(dim=1)
     lengths = torch.where(has_eos, first + 1, torch.full_like(first, t)).to(torch.int64)
@@ -136,8 +158,10 @@ def completion_mask(ids: torch.Tensor, eos: list[int], pad: int, mask_truncated:
     return CompletionMask(mask, truncated, lengths, keep.sum())
 
 
-def soft_overlong_penalty(lengths: torch.Tensor, lmax: int, cache: int, float64: bool) -> Any:
-    if bool((lengths < 0).any()):
+def soft_overlong_penalty(lengths: torch.Tensor, lmax: int, cache: int, float64: bool, check: bool = True) -> Any:
+    """DAPO's penalty of each length. ``check``: refuse negative lengths (one device sync, which
+    the public function skips for lengths it computed from a checked mask)."""
+    if check and bool((lengths < 0).any()):
         bad = int(torch.nonzero(lengths < 0)[0, 0])
         from .errors import InvalidArgumentError
 

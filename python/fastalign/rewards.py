@@ -89,7 +89,8 @@ class SoftOverlongPunishment:
             out = self._kernel.penalties_fast(lengths)
             return out if out is not None else _penalties(self._kernel, lengths, True)
         if completion_mask is not None:
-            return _penalties(self._kernel, _mask_lengths(completion_mask, completion_ids), True)
+            # the mask was checked: its row sums need no second check (a device sync on CUDA)
+            return _penalties(self._kernel, _mask_lengths(completion_mask, completion_ids), True, checked=True)
         if completion_ids is None:
             raise v.InvalidArgumentError("is required (or pass lengths= or completion_mask=)", "completion_ids")
         raise v.InvalidArgumentError(
@@ -135,9 +136,14 @@ def _mask_lengths(mask: Any, ids: Any) -> Any:
             )
     if v.is_torch(mask):
         torch = v._torch()
-        if mask.dtype.is_floating_point and not bool(torch.isfinite(mask).all()):
-            raise v.InvalidArgumentError("must be finite (a 0/1 mask)", "completion_mask")
-        if mask.dtype != torch.bool and shape[0] * shape[1] and bool((mask < 0).any()):
+        if mask.dtype.is_floating_point:
+            # both checks read back together: one device synchronisation
+            not_finite, negative = torch.stack([~torch.isfinite(mask).all(), (mask < 0).any()]).tolist()
+            if not_finite:
+                raise v.InvalidArgumentError("must be finite (a 0/1 mask)", "completion_mask")
+            if negative:
+                raise v.InvalidArgumentError("must be non-negative (a 0/1 mask)", "completion_mask")
+        elif mask.dtype != torch.bool and shape[0] * shape[1] and bool((mask < 0).any()):
             raise v.InvalidArgumentError("must be non-negative (a 0/1 mask)", "completion_mask")
         return mask.sum(dim=1, dtype=torch.int64)
     if mask.dtype.kind == "f" and not np.isfinite(mask).all():
@@ -188,13 +194,16 @@ def soft_overlong_penalty(lengths: Any, max_completion_len: int, soft_punish_cac
     return _penalties(kernel, lengths, True if dtype is None else _is_float64(dtype))
 
 
-def _penalties(kernel: _native.SoftOverlong, lengths: Any, float64: bool) -> Any:
-    """Penalties of a lengths array with a validated kernel: Rust for CPU memory, torch elsewhere."""
+def _penalties(kernel: _native.SoftOverlong, lengths: Any, float64: bool, *, checked: bool = False) -> Any:
+    """Penalties of a lengths array with a validated kernel: Rust for CPU memory, torch elsewhere.
+    ``checked``: the lengths are known to be >= 0 (the torch path then skips its check, a sync)."""
     if v.on_accelerator(lengths):
         from . import _torch_impl
 
         t = v.tensor(lengths, "lengths", v.INT, (1,))
-        return _torch_impl.soft_overlong_penalty(t, kernel.max_completion_len, kernel.soft_punish_cache, float64)
+        return _torch_impl.soft_overlong_penalty(
+            t, kernel.max_completion_len, kernel.soft_punish_cache, float64, check=not checked
+        )
     arr = v.array(lengths, "lengths", v.INT, (1,))
     fn = kernel.penalties_i32 if arr.dtype == np.int32 else kernel.penalties_i64
     return v.wrap(fn(arr, float64), v.is_torch(lengths))
