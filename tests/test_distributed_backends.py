@@ -33,10 +33,6 @@ NPROC = int(os.environ.get("FASTALIGN_BACKENDS_NPROC", "2"))
 TOLERANCE = {"rel": 2e-5, "abs": 1e-6} if DEVICE == "cpu" else {"rel": 1e-4, "abs": 1e-5}
 NO_DEEPSPEED = "deepspeed is not installed (DS_BUILD_OPS=0 pip install deepspeed==0.19.8 runs these on CPU)"
 
-# fastalign.padding_free's unwrap_config (and check_model, _has_fused_head) stop at the first
-# wrapper that has a ``config`` attribute: DeepSpeedEngine's is its DeepSpeed config, a dict
-KNOWN_DEEPSPEED_PADDING_FREE_BUG = "'dict' object has no attribute '_attn_implementation'"
-
 
 def _free_port() -> int:
     with socket.socket() as s:
@@ -70,9 +66,6 @@ BACKENDS = [pytest.param(b, marks=_needs(b)) for b in ("zero2", "zero3", "fsdp2"
 
 def _run(logs, backend, run):
     result = logs[f"{backend}-{run}"]
-    if backend.startswith("zero") and KNOWN_DEEPSPEED_PADDING_FREE_BUG in result.get("error", ""):
-        pytest.xfail("padding_free under DeepSpeed: fastalign.padding_free.unwrap_config returns "
-                     "DeepSpeedEngine.config (a dict) instead of the model's PretrainedConfig")  # fmt: skip
     assert "error" not in result, result.get("traceback")
     return result
 

@@ -169,3 +169,29 @@ def test_bad_fields_and_attention_are_refused():
         forward_packed(model, rows, fields=("is_top1",))  # needs TRL's fused head
     with pytest.raises(InvalidArgumentError, match="attention"):
         forward_packed(model, rows, attention="flash")
+
+
+def test_wrappers_with_a_config_of_their_own_are_unwrapped():
+    """DeepSpeed's engine keeps its settings dict in ``.config``: the model inside it (through any
+    depth of ``.module``) is what the packed forward reads, not the wrapper's config."""
+
+    class Wrapper(torch.nn.Module):  # DDP's shape: .module, no config
+        def __init__(self, module):
+            super().__init__()
+            self.module = module
+
+        def forward(self, *args, **kwargs):
+            return self.module(*args, **kwargs)
+
+    class Engine(Wrapper):  # DeepSpeedEngine's shape: .module and a dict .config
+        def __init__(self, module):
+            super().__init__(module)
+            self.config = {"zero_optimization": {"stage": 3}}
+
+    model = _model()
+    check_model(Engine(Wrapper(model)))  # reads the Qwen2 config through both wrappers
+    values, offsets, targets = _batch()
+    rows = pack_rows(values, offsets, targets=targets)
+    got = forward_packed(Engine(Wrapper(model)), rows, fields=("log_probs",))["log_probs"]
+    want = forward_packed(model, rows, fields=("log_probs",))["log_probs"]
+    torch.testing.assert_close(got, want, rtol=0, atol=0)

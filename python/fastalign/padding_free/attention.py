@@ -136,12 +136,20 @@ ALL_MASK_ATTENTION_FUNCTIONS.register(SEGMENT_ATTENTION, _masker(sdpa_mask))
 ALL_MASK_ATTENTION_FUNCTIONS.register(_EAGER, _masker(eager_mask))
 
 
-def unwrap_config(model: Any) -> Any:
-    """The ``PretrainedConfig`` of a model, through DDP/FSDP (``.module``) and PEFT wrappers."""
+def unwrap_model(model: Any) -> Any:
+    """The model inside DDP, FSDP and DeepSpeed wrappers (``.module``). DeepSpeed's engine has a
+    ``config`` of its own (its settings dict), so a wrapper is anything whose ``config`` is not a
+    transformers config."""
     m = model
-    while hasattr(m, "module") and not hasattr(m, "config"):
+    while hasattr(m, "module") and not hasattr(getattr(m, "config", None), "_attn_implementation"):
         m = m.module
-    return m.config
+    return m
+
+
+def unwrap_config(model: Any) -> Any:
+    """The ``PretrainedConfig`` of a model, through DDP/FSDP/DeepSpeed (``.module``) and PEFT
+    wrappers."""
+    return unwrap_model(model).config
 
 
 def enable_segment_attention(model: Any) -> str:

@@ -28,7 +28,7 @@ import numpy as np
 import torch
 
 from ..errors import InvalidArgumentError, PaddingFreeError
-from .attention import NAMES, packed_call, unwrap_config, use_segment_attention
+from .attention import NAMES, packed_call, unwrap_config, unwrap_model, use_segment_attention
 from .rows import PackedRows, pack_rows
 
 __all__ = ["attention_mode", "check_model", "check_packed_forward", "forward_packed", "padded_logps"]
@@ -98,9 +98,7 @@ def check_model(model: Any) -> None:
         raise PaddingFreeError(
             f"the model has {', '.join(mixing)} layers, which mix the sequences of a packed row", "padding_free"
         )
-    root = model
-    while hasattr(root, "module") and not hasattr(root, "config"):
-        root = root.module
+    root = unwrap_model(model)
     sinks = False
     for module in root.modules():
         name = type(module).__name__
@@ -120,8 +118,7 @@ def check_model(model: Any) -> None:
 def _has_fused_head(model: Any) -> bool:
     """Whether ``model``'s forward is TRL's fused-head forward, inside DDP/FSDP and under
     wrappers that keep ``__wrapped__`` (accelerate's mixed-precision output casting does)."""
-    while hasattr(model, "module") and not hasattr(model, "config"):  # DDP, FSDP wrappers
-        model = model.module
+    model = unwrap_model(model)
     if hasattr(model, "get_base_model"):  # PEFT: TRL patches the base model's forward
         model = model.get_base_model()
     f = getattr(model, "forward", None)
