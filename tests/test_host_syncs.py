@@ -886,3 +886,79 @@ def test_compile_fullgraph_with_a_device_count():
     le.backward()
     lc.backward()
     torch.testing.assert_close(b.grad, a.grad, rtol=0, atol=0)
+
+
+# ------------------------------------------------------------------------------------------
+# on a CUDA device (scripts/gpu_check.sh runs these): the same results as the CPU, and CUDA's own
+# sync debug mode sees no synchronisation in the loss, the ratios and their backward
+
+
+def _cuda_syncs(fn) -> list[str]:
+    import warnings
+
+    torch.cuda.synchronize()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        torch.cuda.set_sync_debug_mode("warn")
+        try:
+            fn()
+        finally:
+            torch.cuda.set_sync_debug_mode("default")
+    return [str(w.message) for w in caught if "synchroniz" in str(w.message)]
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda_losses_and_ratios_match_cpu_without_syncs():
+    bt = make_batch(20, b=8, t=32, dtype=torch.float32)
+    rtol, atol = tolerances(torch.float32)
+    for name, cfg in LOSS_CASES.items():
+        isr = None if cfg.is_mode is None else trl_is_ratio(bt.old, bt.samp, bt.mask, cfg.is_mode)
+        results = []
+        for dev in ("cpu", "cuda"):
+            lp = bt.lp.to(dev).requires_grad_()
+            kw = {
+                "loss_type": cfg.loss_type, "importance_sampling_level": cfg.level, "epsilon": cfg.epsilon,
+                "epsilon_high": cfg.epsilon_high, "delta": cfg.delta, "beta": cfg.beta,
+                "ref_per_token_logps": bt.ref.to(dev), "use_bias_correction_kl": cfg.bias_kl,
+                "importance_sampling_ratio": None if isr is None else isr.to(dev),
+                "sampling_per_token_logps": bt.samp.to(dev), "off_policy_mask_threshold": cfg.opsm,
+                "num_items_in_batch": torch.tensor(NUM_ITEMS, device=dev), "max_completion_length": 32,
+            }  # fmt: skip
+            args = (bt.old.to(dev), bt.adv.to(dev), bt.mask.to(dev))
+            out = {}
+
+            def step(lp=lp, args=args, kw=kw, out=out):
+                lp.grad = None
+                res = grpo_loss(lp, *args, **kw)
+                res.loss.backward()
+                out["res"] = res
+
+            if dev == "cuda":
+                step()  # warm-up (lazy CUDA initialisation)
+                assert _cuda_syncs(step) == [], name
+            else:
+                step()
+            results.append((out["res"].loss.detach().cpu(), lp.grad.cpu(), out["res"].raw_metrics.cpu()))
+        (cl, cg, cm), (gl, gg, gm) = results
+        scale = max(1.0, float(cg.abs().max()), float(cl.abs()))
+        torch.testing.assert_close(gl, cl, rtol=rtol, atol=atol * scale, msg=name)
+        torch.testing.assert_close(gg, cg, rtol=rtol, atol=atol * scale, msg=name)
+        torch.testing.assert_close(gm, cm, rtol=1e-5, atol=1e-6, equal_nan=True, msg=name)
+    lp, old, mask = bt.lp.cuda().requires_grad_(), bt.old.cuda(), bt.mask.cuda()
+
+    def ratios():
+        lp.grad = None
+        s = sequence_log_ratio(lp, old, mask).sum() + masked_max(lp, mask).sum()
+        s = s + importance_weights(lp, old, mask, level="sequence_token").sum()
+        s.backward()
+        vllm_is_ratio(old, bt.samp.cuda(), mask, mode="token_mask", clip_min=0.5)
+        dpo_loss(lp.sum(1)[:4], lp.sum(1)[4:], old.sum(1)[:4], old.sum(1)[4:]).loss.backward()
+
+    ratios()
+    assert _cuda_syncs(ratios) == []
+    cpu = sequence_log_ratio(bt.lp, bt.old, bt.mask)
+    torch.testing.assert_close(sequence_log_ratio(lp, old, mask).cpu(), cpu, rtol=1e-6, atol=1e-7)
+    r = vllm_is_ratio(bt.old, bt.samp, bt.mask, mode="token_mask", clip_min=0.5)
+    g = vllm_is_ratio(old, bt.samp.cuda(), mask, mode="token_mask", clip_min=0.5)
+    torch.testing.assert_close(g.ratio.cpu(), r.ratio, rtol=1e-6, atol=0)
+    torch.testing.assert_close(g.stats.cpu(), r.stats, rtol=1e-6, atol=1e-12)
