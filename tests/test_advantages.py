@@ -1,9 +1,9 @@
 """fastalign.advantages against TRL 1.16.0, on many random inputs (hypothesis).
 
-The reference is ``tests/trl_reference.py``: GRPOTrainer's and RLOOTrainer's advantage lines
-restated verbatim (calling TRL's own ``trl.trainer.utils.nanstd``). ``test_trl_trainer_parity.py``
-proves once that the restatement equals the real trainers bit for bit, so here it can be run
-thousands of times cheaply. Compared:
+The reference is ``tests/reference/advantages.py``: GRPO's and RLOO's advantages as TRL's
+trainers define them, written in plain torch in the project's own form (with TRL's public
+``trl.trainer.utils.nanstd``). ``test_trl_trainer_parity.py`` proves once that it equals the real
+trainers bit for bit, so here it can be run thousands of times cheaply. Compared:
 
 * ``grpo_advantages`` / ``rloo_advantages`` on the Rust path, with numpy arrays and CPU torch
   tensors (float32 and float64): advantages, ``std_is_zero``, ``frac_reward_zero_std`` and the
@@ -77,9 +77,9 @@ import math
 import numpy as np
 import pytest
 import torch
-import trl_reference
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from reference import advantages as reference
 
 from fastalign import _native, _torch_impl
 from fastalign.advantages import Advantages, grpo_advantages, rloo_advantages, top_k_per_group, zero_variance_groups
@@ -470,13 +470,13 @@ AGGREGATIONS = st.sampled_from(("sum_then_normalize", "normalize_then_sum"))
 
 def _reference_grpo(r, w, g, scale, agg):
     wt = torch.from_numpy(weights_array(w, r.shape[1], r.dtype))
-    return trl_reference.grpo_advantages(torch.from_numpy(r.copy()), wt, g, scale, agg)
+    return reference.grpo(torch.from_numpy(r.copy()), wt, g, scale, agg)
 
 
 def _reference_rloo(r, w, g, clip, beta, kl, normalize):
     wt = torch.from_numpy(weights_array(w, r.shape[1], r.dtype))
     kl_t = torch.from_numpy(kl) if kl is not None else None
-    return trl_reference.rloo_advantages(torch.from_numpy(r.copy()), wt, g, clip, beta, kl_t, normalize)
+    return reference.rloo(torch.from_numpy(r.copy()), wt, g, clip, beta, kl_t, normalize)
 
 
 def _assert_same(a: Advantages, b: Advantages) -> None:
@@ -743,7 +743,7 @@ def test_reward_weights_tensor_reused_across_calls_follows_changes():
     w = torch.tensor([1.0, 0.0], dtype=torch.float32)
 
     def expected(weights):
-        return trl_reference.grpo_advantages(rewards, weights, 2, log_metrics=False)[0]
+        return reference.grpo(rewards, weights, 2, metrics=False).advantages
 
     torch.testing.assert_close(grpo_advantages(rewards, 2, reward_weights=w).advantages, expected(w))
     w[1] = 2.0  # torch in-place write: the version counter moves
@@ -850,7 +850,7 @@ def test_fast_path_reads_and_writes_in_place():
     out2 = grpo_advantages(r, 8, metrics=False)
     assert float(out2.rewards[0]) == pytest.approx(float(out1.rewards[0]) + 5.0, rel=1e-6)
     assert torch.equal(out2.rewards[1:], out1.rewards[1:])
-    ref, _, _ = trl_reference.grpo_advantages(r, torch.ones(3), 8, log_metrics=False)
+    ref = reference.grpo(r, torch.ones(3), 8, metrics=False).advantages
     torch.testing.assert_close(out2.advantages, ref, rtol=1e-5, atol=1e-5)
 
 

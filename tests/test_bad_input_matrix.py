@@ -9,7 +9,8 @@ Columns are the categories in :data:`CATEGORIES`. Each cell holds one or more ca
   (``InvalidTypeError`` is a ``TypeError``, ``InvalidArgumentError`` a ``ValueError``) whose
   ``argument`` names the offending parameter and whose message starts with it;
 * ``handles``: the input is legal (TRL accepts it, e.g. NaN rewards of an unscorable completion)
-  and the result is checked against TRL's lines or the plain-torch path;
+  and the result is checked against the plain-torch references proven equal to TRL's
+  trainers (``tests/reference``) or the plain-torch path;
 
 and in both cases no input was modified. A cell that does not apply to a function is listed
 with the reason (``test_matrix_is_complete`` fails when a function or a cell is missing), and
@@ -172,23 +173,26 @@ def _assert_close(a, b, what=""):
 # fastalign.advantages
 
 
-def _trl():
-    """TRL's restated lines (imported on first use: importing trl takes seconds)."""
-    from fastalign import _trl_lines
+def _reference():
+    """The plain-torch advantage reference (tests/reference, proven equal to TRL's trainers),
+    imported on first use: it imports trl, which takes seconds."""
+    from reference import advantages
 
-    return _trl_lines
+    return advantages
 
 
-def _trl_masked_mean(x, mask):  # GRPOTrainer._compute_loss's masked mean (clamp(min=1) on the count)
-    return (x * mask).sum(-1) / mask.sum(-1).clamp(min=1.0)
+def _trl_masked_mean(x, mask):  # the masked mean GRPOTrainer._compute_loss uses (count clamped to >= 1)
+    from reference.policy_loss import sequence_mean
+
+    return sequence_mean(x, mask)
 
 
 def _trl_grpo(r: np.ndarray, g_: int):
-    return _trl().grpo_advantages(torch.from_numpy(r.copy()), torch.ones(r.shape[1]), g_, log_metrics=False)[0]
+    return _reference().grpo(torch.from_numpy(r.copy()), torch.ones(r.shape[1]), g_, metrics=False).advantages
 
 
 def _trl_rloo(r: np.ndarray, g_: int):
-    return _trl().rloo_advantages(torch.from_numpy(r.copy()), torch.ones(r.shape[1]), g_)[0]
+    return _reference().rloo(torch.from_numpy(r.copy()), torch.ones(r.shape[1]), g_).advantages
 
 
 R_NAN = R.copy()

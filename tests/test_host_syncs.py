@@ -2,7 +2,8 @@
 
 There is no GPU here, so the accelerator branch is forced on CPU tensors, as in
 tests/test_torch_path.py: ``_validate.on_accelerator`` says yes to every tensor, and fastalign's
-custom ops run their plain-torch kernel (``_torch_losses``) instead of the Rust one. A
+custom ops run their plain-torch kernel (``_torch_losses``) instead of the Rust one
+(:func:`accelerator_path`). A
 ``TorchDispatchMode`` (:class:`HostSyncs`) then counts what would make the host wait for the
 device on CUDA. TRL is run for real on the same inputs and counted by the same mode:
 
@@ -29,9 +30,15 @@ device tensors) and asserted exactly, with fastalign <= TRL. Host-to-device copi
 What the sync count covers (see :class:`HostSyncs`): ``.item()``/``bool()``/``float()``
 (``aten._local_scalar_dense``, ``aten.is_nonzero``), ``aten.nonzero``, boolean-mask indexing and
 ``masked_select``, ``repeat_interleave`` without ``output_size``, ``unique``, and the Python reads
-``Tensor.tolist()``, ``.numpy()``, ``.cpu()``. ``.to("cpu")`` and host-to-device ``.to(device)`` of a CPU
-tensor cannot be told from a no-op here and are not counted (TRL's ``reward_weights.to(device)``
-is one such blocking copy per call on CUDA: TRL's counts are lower bounds).
+``Tensor.tolist()``, ``.numpy()``, ``.cpu()``. ``.to("cpu")`` and host-to-device ``.to(device)``
+of a CPU tensor cannot be told from a no-op here and are not counted (TRL's
+``reward_weights.to(device)`` is one such blocking copy per call on CUDA: TRL's counts are lower
+bounds). Tensors that stay in CPU memory on a GPU machine too (TRL's ``reward_weights``) are
+exempt (``host=``).
+
+On a machine with CUDA, ``test_cuda_losses_and_ratios_match_cpu_without_syncs`` checks the real
+thing: CUDA's sync debug mode sees no synchronisation in ``grpo_loss`` + backward (every case of
+:data:`LOSS_CASES`) nor in the ratios, and the results equal the CPU's (scripts/gpu_check.sh).
 """
 
 from __future__ import annotations

@@ -4,9 +4,9 @@
   the model's ``generate`` replaced by one that returns chosen ids) followed by
   ``_generate_and_score_completions``, which builds ``completion_mask``, applies
   ``mask_truncated_completions`` and counts ``num_items_in_batch``.
-* TRL's tensor lines (``isin``/``argmax``/``arange``) and its ``is_truncated`` list rule,
-  restated in ``fastalign._trl_lines`` (what benchmarks time as TRL), on many random batches
-  (hypothesis); the real-trainer test below pins those lines to TRL itself.
+* ``tests/reference/masks.py``, the mask and the truncation rule written in plain torch in the
+  project's own form (what the benchmarks time as TRL's mask step), on many random batches
+  (hypothesis); the real-trainer test below proves that reference equal to TRL itself.
 All outputs are integers or booleans, so every comparison is exact.
 """
 
@@ -18,17 +18,18 @@ import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
+from reference.masks import completion_outputs, kept_rows, stop_mask
+
 from fastalign import _torch_impl
-from fastalign._trl_lines import trl_completion_mask_and_truncation
 from fastalign.overlong import completion_mask
 
 EOS, END, PAD = 1, 3, 0
 
 
 def _trl_mask(ids: torch.Tensor, eos_ids: list[int], pad: int, mask_truncated: bool):
-    """TRL 1.16 ``_generate_single_turn`` mask lines + the ``is_truncated`` rule (restated in
-    ``fastalign._trl_lines``) + ``mask_truncated_completions``."""
-    mask, lengths, truncated = trl_completion_mask_and_truncation(ids, eos_ids, pad)
+    """TRL 1.16's mask and ``is_truncated`` rule (``tests/reference/masks.py``, proven equal to
+    the trainer below) + ``mask_truncated_completions``."""
+    mask, lengths, truncated = completion_outputs(ids, eos_ids, pad)
     full = mask.long()
     if mask_truncated:
         full = full * (~truncated).unsqueeze(1).long()
@@ -107,20 +108,30 @@ def _trainer(mask_truncated: bool, eos_ids):
     )
 
 
-def _run_trainer(trainer, completion_ids: torch.Tensor):
-    """Make ``model.generate`` return ``completion_ids`` after the prompt and run TRL."""
+def _run_trainer(trainer, completion_ids: torch.Tensor, generated: list | None = None):
+    """Make ``model.generate`` return ``completion_ids`` after the prompt and run TRL; the id
+    lists ``_generate_single_turn`` returns are appended to ``generated``."""
     model = trainer.model
+    single_turn = trainer._generate_single_turn
 
     def fake_generate(input_ids, **kwargs):
         return torch.cat([input_ids, completion_ids.to(input_ids.dtype)], dim=1)
 
+    def recording_single_turn(*args, **kwargs):
+        out = single_turn(*args, **kwargs)
+        if generated is not None:
+            generated.append(out[0])
+        return out
+
     model.generate = fake_generate
+    trainer._generate_single_turn = recording_single_turn
     try:
         trainer._metrics["train"].clear()
         inputs = [{"prompt": "what is 1 + 1 ?"} for _ in range(completion_ids.shape[0])]
         return trainer._generate_and_score_completions(inputs)
     finally:
         del model.generate
+        del trainer._generate_single_turn
 
 
 @pytest.mark.filterwarnings("ignore")
@@ -145,14 +156,18 @@ def test_matches_grpo_trainer(mask_truncated, eos_ids):
                 ids[row, -1] = PAD
             # kind 3: no EOS at all: truncated
         ids_t = torch.tensor(ids)
-        out = _run_trainer(trainer, ids_t)
+        generated: list = []
+        out = _run_trainer(trainer, ids_t, generated)
         ours = completion_mask(ids_t, eos_ids, PAD, mask_truncated_completions=mask_truncated)
         trl_mask = out["completion_mask"]
         width = trl_mask.shape[1]  # TRL pads to the longest kept completion
         assert torch.equal(ours.mask[:, :width], trl_mask)
-        # the restated lines (what the benchmarks time as TRL) agree with the trainer too
-        lines, _, lines_lengths, lines_items = _trl_mask(ids_t, eos_ids, PAD, mask_truncated)
+        # the reference (what the benchmarks time as TRL's mask step) is the trainer's too
+        lines, lines_truncated, lines_lengths, lines_items = _trl_mask(ids_t, eos_ids, PAD, mask_truncated)
         assert torch.equal(lines[:, :width], trl_mask) and lines_items == int(out["num_items_in_batch"])
+        assert kept_rows(ids_t, stop_mask(ids_t, eos_ids)) == generated[-1]
+        assert lines_truncated.float().mean().item() == trainer._metrics["train"]["completions/clipped_ratio"][-1]
+        assert lines_lengths.float().mean().item() == trainer._metrics["train"]["completions/mean_length"][-1]
         assert int(ours.mask[:, width:].sum()) == 0
         assert int(ours.num_items) == int(out["num_items_in_batch"])
         clipped = trainer._metrics["train"]["completions/clipped_ratio"][-1]

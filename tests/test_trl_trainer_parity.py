@@ -1,5 +1,5 @@
-"""fastalign.advantages against the real TRL 1.16.0 trainers, and ``tests/trl_reference.py``
-proven equal to them.
+"""fastalign.advantages against the real TRL 1.16.0 trainers, and the project's own plain-torch
+references (``tests/reference/``) proven equal to them.
 
 * GRPOTrainer: ``fastalign.testing.tiny_grpo_trainer`` with a fixed ``rollout_func`` and K reward
   functions that return dataset columns (``None`` becomes NaN in TRL).
@@ -11,16 +11,19 @@ proven equal to them.
 
 For every batch, ``trainer._generate_and_score_completions(inputs)`` runs TRL's own code, then
 
-1. ``trl_reference.grpo_advantages`` / ``rloo_advantages`` on the same reward matrix must equal
-   the trainer's advantages and logged reward metrics **bit for bit** (same torch ops on the
-   same CPU tensors). This proves the restatement that ``test_advantages.py`` and the
-   benchmarks rely on;
+1. ``reference.advantages.grpo`` / ``rloo`` on the same reward matrix must equal the trainer's
+   advantages and logged reward metrics **bit for bit** (same torch ops on the same CPU
+   tensors). This proves the reference that ``test_advantages.py`` and the benchmarks rely on;
 2. fastalign must equal the trainer within the bounds of ``test_advantages.py`` (see its module
    docstring): advantages, ``frac_reward_zero_std``, ``reward``, ``reward_std`` and
    ``rewards/{name}/mean|std``.
 
 One trainer per configuration (construction dominates the runtime), several batches each;
 ``trainer._metrics`` is cleared before every call.
+
+``test_policy_loss_reference_is_grpo_trainer`` does the same for ``reference.policy_loss`` (the
+clipped loss and GSPO's sequence ratio that ``benches/bench_losses.py`` and ``bench_ratios.py``
+time alone): ``GRPOTrainer._compute_loss`` on injected log-probs gives the same loss and gradient.
 """
 
 from __future__ import annotations
@@ -31,12 +34,13 @@ import zlib
 import numpy as np
 import pytest
 import torch
-import trl_reference
 from datasets import Dataset
+from reference import advantages as reference
+from reference import policy_loss
 from test_advantages import check_grpo, check_rloo
 
 from fastalign.advantages import grpo_advantages, rloo_advantages
-from fastalign.testing import fixed_rollout, tiny_grpo_trainer, tiny_rloo_trainer
+from fastalign.testing import fixed_rollout, injected_logps_grpo_trainer, tiny_grpo_trainer, tiny_rloo_trainer
 
 PROMPT = "what is 1 + 1 ?"
 EOS = 1
@@ -153,16 +157,14 @@ def _reward_metrics(logged: dict, k: int) -> dict:
 
 
 def _assert_reference_is_trl(ref_adv, ref_metrics, trl_adv, logged, k: int) -> None:
-    """trl_reference reproduces the trainer bit for bit (advantages and reward metrics)."""
+    """The reference reproduces the trainer bit for bit (advantages and reward metrics)."""
     assert ref_adv.dtype == trl_adv.dtype == torch.float32
     assert torch.equal(ref_adv, trl_adv), (ref_adv, trl_adv)
-    renamed = {key.replace("reward_", "r", 1) if key.startswith("rewards/") else key: v
-               for key, v in ref_metrics.items()}
     trl = _reward_metrics(logged, k)
-    assert renamed.keys() == trl.keys()
+    assert ref_metrics.keys() == trl.keys()
     for key, v in trl.items():
-        same = (math.isnan(v) and math.isnan(renamed[key])) or v == renamed[key]
-        assert same, (key, renamed[key], v)
+        same = (math.isnan(v) and math.isnan(ref_metrics[key])) or v == ref_metrics[key]
+        assert same, (key, ref_metrics[key], v)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -203,8 +205,8 @@ def test_grpo_trainer(cfg, tmp_path):
         out, logged = _call(trainer, rows, k)
         trl_adv = out["advantages"]
         r = _matrix(rows)
-        ref_adv, _, ref_metrics = trl_reference.grpo_advantages(torch.from_numpy(r), torch.from_numpy(w), g, scale,
-                                                                agg)
+        ref_adv, _, ref_metrics = reference.grpo(torch.from_numpy(r), torch.from_numpy(w), g, scale, agg,
+                                                 names=NAMES[:k])
         _assert_reference_is_trl(ref_adv, ref_metrics, trl_adv, logged, k)
         fa = grpo_advantages(r, g, scale_rewards=scale, reward_weights=weights, multi_objective_aggregation=agg)
         check_grpo(fa, trl_adv, None, _reward_metrics(logged, k), r, w, g, scale, agg, names=NAMES[:k],
@@ -280,11 +282,68 @@ def test_rloo_trainer(cfg, tmp_path):
             assert logged["kl"] == ((per_token_kl * mask).sum() / mask.sum().float().clamp(min=1.0)).item()
         else:
             assert "ref" not in spy.logps and trainer.ref_model is None
-        ref_adv, _, ref_metrics = trl_reference.rloo_advantages(
-            torch.from_numpy(r), torch.from_numpy(w), g, clip, beta, kl, normalize)
+        ref_adv, _, ref_metrics = reference.rloo(torch.from_numpy(r), torch.from_numpy(w), g, clip, beta, kl,
+                                                 normalize, names=NAMES[:k])
         _assert_reference_is_trl(ref_adv, ref_metrics, trl_adv, logged, k)
         kl_np = None if kl is None else kl.numpy()
         fa = rloo_advantages(r, g, reward_weights=weights, reward_clip_range=clip, beta=beta, kl=kl_np,
                              normalize_advantages=normalize)
         check_rloo(fa, trl_adv, None, _reward_metrics(logged, k), r, w, g, clip, beta, kl_np, normalize,
                    names=NAMES[:k], label=f"{name} batch {b}")
+
+
+# ---------------------------------------------------------------------------------------------
+# the policy loss (reference.policy_loss, timed alone by benches/bench_losses.py, bench_ratios.py)
+
+LOSS_CONFIGS = [("token", "dapo"), ("sequence", "grpo"), ("token", "grpo"), ("sequence", "dapo")]
+
+
+@pytest.fixture(scope="module")
+def loss_trainer():
+    return injected_logps_grpo_trainer(num_generations=2, per_device_train_batch_size=2)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("level, aggregation", LOSS_CONFIGS)
+def test_policy_loss_reference_is_grpo_trainer(loss_trainer, level, aggregation, dtype):
+    """``GRPOTrainer._compute_loss`` on injected log-probs (beta 0, epsilon 0.2/0.28, one process,
+    one accumulation step) and ``reference.policy_loss.clipped_policy_loss``: the same loss and
+    gradient bit for bit, on batches with ratios far enough from 1 to clip, an empty row and an
+    item count that is not the mask's sum. GSPO's sequence ratio (``sequence_log_ratio``) and the
+    masked mean enter the sequence-level and ``grpo`` configurations."""
+    trainer = loss_trainer
+    trainer.loss_type, trainer.importance_sampling_level = aggregation, level
+    trainer.epsilon_low, trainer.epsilon_high = 0.2, 0.28
+    trainer.beta, trainer.use_vllm, trainer.off_policy_mask_threshold = 0.0, False, None
+    trainer.top_entropy_quantile, trainer.args.delta = 1.0, None
+    trainer.current_gradient_accumulation_steps, trainer.args.steps_per_generation = 1, 1
+    trainer.model.train()
+    for seed in range(4):
+        g = torch.Generator().manual_seed(seed)
+        b, t = 6, 9
+        logps = -torch.rand(b, t, generator=g, dtype=dtype) * 3
+        old = logps + 0.4 * torch.randn(b, t, generator=g, dtype=dtype)
+        mask = (torch.arange(t)[None, :] < torch.randint(1, t + 1, (b,), generator=g)[:, None]).long()
+        mask[seed % b] = 0
+        advantages = torch.randn(b, generator=g, dtype=dtype)
+        num_items = torch.tensor(int(mask.sum()) + seed)
+        trainer._metrics["train"].clear()
+        lp = logps.clone().requires_grad_()
+        trainer.injected = (lp, torch.rand(b, t, generator=g, dtype=dtype))
+        inputs = {
+            "prompt_ids": torch.zeros(b, 2, dtype=torch.long), "prompt_mask": torch.ones(b, 2, dtype=torch.long),
+            "completion_ids": torch.zeros(b, t, dtype=torch.long), "completion_mask": mask,
+            "advantages": advantages, "num_items_in_batch": num_items, "old_per_token_logps": old,
+        }
+        trl_loss = trainer._compute_loss(trainer.model, inputs)
+        (trl_grad,) = torch.autograd.grad(trl_loss, lp)
+        lp2 = logps.clone().requires_grad_()
+        ref_loss = policy_loss.clipped_policy_loss(lp2, old, advantages, mask, level=level, aggregation=aggregation,
+                                                   num_items=num_items, eps_low=0.2, eps_high=0.28)
+        (ref_grad,) = torch.autograd.grad(ref_loss, lp2)
+        assert torch.equal(ref_loss.detach(), trl_loss.detach()), (seed, ref_loss, trl_loss)
+        assert torch.equal(ref_grad, trl_grad), seed
+        if level == "sequence":  # the trainer's clip metrics see the same sequence weights
+            weight = torch.exp(policy_loss.sequence_log_ratio(logps, old, mask))
+            high = ((weight > 1.28) & (advantages > 0)).to(dtype)
+            assert trainer._metrics["train"]["clip_ratio/high_max"][-1] == high.max().item()

@@ -7,7 +7,7 @@
 use multiversion::multiversion;
 
 use crate::error::{ensure, Result};
-use crate::real::Real;
+use crate::numeric::Real;
 use crate::stats::{column_nanmean_std, is_close_zero, mean_from, nanmean_std, nansum_count, nansum_sq_dev, std_from};
 
 /// How GRPO scales the centred rewards (`GRPOConfig.scale_rewards`).

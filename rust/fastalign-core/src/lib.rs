@@ -15,15 +15,15 @@ pub mod advantages;
 pub mod error;
 pub mod losses;
 mod memcopy;
+pub mod numeric;
 pub mod overlong;
 pub mod packing;
 pub mod par;
 pub mod ratios;
-pub mod real;
 pub mod rewards;
 pub mod rows;
 pub mod select;
 mod stats;
 
 pub use error::{Error, Result};
-pub use real::Real;
+pub use numeric::Real;

@@ -12,54 +12,7 @@
 //! Work is split over whole sequences, so parallel results are bit-identical to serial ones.
 
 use crate::error::{ensure, Result};
-use crate::real::Real;
-
-/// The float operations the loss kernels need beyond [`Real`].
-pub trait Float: Real {
-    fn exp(self) -> Self;
-    fn ln(self) -> Self;
-    /// `torch.clamp(x, lo, hi)`: NaN stays NaN.
-    #[inline(always)]
-    fn clamp_to(self, lo: Self, hi: Self) -> Self {
-        let x = if self < lo { lo } else { self };
-        if x > hi {
-            hi
-        } else {
-            x
-        }
-    }
-    /// `torch.clamp(x, max=hi)`: NaN stays NaN.
-    #[inline(always)]
-    fn min_to(self, hi: Self) -> Self {
-        if self > hi {
-            hi
-        } else {
-            self
-        }
-    }
-}
-
-impl Float for f32 {
-    #[inline(always)]
-    fn exp(self) -> Self {
-        f32::exp(self)
-    }
-    #[inline(always)]
-    fn ln(self) -> Self {
-        f32::ln(self)
-    }
-}
-
-impl Float for f64 {
-    #[inline(always)]
-    fn exp(self) -> Self {
-        f64::exp(self)
-    }
-    #[inline(always)]
-    fn ln(self) -> Self {
-        f64::ln(self)
-    }
-}
+use crate::numeric::{Real, LANES};
 
 /// A mask element: completion masks are `int64` in TRL, `int32`/`bool` elsewhere, and float
 /// weights are multiplied like torch does (`x * mask`).
@@ -296,8 +249,6 @@ fn check_lengths(n: usize, layout: &Layout<'_>, name: &'static str) -> Result<()
     ensure!(n == layout.tokens(), name, "has {n} values, expected {} (the layout's token count)", layout.tokens());
     Ok(())
 }
-
-const LANES: usize = 16;
 
 /// `(Σ m·x, Σ m)` over one sequence, accumulated in `f64` lanes (vectorises).
 #[cfg(test)]
@@ -536,7 +487,7 @@ impl Acc {
 /// (a sum, i.e. the product of token ratios), then `*_truncate`: `clamp(min=clip_min, max=clip_max)`,
 /// `*_mask`: set to 0 where `ratio < clip_min` or `ratio > clip_max`. `out` has one value per token
 /// (token modes) or per sequence (sequence modes).
-pub fn vllm_is_ratio<T: Float, M: MaskValue>(
+pub fn vllm_is_ratio<T: Real, M: MaskValue>(
     old: &[T],
     sampling: &[T],
     mask: &[M],

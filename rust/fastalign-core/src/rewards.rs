@@ -3,7 +3,7 @@
 use multiversion::multiversion;
 
 use crate::error::{ensure, Error, Result};
-use crate::real::Real;
+use crate::numeric::Real;
 
 /// DAPO eq. 13 with `L_max = max_completion_len` and `L_cache = soft_punish_cache`:
 /// 0 up to `L_max - L_cache`, then `(L_max - L_cache - L) / L_cache` down to -1 at `L_max`,

@@ -3,7 +3,7 @@
 use multiversion::multiversion;
 
 use crate::error::{ensure, Result};
-use crate::real::Real;
+use crate::numeric::Real;
 
 /// Which end of the scores to keep.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -3,7 +3,7 @@
 //! Element-wise steps happen in `T`, reductions accumulate in `f64` and are rounded to `T`
 //! once, where torch would produce its own (vectorised, few-ulp) `T` reduction.
 
-use crate::real::Real;
+use crate::numeric::Real;
 
 /// `f64` sum and count of the non-NaN values of a contiguous slice.
 ///
