@@ -1,10 +1,10 @@
-"""``fastalign bench``: fastalign beside its reference (TRL 1.16's code, or plain torch) on this
-machine, at sizes you choose.
+"""``fastalign bench``: fastalign beside the code it replaces (TRL 1.16's own functions and
+trainer methods) on this machine, at sizes you choose.
 
 Usage::
 
     fastalign bench                                  # every op at its default sizes
-    fastalign bench --ops grpo_advantages --sizes grpo_advantages=8192,1048576
+    fastalign bench --ops "grpo scoring step" --sizes "grpo scoring step=1024,8192"
     fastalign bench --list                           # ops, sizes, references
     fastalign bench --plot bench-plots --json bench.json
     fastalign bench --step                           # whole training steps: TRL vs padding-free
@@ -16,9 +16,18 @@ its time) beside this machine's memory copy bandwidth, measured the same way. Bo
 the same inputs in the same process, and every pair's outputs are compared before timing, so a
 wrong answer cannot be reported as fast. ``--plot DIR`` writes one PNG per op (speed-up by size).
 
+The references are TRL's own code: its public functions (``trl.rewards``, ``trl.pack_dataset``)
+and, where TRL computes inline, its trainer methods on a tiny local model, beside
+``FastGRPOTrainer``'s: ``GRPOTrainer._generate_and_score_completions`` with injected completions
+(the whole scoring step: decoding, rewards, padding, advantages, metrics) and
+``GRPOTrainer._compute_loss`` on injected log-probs. Karmarkar-Karp is timed beside verl's own
+``get_seqlen_balanced_partitions`` when verl is installed (skipped, saying so, otherwise).
+
 The longer pytest-benchmark suite in the repository's ``benches/`` saves JSON for
-``--benchmark-compare``; this command is the quick, self-contained view a user can run after
-``pip install fastalign[trl]``. Needs torch and trl (the references are TRL's code).
+``--benchmark-compare``, and also times single inline computations (the advantage step alone,
+the completion mask, GSPO's sequence ratio) against plain-torch references that its tests prove
+equal to TRL's trainer methods; those references are not shipped. This command is the quick,
+self-contained view a user can run after ``pip install fastalign[trl]``. Needs torch and trl.
 """
 
 from __future__ import annotations
@@ -37,7 +46,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["Case", "Pair", "CASES", "copy_bandwidth", "main", "run"]
+__all__ = ["Case", "Pair", "CASES", "Skip", "copy_bandwidth", "loss_method_pair", "main", "run", "scoring_step_pair"]
 
 
 @dataclass
@@ -78,64 +87,71 @@ def case(name: str, reference: str, size_name: str, sizes: tuple[int, ...], note
 _SEED = 20261123
 
 
-@case("grpo_advantages", "TRL GRPOTrainer advantage lines", "N", (8192, 65536, 1 << 20),
-      note="K=3 reward functions, G=16, 5% NaN entries, float32 tensors, metrics off")
-def _grpo(n: int) -> Pair:
+class Skip(Exception):
+    """Raised by a case's ``build`` when this machine cannot run it; the message says why."""
+
+
+def _rewards_column(name: str) -> Callable:
+    def reward(completions: Any, **columns: Any) -> list:
+        return columns[name]
+
+    reward.__name__ = name
+    return reward
+
+
+def _scoring_inputs(n: int) -> tuple[list[dict], list[list[int]]]:
+    """``n`` dataset rows (a prompt and three reward columns, 5% None, never all three: TRL
+    warns about each such row) and ``n`` completions (1..512 tokens of the tiny vocabulary, 80%
+    ending in EOS)."""
+    from .testing import WORDS
+
+    rng = np.random.default_rng([_SEED, n, 2])
+    r = rng.random((n, 3)).round(4)
+    none = rng.random((n, 3)) < 0.05
+    none[none.all(axis=1), 0] = False
+    rows = [{"prompt": "what is 1 + 1 ?", **{f"r{j}": None if none[i, j] else float(r[i, j]) for j in range(3)}}
+            for i in range(n)]
+    lengths = rng.integers(1, 513, n)
+    completions = [rng.integers(4, len(WORDS), int(m)).tolist() for m in lengths]
+    for c in completions[: int(0.8 * n)]:
+        c[-1] = 1
+    return rows, completions
+
+
+@case("grpo scoring step", "TRL GRPOTrainer._generate_and_score_completions", "N", (1024, 8192),
+      note="whole scoring step beside FastGRPOTrainer's: injected completions (1..512 tokens), decoding, "
+           "K=3 reward functions (5% None), padding, advantages (G=16) and logged metrics; tiny model, no forward")
+def scoring_step_pair(n: int) -> Pair:
+    """``GRPOTrainer._generate_and_score_completions`` and ``FastGRPOTrainer``'s on the same ``n``
+    injected completions (groups of 16) and reward columns; also used by benches/."""
     import torch
+    from datasets import Dataset
 
-    from . import _trl_lines
-    from .advantages import grpo_advantages
+    from .testing import fixed_rollout, tiny_grpo_trainer
+    from .trl import FastGRPOTrainer
 
-    rng = np.random.default_rng([_SEED, n])
-    r = rng.random((n, 3), dtype=np.float32)
-    r[rng.random((n, 3)) < 0.05] = np.nan
-    rewards, w = torch.from_numpy(r), torch.ones(3)
+    rows, completions = _scoring_inputs(n)
+    funcs = [_rewards_column(f"r{j}") for j in range(3)]
+    data = Dataset.from_dict({"prompt": ["p"] * n, **{f"r{j}": [0.0] * n for j in range(3)}})
+    trainers = [
+        tiny_grpo_trainer(funcs, num_generations=16, per_device_train_batch_size=n, train_dataset=data,
+                          rollout_func=fixed_rollout(completions), max_completion_length=512, trainer_cls=cls)
+        for cls in (None, FastGRPOTrainer)
+    ]
+
+    def score(trainer: Any) -> Callable[[], Any]:
+        def step() -> Any:
+            trainer._metrics["train"].clear()
+            return trainer._generate_and_score_completions([dict(row) for row in rows])
+
+        return step
 
     def check(ref: Any, got: Any) -> None:
-        torch.testing.assert_close(got.advantages, ref[0], rtol=1e-5, atol=1e-5)
+        for key in ("prompt_ids", "prompt_mask", "completion_ids", "completion_mask", "num_items_in_batch"):
+            assert torch.equal(got[key], ref[key]), key
+        torch.testing.assert_close(got["advantages"], ref["advantages"], rtol=1e-5, atol=1e-5)
 
-    return Pair(
-        lambda: _trl_lines.grpo_advantages(rewards, w, 16, log_metrics=False),
-        lambda: grpo_advantages(rewards, 16, reward_weights=w, metrics=False),
-        nbytes=n * 3 * 4 + 2 * n * 4 + n,
-        check=check,
-    )
-
-
-@case("completion_mask", "TRL _generate_single_turn mask lines", "B", (64, 512),
-      note="T=8192 int64 ids, 70% of rows stop at an EOS; int32 mask as TRL's line makes")
-def _mask(b: int) -> Pair:
-    import torch
-
-    from . import _trl_lines
-    from .overlong import completion_mask
-
-    t = 8192
-    rng = np.random.default_rng([_SEED, b])
-    ids = rng.integers(2, 50000, size=(b, t), dtype=np.int64)
-    for i in np.flatnonzero(rng.random(b) < 0.7):
-        p = rng.integers(0, t)
-        ids[i, p] = 1
-        ids[i, p + 1:] = 0
-    tensor = torch.from_numpy(ids)
-
-    def check(ref: Any, got: Any) -> None:
-        assert torch.equal(got.mask, ref)
-
-    return Pair(
-        lambda: _trl_lines.trl_completion_mask(tensor, [1]),
-        lambda: completion_mask(tensor, 1, 0, dtype=torch.int32),
-        nbytes=b * t * (8 + 4),
-        check=check,
-    )
-
-
-def _overlong_inputs(b: int) -> tuple[list[list[int]], Any]:
-    import torch
-
-    rng = np.random.default_rng([_SEED, b, 1])
-    lengths = rng.integers(0, 4097, size=b)
-    return [[7] * int(n) for n in lengths], torch.from_numpy(lengths)
+    return Pair(score(trainers[0]), score(trainers[1]), check=check)
 
 
 @case("soft_overlong (lists)", "trl.rewards.get_soft_overlong_punishment", "B", (1024, 8192, 65536),
@@ -152,6 +168,14 @@ def _overlong_lists(b: int) -> Pair:
         assert r == g
 
     return Pair(lambda: ref(completion_ids=lists), lambda: ours(completion_ids=lists), check=check)
+
+
+def _overlong_inputs(b: int) -> tuple[list[list[int]], Any]:
+    import torch
+
+    rng = np.random.default_rng([_SEED, b, 1])
+    lengths = rng.integers(0, 4097, size=b)
+    return [[7] * int(n) for n in lengths], torch.from_numpy(lengths)
 
 
 @case("soft_overlong (lengths)", "trl.rewards.get_soft_overlong_punishment (lists)", "B", (1024, 8192, 65536),
@@ -182,55 +206,54 @@ def _logps(b: int, t: int) -> tuple[Any, Any, Any, Any]:
     return lp, old, mask, torch.randn(b, generator=g)
 
 
-@case("sequence_log_ratio (GSPO)", "TRL _compute_loss lines", "B", (64, 512),
-      note="T=8192 float32 log-probs, int64 mask; GSPO's per-sequence mean log-ratio")
-def _seq_ratio(b: int) -> Pair:
+def loss_method_pair(level: str, loss_type: str, b: int, t: int) -> Pair:
+    """``GRPOTrainer._compute_loss`` and ``FastGRPOTrainer``'s, then the gradient, on the same
+    injected (b, t) log-probs; also used by benches/."""
     import torch
 
-    from . import _trl_lines
-    from .ratios import sequence_log_ratio
+    from .testing import injected_logps_grpo_trainer
+    from .trl import FastGRPOTrainer
 
-    lp, old, mask, _ = _logps(b, 8192)
+    lp0, old, mask, adv = _logps(b, t)
+    entropies = torch.rand(b, t, generator=torch.Generator().manual_seed(_SEED + b))
+    inputs = {
+        "prompt_ids": torch.zeros(b, 2, dtype=torch.long), "prompt_mask": torch.ones(b, 2, dtype=torch.long),
+        "completion_ids": torch.zeros(b, t, dtype=torch.long), "completion_mask": mask, "advantages": adv,
+        "num_items_in_batch": mask.sum(), "old_per_token_logps": old,
+    }
 
-    def check(ref: Any, got: Any) -> None:
-        torch.testing.assert_close(got, ref, rtol=1e-5, atol=1e-6)
+    def step(base: type | None) -> Callable[[], Any]:
+        trainer = injected_logps_grpo_trainer(
+            base=base, num_generations=2, per_device_train_batch_size=2, loss_type=loss_type,
+            importance_sampling_level=level, epsilon=0.2, epsilon_high=0.28, max_completion_length=t,
+        )
+        trainer.current_gradient_accumulation_steps = 1
 
-    return Pair(lambda: _trl_lines.trl_sequence_log_ratio(lp, old, mask),
-                lambda: sequence_log_ratio(lp, old, mask), nbytes=b * 8192 * (4 + 4 + 8), check=check)
+        def run() -> Any:
+            trainer._metrics["train"].clear()
+            lp = lp0.clone().requires_grad_(True)
+            trainer.injected = (lp, entropies)
+            loss = trainer._compute_loss(trainer.model, inputs)
+            return loss.detach(), torch.autograd.grad(loss, lp)[0]
+
+        return run
+
+    def check(r: Any, g: Any) -> None:
+        torch.testing.assert_close(g[0], r[0], rtol=2e-5, atol=1e-6)
+        torch.testing.assert_close(g[1], r[1], rtol=2e-5, atol=1e-8)
+
+    return Pair(step(None), step(FastGRPOTrainer), check=check)
 
 
 def _loss_case(level: str, loss_type: str) -> Callable[[int], Pair]:
-    def build(b: int) -> Pair:
-        import torch
-
-        from . import _trl_lines
-        from .losses import grpo_loss
-
-        lp, old, mask, adv = _logps(b, 4096)
-        lp = lp.clone().requires_grad_(True)
-        n = mask.sum()
-
-        def ref() -> Any:
-            loss = _trl_lines.trl_loss(lp, old, adv, mask, level, loss_type, n)
-            return loss.detach(), torch.autograd.grad(loss, lp)[0]
-
-        def ours() -> Any:
-            out = grpo_loss(lp, old, adv, mask, loss_type=loss_type, importance_sampling_level=level,
-                            epsilon=0.2, epsilon_high=0.28, num_items_in_batch=n)
-            return out.loss.detach(), torch.autograd.grad(out.loss, lp)[0]
-
-        def check(r: Any, g: Any) -> None:
-            torch.testing.assert_close(g[0], r[0], rtol=2e-5, atol=1e-6)
-            torch.testing.assert_close(g[1], r[1], rtol=2e-5, atol=1e-8)
-
-        return Pair(ref, ours, nbytes=b * 4096 * (4 + 4 + 8 + 4), check=check)
-
-    return build
+    return lambda b: loss_method_pair(level, loss_type, b, 4096)
 
 
-case("grpo_loss fwd+bwd (dapo)", "TRL _compute_loss lines + autograd", "B", (64, 512),
-     note="T=4096; TRL's default loss: token ratio, clip 0.2/0.28, / num_items_in_batch")(_loss_case("token", "dapo"))
-case("grpo_loss fwd+bwd (GSPO)", "TRL _compute_loss lines + autograd", "B", (64, 512),
+case("grpo _compute_loss fwd+bwd (dapo)", "TRL GRPOTrainer._compute_loss + autograd", "B", (64, 512),
+     note="T=4096; the trainers' loss methods on injected log-probs (loss, gradient and logged metrics) beside "
+          "FastGRPOTrainer's; TRL's default loss: token ratio, clip 0.2/0.28, / num_items_in_batch"
+     )(_loss_case("token", "dapo"))
+case("grpo _compute_loss fwd+bwd (GSPO)", "TRL GRPOTrainer._compute_loss + autograd", "B", (64, 512),
      note="T=4096; importance_sampling_level='sequence', loss_type='grpo'")(_loss_case("sequence", "grpo"))
 
 
@@ -261,7 +284,12 @@ def _pack(n: int) -> Pair:
 
 def _kk_case(equal_size: bool) -> Callable[[int], Pair]:
     def build(n: int) -> Pair:
-        from ._verl_lines import verl_karmarkar_karp
+        try:
+            from verl.utils.seqlen_balancing import get_seqlen_balanced_partitions
+        except ImportError:
+            raise Skip("verl is not installed (pip install verl); benches/bench_packing.py in the repository "
+                       "times a pure-Python Karmarkar-Karp instead") from None
+
         from .packing import balance_partitions
 
         lengths = np.random.default_rng([_SEED, n]).integers(64, 8192, n)
@@ -271,16 +299,24 @@ def _kk_case(equal_size: bool) -> Callable[[int], Pair]:
                 int(lengths[list(p)].sum()) for p in parts)
             assert spread(g) <= spread(r), "fastalign's partition is less balanced than verl's"
 
-        return Pair(lambda: verl_karmarkar_karp(lengths.tolist(), 64, equal_size),
+        return Pair(lambda: get_seqlen_balanced_partitions(lengths.tolist(), 64, equal_size),
                     lambda: balance_partitions(lengths, 64, equal_size=equal_size), check=check)
 
     return build
 
 
-case("balance_partitions (k=64)", "verl Karmarkar-Karp (restated)", "n", (1024, 16_384),
-     note="lengths uniform in 64..8191; fastalign's spread must be at most verl's")(_kk_case(False))
-case("balance_partitions (k=64, equal size)", "verl Karmarkar-Karp (restated)", "n", (1024, 16_384),
+case("balance_partitions (k=64)", "verl get_seqlen_balanced_partitions", "n", (1024, 16_384),
+     note="lengths uniform in 64..8191; fastalign's spread must be at most verl's (needs verl)")(_kk_case(False))
+case("balance_partitions (k=64, equal size)", "verl get_seqlen_balanced_partitions", "n", (1024, 16_384),
      note="equal_size=True")(_kk_case(True))
+
+# What TRL computes inline in a trainer method has nothing of TRL's to call on its own: the
+# advantage step alone, the completion mask, GSPO's sequence ratio, the loss lines alone. The
+# repository's benches/ time those against plain-torch references proven equal to the trainer
+# methods by its tests; this command, shipped in the wheel, times only TRL's (and verl's) own code.
+INLINE_NOTE = ("ops TRL computes inline (the advantage step alone, completion_mask, sequence_log_ratio, the loss "
+               "lines alone) are timed in the repository's benches/, against plain-torch references proven equal "
+               "to TRL's trainer methods by its tests")
 
 
 # --- timing and the machine ----------------------------------------------------------------------
@@ -352,13 +388,21 @@ def run(
     ops: list[str], sizes: dict[str, tuple[int, ...]], repeat: int, copy_bw: float | None = None, out: Any = None
 ) -> list[dict]:
     """Time every op at its sizes; print one table row per result as it comes (to ``out``, default
-    stdout); return the rows."""
+    stdout); return the rows. An op this machine cannot run (:class:`Skip`) gets a row saying
+    why, with ``"skipped"`` set and no times."""
     out = sys.stdout if out is None else out
     rows = []
     for name in ops:
         c = CASES[name]
         for size in sizes.get(name, c.sizes):
-            pair = c.build(size)
+            try:
+                pair = c.build(size)
+            except Skip as why:
+                row = {"op": name, "size": f"{c.size_name}={size:,}", "size_value": size, "reference": c.reference,
+                       "skipped": str(why)}
+                rows.append(row)
+                print(f"| {name} | {row['size']} | {c.reference} | skipped: {why} | | | | |", file=out, flush=True)
+                continue
             ref_out, our_out = pair.reference(), pair.fastalign()
             if pair.check is not None:
                 pair.check(ref_out, our_out)  # same answer first, then the clock
@@ -423,6 +467,7 @@ def plot(rows: list[dict], directory: str) -> list[str]:
 
     os.makedirs(directory, exist_ok=True)
     written = []
+    rows = [r for r in rows if "skipped" not in r]
     for op in dict.fromkeys(r["op"] for r in rows):
         mine = [r for r in rows if r["op"] == op]
         fig, ax = plt.subplots(figsize=(5.5, 3.4), dpi=120)
@@ -464,7 +509,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="fastalign bench", description=__doc__.splitlines()[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--ops", help="comma-separated ops (default: all; see --list)")
-    ap.add_argument("--sizes", nargs="*", default=[], metavar="OP=N,N", help="sizes per op, e.g. completion_mask=64,512")
+    ap.add_argument("--sizes", nargs="*", default=[], metavar="OP=N,N", help="sizes per op, e.g. 'grpo scoring step=1024'")
     ap.add_argument("--repeat", type=int, default=7, help="timed batches per measurement (default 7)")
     ap.add_argument("--plot", metavar="DIR", help="write one PNG per op (speed-up by size) into DIR")
     ap.add_argument("--json", metavar="FILE", help="write the results as JSON")
@@ -484,6 +529,7 @@ def main(argv: list[str] | None = None) -> int:
         for c in CASES.values():
             sizes = ",".join(map(str, c.sizes))
             print(f"{c.name:<26} {c.size_name}={sizes:<22} vs {c.reference}" + (f"  [{c.note}]" if c.note else ""))
+        print(f"\n({INLINE_NOTE})")
         return 0
     ops = list(CASES) if not args.ops else [o.strip() for o in args.ops.split(",") if o.strip()]
     unknown = [o for o in ops if o not in CASES]
@@ -497,8 +543,7 @@ def main(argv: list[str] | None = None) -> int:
     print(HEADER, flush=True)
     rows = run(ops, sizes, args.repeat, bw)
     notes = [f"- {c.name}: {c.note}" for c in CASES.values() if c.name in ops and c.note]
-    if notes:
-        print("\n" + "\n".join(notes))
+    print("\n" + "\n".join([*notes, f"- {INLINE_NOTE}"]))
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"copy_bandwidth": bw, "header": header_lines(bw), "results": rows}, f, indent=1)

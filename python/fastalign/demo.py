@@ -6,11 +6,13 @@ Run with ``python -m fastalign.demo`` (the README's first command does the set-u
    on the CPU, once with stock ``GRPOTrainer`` and once with ``FastGRPOTrainer`` under DAPO's
    settings (dynamic sampling, clip-higher, token-level loss, overlong filtering, and
    fastalign's soft overlong reward): reward, loss and filtered groups per step, the time spent
-   in fastalign's hot paths against TRL's lines on the same reward matrices, and a PNG plot of
-   reward per step for both trainers.
+   in fastalign's hot paths, and a PNG plot of reward per step for both trainers.
 2. Parity: TRL's own ``_generate_and_score_completions`` on a fixed batch (NaN rewards, a
    constant group, truncated completions) beside fastalign's advantages, masks and rewards.
-3. Speed: fastalign against TRL's code on the same inputs, at training-batch sizes.
+3. Speed: fastalign against TRL's own code on the same inputs, at training-batch sizes: the
+   whole scoring step (``GRPOTrainer._generate_and_score_completions`` beside
+   ``FastGRPOTrainer``'s, completions injected), the loss method (``_compute_loss``, log-probs
+   injected) and the soft overlong reward (``trl.rewards``).
 4. The training step: one optimizer step of stock ``GRPOTrainer`` beside
    ``FastGRPOTrainer(padding_free=True)`` on a long-tail rollout (32 completions, lengths
    lognormal with median 200, the longest 2,048 tokens), tiny model: step time, tokens
@@ -53,20 +55,8 @@ def train_section(steps: int, plot: str | None) -> None:
     from transformers.trainer_callback import PrinterCallback, ProgressCallback
     from trl import GRPOTrainer
 
-    from . import _trl_lines as trl_lines
-    from .advantages import grpo_advantages
     from .testing import tiny_model, tiny_tokenizer
     from .trl import FastGRPOTrainer
-
-    class RecordingFastGRPOTrainer(FastGRPOTrainer):
-        """Keeps each generation batch's reward matrix, to time TRL's lines on the same inputs."""
-
-        recorded_rewards: list = []
-
-        def _calculate_rewards(self, *args, **kwargs):
-            rewards = super()._calculate_rewards(*args, **kwargs)
-            self.recorded_rewards.append(rewards.clone())
-            return rewards
 
     print("\n== 1. Training: FastGRPOTrainer under the DAPO preset beside stock GRPOTrainer ==")
     print("tiny random Qwen2 on the CPU; task: stop after ~6 tokens; rewards: target length + DAPO soft overlong")
@@ -90,7 +80,7 @@ def train_section(steps: int, plot: str | None) -> None:
     runs = {}
     for name, cls, options in [
         ("TRL GRPOTrainer", GRPOTrainer, {}),
-        ("fastalign FastGRPOTrainer", RecordingFastGRPOTrainer, dict(recipe.trainer_kwargs)),
+        ("fastalign FastGRPOTrainer", FastGRPOTrainer, dict(recipe.trainer_kwargs)),
     ]:
         tokenizer = tiny_tokenizer()
         trainer = cls(
@@ -127,15 +117,7 @@ def train_section(steps: int, plot: str | None) -> None:
     for name in times.samples:
         print(f"  {name:<22} {times.calls(name):>3} calls, median {_fmt(times.median(name)).strip()}, "
               f"total {_fmt(times.total(name)).strip()}")
-    # TRL's advantage step has no function of its own to time inside a run, so both are timed on
-    # the reward matrices this run actually produced, one generation batch after another
-    mats = fast_trainer.recorded_rewards
-    w = fast_trainer.reward_weights
-    t_trl = sum(_best(lambda m=m: trl_lines.grpo_advantages(m, w, 4, log_metrics=True), 20) for m in mats)
-    t_fast = sum(_best(lambda m=m: grpo_advantages(m, 4, reward_weights=w), 20) for m in mats)
-    print(f"advantage step on the run's {len(mats)} reward matrices ({tuple(mats[0].shape)} each): "
-          f"TRL's lines {_fmt(t_trl).strip()}, fastalign (with the logged metrics) {_fmt(t_fast).strip()} "
-          f"({t_trl / t_fast:.1f}x); section 3 has training-size batches")
+    print("(section 3 times these steps beside TRL's own trainer methods at training-batch sizes)")
     if plot:
         _plot(plot, [r["reward"] for r in trl_log], [r["reward"] for r in fast_log])
 
@@ -221,57 +203,30 @@ def parity_section() -> None:
 
 def speed_section(repeat: int) -> None:
     import torch
-    from trl.rewards import get_soft_overlong_punishment
 
-    from . import _trl_lines as trl_lines
+    from .bench import CASES
 
-    from .advantages import grpo_advantages
-    from .overlong import completion_mask
-    from .rewards import soft_overlong, soft_overlong_penalty
-
-    print(f"\n== 3. Speed against TRL's code, same inputs (best of {repeat}; torch threads: "
+    print(f"\n== 3. Speed against TRL's own code, same inputs (best of the timed calls; torch threads: "
           f"{torch.get_num_threads()}) ==")
-    g = torch.Generator().manual_seed(0)
-
+    print("(TRL's trainer methods run on a tiny local model with the completions or log-probs injected, beside "
+          "FastGRPOTrainer's; answers are compared before timing)")
     rows = []
-    for n in (8192, 1 << 20):
-        r = torch.rand(n, 3, generator=g)
-        w = torch.ones(3)
-        reps = repeat if n <= 8192 else max(3, repeat // 10)
-        trl_time = _best(lambda: trl_lines.grpo_advantages(r, w, 16, log_metrics=False), reps)
-        rows.append((f"grpo_advantages N={n}, K=3, G=16", trl_time,
-                     _best(lambda: grpo_advantages(r, 16, metrics=False), reps)))
+    for label, name, size, reps in [
+        ("GRPO scoring step, N=8192 completions", "grpo scoring step", 8192, max(2, repeat // 25)),
+        ("_compute_loss fwd+bwd (dapo), 512 x 4096", "grpo _compute_loss fwd+bwd (dapo)", 512, max(3, repeat // 10)),
+        ("_compute_loss fwd+bwd (GSPO), 512 x 4096", "grpo _compute_loss fwd+bwd (GSPO)", 512, max(3, repeat // 10)),
+        ("soft_overlong, 8192 token lists", "soft_overlong (lists)", 8192, repeat),
+        ("soft_overlong, 8192 lengths (TRL: the lists)", "soft_overlong (lengths)", 8192, repeat),
+    ]:
+        pair = CASES[name].build(size)
+        if pair.check is not None:
+            pair.check(pair.reference(), pair.fastalign())
+        rows.append((label, _best(pair.reference, reps), _best(pair.fastalign, reps)))
 
-    lengths = torch.randint(0, 4097, (8192,), generator=g)
-    lists = [[7] * int(n) for n in lengths]
-    trl_reward = get_soft_overlong_punishment(4096, 1024)
-    our_reward = soft_overlong(4096, 1024)
-    t_trl = _best(lambda: trl_reward(completion_ids=lists), repeat)
-    rows.append(("soft_overlong, 8192 token lists", t_trl, _best(lambda: our_reward(completion_ids=lists), repeat)))
-    rows.append(("soft_overlong_penalty, 8192 lengths", t_trl,
-                 _best(lambda: soft_overlong_penalty(lengths, 4096, 1024), repeat)))
-
-    b, t = 512, 8192
-    ids = torch.randint(2, 1000, (b, t), generator=g)
-    pos = torch.randint(0, t, (b,), generator=g)
-    for i in range(b):
-        if i % 10 < 7:
-            ids[i, pos[i]] = 1
-            ids[i, pos[i] + 1:] = 0
-
-    def trl_mask():
-        return trl_lines.trl_completion_mask(ids, [1])
-
-    reps = max(3, repeat // 10)
-    t_mask = _best(trl_mask, reps)
-    rows.append((f"completion_mask B={b}, T={t} (int32)", t_mask,
-                 _best(lambda: completion_mask(ids, 1, 0, dtype=torch.int32), reps)))
-    rows.append((f"completion_mask B={b}, T={t} (int64)", t_mask, _best(lambda: completion_mask(ids, 1, 0), reps)))
-
-    print("(TRL's mask line makes an int32 mask; int64 is the dtype of its final completion_mask)")
-    print(f"{'operation':<40} {'TRL':>12} {'fastalign':>12} {'speed-up':>9}")
+    print(f"{'operation':<42} {'TRL':>12} {'fastalign':>12} {'speed-up':>9}")
     for name, a, b_ in rows:
-        print(f"{name:<40} {_fmt(a):>12} {_fmt(b_):>12} {a / b_:>8.1f}x")
+        print(f"{name:<42} {_fmt(a):>12} {_fmt(b_):>12} {a / b_:>8.1f}x")
+    print("fastalign bench times more sizes; the repository's benches/ also time single inline computations")
 
 
 def step_section(rounds: int) -> None:

@@ -237,19 +237,20 @@ def _fixed_generation(completion_ids: Sequence[Sequence[int]]) -> Callable:
     return generate_single_turn
 
 
-def injected_logps_grpo_trainer(**config: Any) -> Any:
-    """A tiny ``GRPOTrainer`` whose ``_compute_loss`` reads log-probs you choose.
+def injected_logps_grpo_trainer(*, base: type | None = None, **config: Any) -> Any:
+    """A tiny ``GRPOTrainer`` (or subclass ``base``, e.g. ``FastGRPOTrainer``) whose
+    ``_compute_loss`` reads log-probs you choose.
 
     Set ``trainer.injected = (per_token_logps, entropies)`` before calling
     ``trainer._compute_loss(trainer.model, inputs)``: the model forward
-    (``_get_per_token_logps_and_entropies``) is replaced by returning those tensors, so TRL's own
-    loss code runs on exact inputs and ``per_token_logps.grad`` is TRL's gradient.
+    (``_get_per_token_logps_and_entropies``) is replaced by returning those tensors, so the
+    trainer's own loss code runs on exact inputs and ``per_token_logps.grad`` is its gradient.
     ``config`` goes to ``GRPOConfig``; the trainer's loss attributes (``loss_type``, ``beta``, ...)
     may be changed afterwards to drive other configurations with the same instance.
     """
     from trl import GRPOTrainer
 
-    class _Injected(GRPOTrainer):
+    class _Injected(base or GRPOTrainer):  # type: ignore[misc, valid-type]
         injected: Any = None
 
         def _get_per_token_logps_and_entropies(self, *args: Any, **kwargs: Any) -> Any:
