@@ -1,9 +1,17 @@
-"""fastalign.advantages.grpo_advantages vs TRL 1.16.0's GRPO advantage block.
+"""fastalign.advantages.grpo_advantages vs TRL 1.16.0's GRPO advantage step.
 
-Reference: ``tests/trl_reference.grpo_advantages`` (GRPOTrainer's lines, scale_rewards="group",
-sum_then_normalize), ``log_metrics=False`` for the advantage block alone and ``log_metrics=True``
-for the block plus the reward metrics TRL logs each step. fastalign runs with ``metrics=False`` /
-``metrics=True`` respectively, on the same float32 CPU tensor and the same weights tensor.
+TRL computes its advantages inline in ``GRPOTrainer._generate_and_score_completions``, so two
+things are timed:
+
+* the advantage step alone: the reference is ``tests/reference/advantages.grpo`` (plain torch, the
+  project's own code, equal to the trainer bit for bit by ``tests/test_trl_trainer_parity.py``;
+  scale_rewards="group", sum_then_normalize), ``metrics=False`` for the advantages alone and
+  ``metrics=True`` for them plus the reward metrics TRL logs each step. fastalign runs with
+  ``metrics=False`` / ``metrics=True`` respectively, on the same float32 CPU tensor and the same
+  weights tensor;
+* the whole scoring step, TRL's own method beside FastGRPOTrainer's
+  (``fastalign.bench.scoring_step_pair``: completions injected, decoded, scored by three reward
+  functions, padded, advantages and metrics), at N=8,192.
 
 At 64 groups x 8 (N=512, K=1) rlox's group advantages are timed too when rlox is installed
 (optional; never a dependency). rlox's published 7.8 us (Apple M3 Pro) is 64 calls of
@@ -18,12 +26,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-import trl_reference
 from _common import run, tag
+from reference import advantages as reference
 
 from fastalign.advantages import grpo_advantages
 
 IMPLS = ["trl", "fastalign"]
+REFERENCE = "trl advantage step (plain-torch reference, = GRPOTrainer)"
 
 
 def _nbytes(n: int, k: int, itemsize: int) -> int:
@@ -37,7 +46,7 @@ _reference_cache: dict = {}
 def _check(out, rewards, weights, g, metrics):
     key = (tuple(rewards.shape), g, metrics)
     if key not in _reference_cache:
-        _reference_cache[key] = trl_reference.grpo_advantages(rewards, weights, g, log_metrics=metrics)
+        _reference_cache[key] = reference.grpo(rewards, weights, g, metrics=metrics)
     adv, is_std_zero, ref_metrics = _reference_cache[key]
     torch.testing.assert_close(out.advantages, adv, rtol=1e-5, atol=1e-5)
     assert torch.equal(out.std_is_zero, is_std_zero)
@@ -54,9 +63,8 @@ def _grpo(benchmark, grpo_rewards, impl, *, n, k, g, metrics, target, rounds=Non
     size = f"N={n:,} K={k} G={g}"
     op = "grpo_advantages" + (" +metrics" if metrics else "")
     if impl == "trl":
-        tag(benchmark, op=op, size=size, impl="trl", role="reference")
-        run(benchmark, trl_reference.grpo_advantages, rewards, weights, g, log_metrics=metrics,
-            rounds=rounds)
+        tag(benchmark, op=op, size=size, impl=REFERENCE, role="reference")
+        run(benchmark, reference.grpo, rewards, weights, g, metrics=metrics, rounds=rounds)
     else:
         tag(benchmark, op=op, size=size, impl="fastalign", role="fastalign", target=target,
             nbytes=_nbytes(n, k, 4))
@@ -89,6 +97,33 @@ def test_grpo_1Mx3_metrics(benchmark, grpo_rewards, impl):
     _grpo(benchmark, grpo_rewards, impl, n=1 << 20, k=3, g=16, metrics=True, target=10, rounds=15)
 
 
+# --- the whole scoring step: TRL's GRPOTrainer._generate_and_score_completions vs FastGRPOTrainer's ---
+
+_scoring: dict = {}
+
+
+@pytest.mark.parametrize("impl", IMPLS)
+def test_grpo_scoring_step(benchmark, impl):
+    from fastalign.bench import scoring_step_pair
+
+    n = 8192
+    if n not in _scoring:
+        pair = scoring_step_pair(n)
+        pair.check(pair.reference(), pair.fastalign())
+        _scoring[n] = pair
+    pair = _scoring[n]
+    benchmark.group = f"grpo scoring step N={n}"
+    size = f"N={n:,} K=3 G=16, completions 1..512 tokens"
+    op = "grpo scoring step (whole method)"
+    if impl == "trl":
+        tag(benchmark, op=op, size=size, impl="trl GRPOTrainer._generate_and_score_completions", role="reference")
+        run(benchmark, pair.reference, rounds=5)
+    else:
+        tag(benchmark, op=op, size=size, impl="fastalign FastGRPOTrainer._generate_and_score_completions",
+            role="fastalign", note="same injected completions; decoding and reward calls are TRL's on both sides")
+        run(benchmark, pair.fastalign, rounds=5)
+
+
 # --- 64 groups x 8 (N=512, K=1): beside rlox (published 7.8 us on an Apple M3 Pro) -----------
 
 N64, G64 = 64 * 8, 8
@@ -101,8 +136,8 @@ def test_grpo_64x8(benchmark, grpo_rewards, impl):
     size = f"64x{G64} (N={N64} K=1)"
     op = "grpo_advantages"
     if impl == "trl":
-        tag(benchmark, op=op, size=size, impl="trl", role="reference")
-        run(benchmark, trl_reference.grpo_advantages, rewards, weights, G64, log_metrics=False)
+        tag(benchmark, op=op, size=size, impl=REFERENCE, role="reference")
+        run(benchmark, reference.grpo, rewards, weights, G64, metrics=False)
     elif impl == "fastalign":
         tag(benchmark, op=op, size=size, impl="fastalign", role="fastalign", nbytes=_nbytes(N64, 1, 4),
             note="float32 tensor with NaN, weights tensor (TRL's inputs)")
@@ -113,8 +148,8 @@ def test_grpo_64x8(benchmark, grpo_rewards, impl):
         tag(benchmark, op=op, size=size, impl="fastalign (numpy f64, no NaN)", role="other",
             nbytes=_nbytes(N64, 1, 8), note="rlox's input: flat float64 numpy, no NaN")
         out = run(benchmark, grpo_advantages, flat, G64, metrics=False)
-        ref, _, _ = trl_reference.grpo_advantages(torch.from_numpy(flat).reshape(-1, 1),
-                                                  torch.ones(1, dtype=torch.float64), G64, log_metrics=False)
+        ref = reference.grpo(torch.from_numpy(flat).reshape(-1, 1), torch.ones(1, dtype=torch.float64), G64,
+                             metrics=False).advantages
         np.testing.assert_allclose(out.advantages, ref.numpy(), rtol=1e-12, atol=1e-12)
     else:
         rlox = pytest.importorskip("rlox", reason="rlox is optional (uv pip install rlox)")

@@ -1,9 +1,18 @@
-"""fastalign.losses.grpo_loss (forward + backward) vs TRL 1.16.0's ``_compute_loss`` torch code.
+"""fastalign.losses.grpo_loss (forward + backward) vs TRL 1.16.0's ``GRPOTrainer._compute_loss``.
 
-The reference is the part of ``GRPOTrainer._compute_loss`` that turns log-probs into the loss,
-restated line for line for the two configurations timed here (``tests/test_losses.py`` proves
-fastalign equal to the real method), followed by ``torch.autograd.grad`` to
-``per_token_logps``:
+Two groups per configuration and size:
+
+* ``grpo_loss fwd+bwd``: the loss alone. TRL computes it inline in ``_compute_loss``, so the
+  reference is ``tests/reference/policy_loss.clipped_policy_loss`` (plain torch, the project's own
+  code, equal to the trainer method's loss and gradient bit for bit by
+  ``tests/test_trl_trainer_parity.py::test_policy_loss_reference_is_grpo_trainer``; fastalign is
+  proven equal to the method itself by ``tests/test_losses.py``), then ``torch.autograd.grad``
+  to ``per_token_logps``;
+* ``_compute_loss fwd+bwd``: TRL's own method beside FastGRPOTrainer's, on injected log-probs
+  (``fastalign.bench.loss_method_pair``): the loss, its logged metrics (entropy, clip ratios)
+  and the gradient.
+
+The two configurations:
 
 * ``dapo`` (TRL's default): token-level ratio, ``-min(coef*A, clamp(coef)*A)``,
   ``(loss * mask).sum() / num_items_in_batch``;
@@ -25,9 +34,9 @@ import pytest
 import torch
 from _common import run, tag
 from bench_ratios import make_logps
+from reference.policy_loss import clipped_policy_loss
 
 from fastalign import _torch_losses
-from fastalign._trl_lines import trl_loss
 from fastalign.losses import grpo_loss
 
 
@@ -40,7 +49,7 @@ CONFIGS = {"dapo": ("token", "dapo"), "gspo": ("sequence", "grpo")}
 
 
 def trl_step(lp, old, adv, mask, level, loss_type, num_items):
-    loss = trl_loss(lp, old, adv, mask, level, loss_type, num_items)
+    loss = clipped_policy_loss(lp, old, adv, mask, level=level, aggregation=loss_type, num_items=num_items)
     (grad,) = torch.autograd.grad(loss, lp)
     return loss, grad
 
@@ -82,7 +91,8 @@ def test_grpo_loss_forward_backward(benchmark, size, config, impl):
     # to 250 ms a call and not a target, keeps fewer
     rounds = 30 if b * t >= 2 << 20 else 60
     if impl == "trl":
-        tag(benchmark, op=label, size=f"B={b} T={t:,}", impl="trl", role="reference")
+        tag(benchmark, op=label, size=f"B={b} T={t:,}", impl="trl loss (plain-torch reference, = _compute_loss)",
+            role="reference")
         run(benchmark, trl_step, lp, old, adv, mask, level, loss_type, num_items, rounds=rounds)
     elif impl == "torch-path":
         torch.testing.assert_close(torch_path_step(lp, old, adv, mask, level, loss_type, num_items)[1], want[1],
@@ -93,3 +103,30 @@ def test_grpo_loss_forward_backward(benchmark, size, config, impl):
         tag(benchmark, op=label, size=f"B={b} T={t:,}", impl="fastalign", role="fastalign", target=3.0,
             nbytes=b * t * (4 + 4 + 8 + 4))  # fmt: skip
         run(benchmark, fastalign_step, lp, old, adv, mask, level, loss_type, num_items, rounds=rounds)
+
+
+_methods: dict = {}
+
+
+@pytest.mark.parametrize("size", _sizes(), ids=lambda s: f"{s[0]}x{s[1]}")
+@pytest.mark.parametrize("config", list(CONFIGS))
+@pytest.mark.parametrize("impl", ["trl", "fastalign"])
+def test_compute_loss_method(benchmark, size, config, impl):
+    from fastalign.bench import loss_method_pair
+
+    b, t = size
+    level, loss_type = CONFIGS[config]
+    if (size, config) not in _methods:
+        pair = loss_method_pair(level, loss_type, b, t)
+        pair.check(pair.reference(), pair.fastalign())
+        _methods[(size, config)] = pair
+    pair = _methods[(size, config)]
+    label = f"_compute_loss fwd+bwd, {config}"
+    benchmark.group = f"{label} B={b} T={t:,}"
+    if impl == "trl":
+        tag(benchmark, op=label, size=f"B={b} T={t:,}", impl="trl GRPOTrainer._compute_loss", role="reference")
+        run(benchmark, pair.reference, rounds=10)
+    else:
+        tag(benchmark, op=label, size=f"B={b} T={t:,}", impl="fastalign FastGRPOTrainer._compute_loss",
+            role="fastalign", note="log-probs injected; loss, logged metrics and gradient on both sides")
+        run(benchmark, pair.fastalign, rounds=10)

@@ -1,18 +1,24 @@
-"""fastalign.overlong.completion_mask vs TRL 1.16.0's completion-mask code.
+"""fastalign.overlong.completion_mask vs TRL 1.16.0's completion-mask step.
 
 B=512 rows x T=8192 generated int64 ids (CPU tensor), one EOS id and a pad id; ~70% of the rows
 stop with an EOS at a uniformly random position (pad after it), the rest run to T.
 
-* ``test_completion_mask``: TRL's tensor ops in ``GRPOTrainer._generate_single_turn`` (isin,
-  argmax of the first EOS, arange compare) -> the mask, as int32 (``.int()``). fastalign's single
-  call returns the mask plus ``is_truncated``, ``lengths`` and ``num_items`` (so it does more than
-  this reference); it is timed making the same int32 mask, and making the int64 mask that
-  ``GRPOTrainer`` later uses as ``completion_mask`` (its default dtype).
-* ``test_completion_mask_truncation``: TRL's whole path to the same outputs: the tensor ops, then
-  each masked row as a Python list (``c[m].tolist()``), the lengths (``len(ids)``) and
-  ``is_truncated`` (``ids[-1] not in eos_and_pad``) from those lists. The list part alone is a
-  third row. (TRL also needs those lists to call reward functions, so a trainer using fastalign
-  still builds them; this group only says what the truncation flags cost TRL.)
+TRL makes the mask inline in ``GRPOTrainer._generate_single_turn``, so the reference is
+``tests/reference/masks.py`` (plain torch, the project's own code: which positions hold a stop
+token, the first of them per row, a comparison with the column index; the kept ids of each row
+as a list, their lengths and last ids), proven equal to the trainer by
+``tests/test_overlong.py::test_matches_grpo_trainer``.
+
+* ``test_completion_mask``: the tensor step -> the mask, as int32 (the dtype TRL's step makes).
+  fastalign's single call returns the mask plus ``is_truncated``, ``lengths`` and ``num_items``
+  (so it does more than this reference); it is timed making the same int32 mask, and making the
+  int64 mask that ``GRPOTrainer`` later uses as ``completion_mask`` (its default dtype).
+* ``test_completion_mask_truncation``: the whole path to the same outputs: the tensor step, then
+  each masked row as a Python list, the lengths and ``is_truncated`` from those lists. The list
+  part alone is a row; TRL's own method, ``GRPOTrainer._generate_single_turn`` with the model's
+  ``generate`` returning these ids (prompt padding, the mask step, the lists), is another. (TRL
+  also needs those lists to call reward functions, so a trainer using fastalign still builds
+  them; this group only says what the truncation flags cost TRL.)
 """
 
 from __future__ import annotations
@@ -20,7 +26,7 @@ from __future__ import annotations
 import pytest
 import torch
 from _common import EOS_ID, PAD_ID, run, tag
-from _reference import trl_completion_mask, trl_completion_mask_and_truncation, trl_truncation_from_lists
+from reference.masks import completion_outputs, kept_rows, lengths_and_truncation, stop_mask
 
 from fastalign.overlong import completion_mask
 
@@ -42,7 +48,7 @@ _expected: dict = {}
 
 def _reference_outputs(ids):
     if "out" not in _expected:
-        _expected["out"] = trl_completion_mask_and_truncation(ids, [EOS_ID], PAD_ID)
+        _expected["out"] = completion_outputs(ids, [EOS_ID], PAD_ID)
     return _expected["out"]
 
 
@@ -59,9 +65,9 @@ def test_completion_mask(benchmark, completion_ids, impl):
     ids = completion_ids
     benchmark.group = f"completion_mask (tensor ops) {_size(ids)}"
     if impl == "trl":
-        tag(benchmark, op="completion_mask", size=_size(ids), impl="trl (isin/argmax/arange, int32 mask)",
-            role="reference")
-        run(benchmark, trl_completion_mask, ids, [EOS_ID], rounds=15)
+        tag(benchmark, op="completion_mask", size=_size(ids),
+            impl="trl mask step (plain-torch reference, = _generate_single_turn; int32 mask)", role="reference")
+        run(benchmark, stop_mask, ids, [EOS_ID], rounds=15)
     elif impl == "fastalign":
         _, lengths, _ = _reference_outputs(ids)
         tag(benchmark, op="completion_mask", size=_size(ids), impl="fastalign (int32 mask)", role="fastalign",
@@ -76,19 +82,46 @@ def test_completion_mask(benchmark, completion_ids, impl):
         _check(out, ids)
 
 
-@pytest.mark.parametrize("impl", ["trl", "trl-list-part", "fastalign"])
+def _list_part(ids, mask, ends):
+    return lengths_and_truncation(kept_rows(ids, mask), ends)
+
+
+def _single_turn(ids):
+    """TRL's ``_generate_single_turn`` on a tiny trainer whose model's ``generate`` returns the
+    prompts followed by ``ids`` (built once: not timed)."""
+    from fastalign.testing import tiny_grpo_trainer
+
+    def zero(completions, **kwargs):
+        return [0.0] * len(completions)
+
+    trainer = tiny_grpo_trainer([zero])
+    trainer.eos_token_ids = [EOS_ID]
+    prompts = [[4, 5]] * ids.shape[0]
+    generated = torch.cat([torch.tensor(prompts), ids], dim=1)
+    trainer.model.generate = lambda **kwargs: generated
+    return lambda: trainer._generate_single_turn(prompts, None, {}, 1)[0]
+
+
+@pytest.mark.parametrize("impl", ["trl", "trl-list-part", "trl-method", "fastalign"])
 def test_completion_mask_truncation(benchmark, completion_ids, impl):
     ids = completion_ids
     benchmark.group = f"completion_mask + lengths + is_truncated {_size(ids)}"
     op = "completion_mask +lengths +is_truncated"
     if impl == "trl":
-        tag(benchmark, op=op, size=_size(ids), impl="trl (tensor ops + lists)", role="reference")
-        run(benchmark, trl_completion_mask_and_truncation, ids, [EOS_ID], PAD_ID, rounds=8)
+        tag(benchmark, op=op, size=_size(ids), impl="trl (plain-torch reference: tensor step + lists)",
+            role="reference")
+        run(benchmark, completion_outputs, ids, [EOS_ID], PAD_ID, rounds=8)
     elif impl == "trl-list-part":
-        mask = trl_completion_mask(ids, [EOS_ID])
-        tag(benchmark, op=op, size=_size(ids), impl="trl list part only (tolist, len, ids[-1])", role="other",
+        mask = stop_mask(ids, [EOS_ID])
+        tag(benchmark, op=op, size=_size(ids), impl="trl list part only (lists, len, last id)", role="other",
             part_of_reference=True)
-        run(benchmark, trl_truncation_from_lists, ids, mask, [EOS_ID, PAD_ID], rounds=8)
+        run(benchmark, _list_part, ids, mask, [EOS_ID, PAD_ID], rounds=8)
+    elif impl == "trl-method":
+        step = _single_turn(ids)
+        assert step() == kept_rows(ids, stop_mask(ids, [EOS_ID]))
+        tag(benchmark, op=op, size=_size(ids), impl="trl GRPOTrainer._generate_single_turn (generate injected)",
+            role="other", note="TRL's own method: prompt padding, the mask step and the lists (no lengths/flags)")
+        run(benchmark, step, rounds=8)
     else:
         _, lengths, _ = _reference_outputs(ids)
         tag(benchmark, op=op, size=_size(ids), impl="fastalign", role="fastalign",

@@ -1,4 +1,4 @@
-"""fastalign.packing vs TRL 1.16.0's ``trl.pack_dataset`` (and seqpacker, and verl's KK restated).
+"""fastalign.packing vs TRL 1.16.0's ``trl.pack_dataset`` (and seqpacker, and Karmarkar-Karp).
 
 Workload (issue 3): N sequences with lognormal lengths (mu=5.5, sigma=1: mean about 403 tokens,
 at least 1), one ``input_ids`` column of int64 tokens, ``seq_length=4096``, strategy ``bfd``.
@@ -11,8 +11,11 @@ and fastalign's output).
   both results are checked equal to TRL's once. GB/s counts the token bytes read + written.
 * the index step alone (lengths -> bins): fastalign's ``bfd`` on the N lengths against
   seqpacker's BFD (``uv pip install seqpacker`` into .venv adds its row; it is not a dependency).
-* ``balance_partitions`` n=16,384 into k=64 against verl's Karmarkar–Karp, restated in
-  ``fastalign/_verl_lines.py`` (verl is not installed); the spread of both is recorded.
+* ``balance_partitions`` n=16,384 into k=64 against Karmarkar–Karp's differencing method in pure
+  Python (``tests/reference/partition.py``, written from the papers: Karmarkar & Karp 1982, and
+  its k-way and balanced forms as Michiels, Korst, Aarts & van Leeuwen 2003 describe them), and
+  against verl's own ``get_seqlen_balanced_partitions`` when verl is installed (it is not a
+  dependency); the spread of each is recorded.
 * peak memory: each packer runs once in a fresh subprocess; the peak resident memory it adds
   while packing (``VmHWM`` reset through ``/proc/self/clear_refs`` after the dataset is built)
   is recorded in ``extra_info`` as ``peak_mib``, and the process's whole peak as
@@ -35,9 +38,9 @@ from _common import SEED, run, tag
 N = int(os.environ.get("FASTALIGN_BENCH_PACK_N", "100000"))
 SEQ_LENGTH = 4096
 KK_N, KK_K = 16_384, 64
-# The pure-Python references take seconds (TRL's packs) or tens of milliseconds (verl's KK) per
-# call, and single calls of them varied by 1.5-6x across runs here (TRL's global pack 1.76-2.79 s,
-# verl's KK 42-246 ms): three rounds, after a warm-up, give their median a chance to settle.
+# The pure-Python references take seconds (TRL's packs) or tens to hundreds of milliseconds
+# (Karmarkar-Karp) per call, and single calls of them varied by 1.5-6x across runs here (TRL's
+# global pack 1.76-2.79 s): three rounds, after a warm-up, give their median a chance to settle.
 REFERENCE_ROUNDS = 3
 # fastalign's calls take 0.4-40 ms: more rounds (15-200), so that a median is not three samples
 
@@ -148,9 +151,9 @@ def _count_bins(out) -> int | None:
 
 
 @pytest.mark.parametrize("equal_size", [True, False])
-@pytest.mark.parametrize("impl", ["verl", "fastalign"])
+@pytest.mark.parametrize("impl", ["python", "fastalign", "verl"])
 def test_balance_partitions(benchmark, impl, equal_size):
-    from verl_reference import verl_karmarkar_karp
+    from reference.partition import differencing_partition
 
     from fastalign.packing import balance_partitions
 
@@ -158,13 +161,18 @@ def test_balance_partitions(benchmark, impl, equal_size):
     lengths = rng.integers(64, 8192, KK_N)
     benchmark.group = f"balance_partitions equal_size={equal_size}"
     size = f"n={KK_N:,} k={KK_K} equal_size={equal_size}"
-    if impl == "verl":
-        tag(benchmark, op="balance_partitions (Karmarkar-Karp)", size=size, impl="verl KK (restated)",
+    op = "balance_partitions (Karmarkar-Karp)"
+    if impl == "python":
+        tag(benchmark, op=op, size=size, impl="Karmarkar-Karp in pure Python (heapq; from the papers)",
             role="reference")
-        parts = run(benchmark, verl_karmarkar_karp, lengths.tolist(), KK_K, equal_size, rounds=REFERENCE_ROUNDS)
+        parts = run(benchmark, differencing_partition, lengths.tolist(), KK_K, equal_size, rounds=REFERENCE_ROUNDS)
+    elif impl == "verl":
+        verl = pytest.importorskip("verl.utils.seqlen_balancing", reason="verl is optional (not a dependency)")
+        tag(benchmark, op=op, size=size, impl="verl get_seqlen_balanced_partitions", role="other")
+        parts = run(benchmark, verl.get_seqlen_balanced_partitions, lengths.tolist(), KK_K, equal_size,
+                    rounds=REFERENCE_ROUNDS)
     else:
-        tag(benchmark, op="balance_partitions (Karmarkar-Karp)", size=size, impl="fastalign", role="fastalign",
-            target=100)
+        tag(benchmark, op=op, size=size, impl="fastalign", role="fastalign", target=100)
         parts = run(benchmark, balance_partitions, lengths, KK_K, equal_size=equal_size,
                     rounds=200 if equal_size else 30)
     sums = [int(lengths[p].sum()) for p in parts]

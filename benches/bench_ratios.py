@@ -1,14 +1,18 @@
-"""fastalign.ratios vs TRL 1.16.0's torch code for the sequence reductions.
+"""fastalign.ratios vs TRL 1.16.0's sequence reductions.
 
 Inputs are what ``GRPOTrainer._compute_loss`` holds: float32 (B, T) per-token log-probs, old
 log-probs, and the int64 completion mask (rows of random length 1..T). Sizes: B=512, T=8192 by
 default; set ``FASTALIGN_BENCH_RATIO_SIZES="512x8192,64x4096"`` to change them.
 
-* ``sequence_log_ratio`` (GSPO's sequence log importance weight): TRL's
-  ``log_ratio = logp - old; (log_ratio * mask).sum(-1) / mask.sum(-1).clamp(min=1.0)`` vs
-  ``fastalign.ratios.sequence_log_ratio`` (one fused pass, no (B, T) temporaries);
-* ``masked_mean``: TRL's ``(x * mask).sum(-1) / mask.sum(-1).clamp(min=1.0)`` vs
-  ``fastalign.ratios.masked_mean``;
+TRL computes both inline in ``GRPOTrainer._compute_loss``; the references are
+``tests/reference/policy_loss`` (plain torch, the project's own code: the masked mean of
+``logp - old`` over ``max(1, count)``), proven equal to the trainer method by
+``tests/test_trl_trainer_parity.py::test_policy_loss_reference_is_grpo_trainer``.
+
+* ``sequence_log_ratio`` (GSPO's sequence log importance weight):
+  ``reference.policy_loss.sequence_log_ratio`` vs ``fastalign.ratios.sequence_log_ratio`` (one
+  fused pass, no (B, T) temporaries);
+* ``masked_mean``: ``reference.policy_loss.sequence_mean`` vs ``fastalign.ratios.masked_mean``;
 * ``memory read``: ``torch.sum`` of a 256 MiB float32 tensor (all threads): this machine's read
   bandwidth, the yardstick of the issue's "70% of measured memory read bandwidth".
 
@@ -23,9 +27,10 @@ import os
 import pytest
 import torch
 from _common import SEED, run, tag
+from reference.policy_loss import sequence_log_ratio as ref_sequence_log_ratio
+from reference.policy_loss import sequence_mean as ref_masked_mean
 
 from fastalign import _torch_losses
-from fastalign._trl_lines import trl_masked_mean, trl_sequence_log_ratio
 from fastalign.ratios import masked_mean, sequence_log_ratio
 
 
@@ -36,6 +41,8 @@ def _sizes() -> list[tuple[int, int]]:
 
 _cache: dict = {}
 
+
+REFERENCE = "trl (plain-torch reference, = _compute_loss)"
 
 # 2-6 ms calls: 60 rounds (about 0.4 s) give a median that holds still on a shared machine
 ROUNDS = 60
@@ -60,12 +67,12 @@ def test_sequence_log_ratio(benchmark, size, impl):
     b, t = size
     lp, old, mask, _ = make_logps(b, t)
     benchmark.group = f"sequence_log_ratio B={b} T={t:,}"
-    torch.testing.assert_close(sequence_log_ratio(lp, old, mask), trl_sequence_log_ratio(lp, old, mask),
+    torch.testing.assert_close(sequence_log_ratio(lp, old, mask), ref_sequence_log_ratio(lp, old, mask),
                                rtol=1e-5, atol=1e-6)  # fmt: skip
     nbytes = b * t * (4 + 4 + 8)
     if impl == "trl":
-        tag(benchmark, op="sequence_log_ratio (GSPO)", size=f"B={b} T={t:,}", impl="trl", role="reference")
-        run(benchmark, trl_sequence_log_ratio, lp, old, mask, rounds=ROUNDS)
+        tag(benchmark, op="sequence_log_ratio (GSPO)", size=f"B={b} T={t:,}", impl=REFERENCE, role="reference")
+        run(benchmark, ref_sequence_log_ratio, lp, old, mask, rounds=ROUNDS)
     elif impl == "torch-path":
         tag(benchmark, op="sequence_log_ratio (GSPO)", size=f"B={b} T={t:,}",
             impl="fastalign torch path (CUDA code) on CPU", role="other")  # fmt: skip
@@ -82,10 +89,10 @@ def test_masked_mean(benchmark, size, impl):
     b, t = size
     lp, _, mask, _ = make_logps(b, t)
     benchmark.group = f"masked_mean B={b} T={t:,}"
-    torch.testing.assert_close(masked_mean(lp, mask), trl_masked_mean(lp, mask), rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(masked_mean(lp, mask), ref_masked_mean(lp, mask), rtol=1e-5, atol=1e-6)
     if impl == "trl":
-        tag(benchmark, op="masked_mean", size=f"B={b} T={t:,}", impl="trl", role="reference")
-        run(benchmark, trl_masked_mean, lp, mask, rounds=ROUNDS)
+        tag(benchmark, op="masked_mean", size=f"B={b} T={t:,}", impl=REFERENCE, role="reference")
+        run(benchmark, ref_masked_mean, lp, mask, rounds=ROUNDS)
     else:
         tag(benchmark, op="masked_mean", size=f"B={b} T={t:,}", impl="fastalign", role="fastalign", target=3.0,
             nbytes=b * t * (4 + 8))  # fmt: skip

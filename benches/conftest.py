@@ -18,8 +18,9 @@ from pathlib import Path
 import pytest
 
 BENCHES = Path(__file__).resolve().parent
-# tests/trl_reference.py holds TRL's GRPO advantage block (checked against the trainer there);
-# benches/ itself holds _common.py (helpers, seeded inputs) and _reference.py (TRL's mask lines).
+# tests/reference/ holds the plain-torch references for what TRL computes inline (advantages,
+# masks, the loss lines) and the pure-Python Karmarkar-Karp, each proven by the tests; benches/
+# itself holds _common.py (helpers, seeded inputs).
 for p in (BENCHES.parent / "tests", BENCHES):
     if str(p) not in sys.path:
         sys.path.insert(0, str(p))
