@@ -26,4 +26,8 @@ if ! VIRTUAL_ENV="$PWD/.venv" .venv/bin/maturin develop --release --uv >"$log" 2
     exit 1
 fi
 rm -f "$log"
+# The extension is abi3 (_native.abi3.so); a version-specific build left by an older checkout
+# (_native.cpython-311-*.so) would be imported first, since CPython tries that suffix before
+# .abi3.so. Removed only after the new build is in place, so a running test never lacks one.
+rm -f python/fastalign/_native.cpython-*.so
 .venv/bin/python -c "import fastalign, sys; print('fastalign', fastalign.__version__, 'ready in', sys.prefix)"

@@ -12,6 +12,7 @@ mod errors;
 mod losses;
 mod overlong;
 mod packing;
+mod pylist;
 mod rewards;
 mod rows;
 mod select;

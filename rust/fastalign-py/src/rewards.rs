@@ -12,6 +12,7 @@ use pyo3::types::{PyFloat, PyList, PySequence};
 use crate::arrays::{numpy_view, slice1, wrap_output};
 use crate::detach::run_detached;
 use crate::errors::{bad_argument, invalid_argument};
+use crate::pylist;
 
 /// Longest ramp (`soft_punish_cache`) whose penalty floats are tabulated by length.
 const RAMP_TABLE_MAX: u64 = 1 << 16;
@@ -47,6 +48,23 @@ impl SoftOverlong {
     /// Lists are read with the GIL held (they are Python objects); 0.0 and -1.0, the common
     /// values, are shared float objects rather than fresh allocations.
     fn penalties_of<'py>(&self, py: Python<'py>, completion_ids: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyList>> {
+        let mut lengths = Vec::new();
+        if let Ok(list) = completion_ids.cast::<PyList>() {
+            lengths.reserve(list.len());
+            pylist::for_each_len(list, |item| item.len().map_err(|_| not_sized(py)), |len| lengths.push(len))?;
+        } else {
+            let seq = completion_ids.cast::<PySequence>().map_err(|_| {
+                bad_argument(
+                    py,
+                    "completion_ids",
+                    "must be a list (or sequence) of completions, each a list of token ids",
+                )
+            })?;
+            lengths.reserve(seq.len()?);
+            for item in seq.try_iter()? {
+                lengths.push(item?.len().map_err(|_| not_sized(py))?);
+            }
+        }
         // Each distinct penalty becomes one Python float, shared by every completion that has
         // it: 0.0, -1.0, and at most `soft_punish_cache` ramp values, created on first use.
         let zero = PyFloat::new(py, 0.0);
@@ -58,10 +76,11 @@ impl SoftOverlong {
         let span = (lmax - lo) as u64;
         let mut ramp: Vec<Option<Bound<'py, PyFloat>>> = Vec::new();
         let mut ramp_map: HashMap<i64, Bound<'py, PyFloat>> = HashMap::new();
-        let mut value = |len: usize| -> Bound<'py, PyFloat> {
+        // the penalty of a length, `None` for 0.0
+        let mut value = |len: usize| -> Option<Bound<'py, PyFloat>> {
             let len = i64::try_from(len).unwrap_or(i64::MAX);
-            if len <= lo {
-                zero.clone()
+            Some(if len <= lo {
+                return None;
             } else if len > lmax {
                 minus_one.clone()
             } else if span <= RAMP_TABLE_MAX {
@@ -71,27 +90,18 @@ impl SoftOverlong {
                 ramp[(len - lo - 1) as usize].get_or_insert_with(|| PyFloat::new(py, self.core.penalty(len))).clone()
             } else {
                 ramp_map.entry(len).or_insert_with(|| PyFloat::new(py, self.core.penalty(len))).clone()
-            }
+            })
         };
-        if let Ok(list) = completion_ids.cast::<PyList>() {
-            let mut out = Vec::with_capacity(list.len());
-            for item in list.iter() {
-                let len = match item.cast::<PyList>() {
-                    Ok(inner) => inner.len(),
-                    Err(_) => item.len().map_err(|_| not_sized(py))?,
-                };
-                out.push(value(len));
+        // Every entry starts as the shared 0.0 (`[0.0] * n`, one C-level loop: under the limited
+        // API each entry set from Rust costs two calls into the interpreter), then the others
+        // are set one by one.
+        let out = PyList::new(py, [zero])?.as_sequence().repeat(lengths.len())?.cast_into::<PyList>()?;
+        for (i, &len) in lengths.iter().enumerate() {
+            if let Some(v) = value(len) {
+                out.set_item(i, v)?;
             }
-            return PyList::new(py, out);
         }
-        let seq = completion_ids.cast::<PySequence>().map_err(|_| {
-            bad_argument(py, "completion_ids", "must be a list (or sequence) of completions, each a list of token ids")
-        })?;
-        let mut out = Vec::with_capacity(seq.len()?);
-        for item in seq.try_iter()? {
-            out.push(value(item?.len().map_err(|_| not_sized(py))?));
-        }
-        PyList::new(py, out)
+        Ok(out)
     }
 
     /// Vectorised penalties of an int32 lengths array (float64 output, or float32).

@@ -3,11 +3,11 @@
 use fastalign_core::rows;
 use numpy::{IntoPyArray, PyArray1, PyReadonlyArray1};
 use pyo3::prelude::*;
-use pyo3::types::{PyList, PyTuple};
 
 use crate::arrays::slice1;
 use crate::detach::run_detached;
 use crate::errors::bad_argument;
+use crate::pylist;
 
 type I64Array<'py> = Bound<'py, PyArray1<i64>>;
 
@@ -20,15 +20,9 @@ fn extend_ints(item: &Bound<'_, PyAny>, out: &mut Vec<i64>, name: &'static str, 
     let py = item.py();
     let bad = |what: String| bad_argument(py, name, format!("row {row}: {what}"));
     let before = out.len();
-    if let Ok(list) = item.cast::<PyList>() {
-        for x in list.iter() {
-            out.push(x.extract::<i64>().map_err(|_| bad(format!("expected ints, got {}", type_name(&x))))?);
-        }
-    } else if let Ok(tuple) = item.cast::<PyTuple>() {
-        for x in tuple.iter() {
-            out.push(x.extract::<i64>().map_err(|_| bad(format!("expected ints, got {}", type_name(&x))))?);
-        }
-    } else {
+    let int =
+        |x: &Bound<'_, PyAny>| x.extract::<i64>().map_err(|_| bad(format!("expected ints, got {}", type_name(x))));
+    if !pylist::extend_i64(item, out, int)? {
         let v: Vec<i64> =
             item.extract().map_err(|_| bad(format!("expected a list of ints, got {}", type_name(item))))?;
         out.extend_from_slice(&v);
