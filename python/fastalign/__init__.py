@@ -13,12 +13,22 @@ Submodules (import what you need):
 * :mod:`fastalign.bench` — the ``fastalign bench`` command.
 * :mod:`fastalign.errors` — the exception hierarchy.
 
+The core needs numpy only; the modules that need torch or TRL say which extra to install when it
+is missing (``pip install "fastalign[torch]"``, ``"fastalign[trl]"``).
+
 numpy arrays and CPU torch tensors are read in place by Rust (GIL released); tensors on other
 devices take a plain-torch path with the same results.
 """
 
-from . import _native
-from .errors import FastalignError, InternalError, InvalidArgumentError, InvalidTypeError
+from . import _extras
+
+# first: a fastalign module whose optional dependency (torch, trl, ...) is missing then fails with
+# an ImportError that names the extra to install (fastalign/_extras.py)
+_extras.install()
+
+from . import _native  # noqa: E402
+from ._extras import MissingExtraError  # noqa: E402
+from .errors import FastalignError, InternalError, InvalidArgumentError, InvalidTypeError  # noqa: E402
 
 __version__: str = _native.__version__
 
@@ -27,5 +37,6 @@ __all__ = [
     "InternalError",
     "InvalidArgumentError",
     "InvalidTypeError",
+    "MissingExtraError",
     "__version__",
 ]
