@@ -40,7 +40,9 @@ def test_every_kind_of_int_reads_as_its_value():
     assert _values([np.array(want[:5])])[0] == want[:5]  # any other sequence: pyo3's conversion
 
 
-@pytest.mark.parametrize("bad, name", [(2**63, "int"), (-(2**63) - 1, "int"), ("a", "str"), (1.5, "float"), (None, "NoneType")])
+@pytest.mark.parametrize(
+    "bad, name", [(2**63, "int"), (-(2**63) - 1, "int"), ("a", "str"), (1.5, "float"), (None, "NoneType")]
+)
 def test_what_is_not_an_i64_is_refused_with_its_row_and_type(bad, name):
     with pytest.raises(InvalidArgumentError, match=rf"parts: row 1: expected ints, got {name}"):
         _native.concat_lists([[[1, 2], [3, bad, 4]]])

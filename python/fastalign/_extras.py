@@ -22,6 +22,7 @@ from __future__ import annotations
 import importlib
 import importlib.abc
 import importlib.machinery
+import importlib.util
 import sys
 from types import ModuleType
 from typing import Any
@@ -72,11 +73,20 @@ class MissingExtraError(ModuleNotFoundError):
         return type(self), (self.needed_by, self.name, self.extra)
 
 
+def _installed(top: str) -> bool:
+    if top in sys.modules:
+        return sys.modules[top] is not None
+    try:
+        return importlib.util.find_spec(top) is not None
+    except (ImportError, ValueError):
+        return False
+
+
 def _translate(error: ModuleNotFoundError, needed_by: str) -> MissingExtraError | None:
     top = (error.name or "").partition(".")[0]
     extra = EXTRAS.get(top)
-    if extra is None:
-        return None
+    if extra is None or _installed(top):
+        return None  # not one of ours, or installed with a part missing: the original error says more
     for module, bigger in MODULE_EXTRAS.items():
         if needed_by == module or needed_by.startswith(module + "."):
             extra = bigger
