@@ -47,6 +47,16 @@ def test_the_numpy_core_imports_without_torch_or_trl():
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
+def test_pack_dataset_without_datasets_names_the_trl_extra():
+    code = ("import sys\nsys.modules['datasets'] = None\nimport numpy as np\n"
+            "from fastalign.packing import pack_dataset\npack_dataset({'ids': [[1, 2]]}, 8)")
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert p.stderr.strip().splitlines()[-1] == (
+        "fastalign.MissingExtraError: fastalign.packing.pack_dataset needs datasets, which is not installed: "
+        'pip install "fastalign[trl]"'
+    )
+
+
 def test_require():
     import json
 

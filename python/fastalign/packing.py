@@ -27,7 +27,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from . import _native
+from . import _extras, _native
 from . import _validate as v
 from .errors import InvalidArgumentError, InvalidTypeError
 
@@ -673,6 +673,7 @@ def pack_dataset(
     >>> pack_dataset(ds, seq_length=4)[:]
     {'input_ids': [[1, 2, 3, 4], [8, 9, 10, 11], [6, 7]], 'seq_lengths': [[4], [3, 1], [2]]}
     """
+    _extras.require("datasets", "fastalign.packing.pack_dataset")
     from datasets import DatasetDict, IterableDatasetDict
 
     s = v.integer(seq_length, "seq_length", minimum=1)
@@ -713,6 +714,7 @@ def patch_trl_sft(*, window: int | str | None = TRL_WINDOWS) -> Iterator[None]:
     >>> with patch_trl_sft():  # doctest: +SKIP
     ...     trainer = SFTTrainer(model, args=SFTConfig(packing=True, max_length=4096), train_dataset=ds)
     """
+    _extras.require("trl", "fastalign.packing.patch_trl_sft")
     import trl.trainer.sft_trainer as sft
 
     original = sft.pack_dataset
