@@ -295,7 +295,7 @@ def test_eval_mode_normalisers(trainer):
             trainer.model.train()
         got = grpo_loss(bt.lp, bt.old, bt.adv, bt.mask, loss_type=lt, epsilon_high=0.28, num_items_in_batch=17,
                         gradient_accumulation_steps=GA, training=False).loss  # fmt: skip
-        torch.testing.assert_close(got, want.detach(), rtol=1e-9, atol=1e-12, msg=lambda m: f"{cfg}: {m}")
+        torch.testing.assert_close(got, want.detach(), rtol=1e-9, atol=1e-12, msg=lambda m, cfg=cfg: f"{cfg}: {m}")
 
 
 def test_old_logps_none_is_on_policy():

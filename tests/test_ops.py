@@ -212,7 +212,7 @@ def test_backward_scales_and_keeps_retained_graphs():
     bt = make_batch(5, b=4, t=7)
     for lt, level in (("dapo", "token"), ("grpo", "sequence")):
 
-        def run(x):
+        def run(x, lt=lt, level=level):
             return grpo_loss(x, bt.old, bt.adv, bt.mask, loss_type=lt, importance_sampling_level=level).loss
 
         lp = bt.lp.clone().requires_grad_()

@@ -32,13 +32,13 @@ def train(cls, kwargs, config):
 
 
 def main(out: str) -> None:
-    # dapo's loss does not depend on which rank holds which sequence: those runs keep the default
-    # balance_ranks (sequences dealt by tokens); bnpo's token normaliser, the entropy bonus and
-    # the top-entropy quantile are per micro-batch, so those runs keep TRL's layout to compare
+    # dapo's loss does not depend on which rank holds which sequence: those runs deal sequences
+    # by tokens (balance_ranks); bnpo's token normaliser, the entropy bonus and the top-entropy
+    # quantile are per micro-batch, so those runs keep TRL's layout to compare
     same = {"balance_ranks": False}
     runs = {
-        "dapo": ({}, {}),
-        "dapo-budget": ({"max_tokens_per_microbatch": 24}, {}),
+        "dapo": ({"balance_ranks": True}, {}),
+        "dapo-budget": ({"max_tokens_per_microbatch": 24, "balance_ranks": True}, {}),
         "grpo-entropy-bonus": (same, {"loss_type": "grpo", "entropy_coef": 0.01}),
         "bnpo-budget-gspo": ({"max_tokens_per_microbatch": 24, **same},
                              {"loss_type": "bnpo", "importance_sampling_level": "sequence", "num_iterations": 2}),

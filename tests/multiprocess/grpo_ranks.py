@@ -74,8 +74,8 @@ def parity(out):
         "padded-gspo": ({}, {"loss_type": "grpo", "importance_sampling_level": "sequence", "num_iterations": 2}),
         "padded-bnpo-beta": ({}, {"loss_type": "bnpo", "beta": 0.04}),
         "padded-cispo": ({}, {"loss_type": "cispo", "epsilon_high": 1.5}),
-        "balanced-dapo": ({"padding_free": True}, {}),
-        "balanced-grpo-beta": ({"padding_free": True}, {"loss_type": "grpo", "beta": 0.04}),
+        "balanced-dapo": ({"padding_free": True, "balance_ranks": True}, {}),
+        "balanced-grpo-beta": ({"padding_free": True, "balance_ranks": True}, {"loss_type": "grpo", "beta": 0.04}),
     }
     for name, (kwargs, config) in runs.items():
         ref = train(GRPOTrainer, None, config)

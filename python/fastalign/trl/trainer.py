@@ -204,14 +204,15 @@ class FastGRPOTrainer(GRPOTrainer):
         micro-batches (``per_device_train_batch_size`` sequences) into one row. A budget splits a
         micro-batch into rows of at most this many tokens, each forwarded (and, in training,
         back-propagated) on its own, normalised so the accumulated gradient equals the padded one.
-    balance_ranks : bool or None
+    balance_ranks : bool
         With ``padding_free`` on several processes: deal the generation batch's sequences to the
         ranks by tokens (:func:`fastalign.packing.balance_partitions`, equal counts) instead of
-        TRL's contiguous slices, so no rank straggles at the gradient all-reduce. ``None`` (the
-        default) means on with ``padding_free``. The global batch, the advantages and the
-        loss are unchanged, except for what TRL takes per micro-batch (bnpo's token normaliser,
-        the entropy bonus, ``top_entropy_quantile``), which depends on the split as TRL's does on
-        its shuffle; ``False`` keeps TRL's layout exactly.
+        TRL's contiguous slices. Off by default: it evens each rank's total tokens, but TRL's
+        loss synchronises the ranks at every micro-batch (its metric reductions), and measured
+        steps were slower with it (``benches/step_two_ranks.py``). The global batch, the
+        advantages and the loss are unchanged, except for what TRL takes per micro-batch (bnpo's
+        token normaliser, the entropy bonus, ``top_entropy_quantile``), which depends on the
+        split as TRL's does on its shuffle.
     """
 
     def __init__(
@@ -226,16 +227,16 @@ class FastGRPOTrainer(GRPOTrainer):
         gfpo_metric: str | Callable = "length",
         padding_free: bool = False,
         max_tokens_per_microbatch: int | None = None,
-        balance_ranks: bool | None = None,
+        balance_ranks: bool = False,
         **kwargs: Any,
     ) -> None:
         super().__init__(*args, **kwargs)
         self._setup_padding_free(padding_free, max_tokens_per_microbatch)
-        if balance_ranks is not None and not isinstance(balance_ranks, bool):
-            raise v.InvalidTypeError(f"expected a bool or None, got {type(balance_ranks).__name__}", "balance_ranks")
+        if not isinstance(balance_ranks, bool):
+            raise v.InvalidTypeError(f"expected a bool, got {type(balance_ranks).__name__}", "balance_ranks")
         if balance_ranks and not padding_free:
             raise InvalidArgumentError("needs padding_free=True", "balance_ranks")
-        self.balance_ranks = padding_free if balance_ranks is None else balance_ranks
+        self.balance_ranks = balance_ranks
         if not isinstance(dynamic_sampling, bool):
             raise v.InvalidTypeError(f"expected a bool, got {type(dynamic_sampling).__name__}", "dynamic_sampling")
         self.dynamic_sampling = dynamic_sampling
