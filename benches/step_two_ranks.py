@@ -84,3 +84,5 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
+    torch.distributed.barrier()  # tear down before the interpreter does (see tests/multiprocess/grpo_ranks.py)
+    torch.distributed.destroy_process_group()

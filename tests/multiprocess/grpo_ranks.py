@@ -16,6 +16,7 @@ import json
 import sys
 
 import numpy as np
+import torch
 from datasets import Dataset
 from trl import GRPOTrainer
 
@@ -127,3 +128,7 @@ if __name__ == "__main__":
     dynamic_step(sys.argv[1])
     feature_runs(sys.argv[1])
     parity(sys.argv[1])
+    # tear the process group down before the interpreter does: left to exit, a rank could abort
+    # ("terminate called without an active exception") after writing its results
+    torch.distributed.barrier()
+    torch.distributed.destroy_process_group()
