@@ -9,6 +9,7 @@ import sys
 import tempfile
 
 import numpy as np
+import torch
 from datasets import Dataset
 from trl import DPOConfig, DPOTrainer
 
@@ -51,3 +52,5 @@ def main(out: str) -> None:
 
 if __name__ == "__main__":
     main(sys.argv[1])
+    torch.distributed.barrier()  # tear down before the interpreter does (see grpo_ranks.py)
+    torch.distributed.destroy_process_group()

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import sys
 
+import torch
 from datasets import Dataset
 from trl import GRPOTrainer
 
@@ -58,3 +59,5 @@ def main(out: str) -> None:
 
 if __name__ == "__main__":
     main(sys.argv[1])
+    torch.distributed.barrier()  # tear down before the interpreter does (see grpo_ranks.py)
+    torch.distributed.destroy_process_group()
