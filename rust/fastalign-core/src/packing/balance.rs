@@ -359,55 +359,7 @@ pub fn group_by_part(part: &[u32], k: usize) -> (Vec<u32>, Vec<i64>) {
 /// part to the smallest part (or, with `equal_size`, swap a pair of items between them) that
 /// most lowers the larger of the two sums; fail if the cap is still exceeded.
 fn enforce_cap(weights: &[i64], k: usize, equal_size: bool, cap: i64, part: &mut [u32]) -> Result<()> {
-    let mut sums = vec![0i64; k];
-    for (i, &p) in part.iter().enumerate() {
-        sums[p as usize] += weights[i];
-    }
-    let max_rounds = 8 * k + 64;
-    for _ in 0..max_rounds {
-        let (hi, &hsum) = sums.iter().enumerate().max_by_key(|(i, &s)| (s, std::cmp::Reverse(*i))).expect("k >= 1");
-        if hsum <= cap {
-            return Ok(());
-        }
-        let (lo, &lsum) = sums.iter().enumerate().min_by_key(|(i, &s)| (s, *i)).expect("k >= 1");
-        if lo == hi {
-            break;
-        }
-        let his: Vec<usize> = (0..part.len()).filter(|&i| part[i] as usize == hi).collect();
-        let los: Vec<usize> = (0..part.len()).filter(|&i| part[i] as usize == lo).collect();
-        // (new max of the pair, item leaving hi, item leaving lo)
-        let mut best: Option<(i64, usize, Option<usize>)> = None;
-        for &i in &his {
-            let w = weights[i];
-            if !equal_size {
-                let m = (hsum - w).max(lsum + w);
-                if m < hsum && best.is_none_or(|b| m < b.0) {
-                    best = Some((m, i, None));
-                }
-            } else {
-                for &j in &los {
-                    let d = w - weights[j];
-                    if d <= 0 {
-                        continue;
-                    }
-                    let m = (hsum - d).max(lsum + d);
-                    if m < hsum && best.is_none_or(|b| m < b.0) {
-                        best = Some((m, i, Some(j)));
-                    }
-                }
-            }
-        }
-        let Some((_, i, swap)) = best else { break };
-        part[i] = lo as u32;
-        sums[hi] -= weights[i];
-        sums[lo] += weights[i];
-        if let Some(j) = swap {
-            part[j] = hi as u32;
-            sums[lo] -= weights[j];
-            sums[hi] += weights[j];
-        }
-    }
-    let worst = sums.iter().max().copied().unwrap_or(0);
+    let worst = rebalance(weights, k, equal_size, cap, part);
     if worst <= cap {
         return Ok(());
     }
