@@ -25,8 +25,18 @@ SOFT_PUNISH_CACHE = 1024
 NAN_FRACTION = 0.05
 
 
-def tag(benchmark, *, op: str, size: str, impl: str, role: str, target: float | None = None,
-        nbytes: int | None = None, note: str | None = None, part_of_reference: bool = False) -> None:
+def tag(
+    benchmark,
+    *,
+    op: str,
+    size: str,
+    impl: str,
+    role: str,
+    target: float | None = None,
+    nbytes: int | None = None,
+    note: str | None = None,
+    part_of_reference: bool = False,
+) -> None:
     """Record what report.py needs in ``benchmark.extra_info``.
 
     role: "reference" (the group's baseline: TRL), "fastalign" (the row the issue's target
@@ -81,7 +91,7 @@ def make_completion_ids(b: int = MASK_B, t: int = MASK_T) -> torch.Tensor:
     pos = rng.integers(0, t, size=b)
     for row in np.flatnonzero(stops):
         ids[row, pos[row]] = EOS_ID
-        ids[row, pos[row] + 1:] = PAD_ID
+        ids[row, pos[row] + 1 :] = PAD_ID
     return torch.from_numpy(ids)
 
 
@@ -96,5 +106,5 @@ def make_overlong_completions(b: int = OVERLONG_B) -> tuple[list[list[int]], tor
     lengths = rng.integers(0, MAX_COMPLETION_LEN + 1, size=b, dtype=np.int64)
     pool = rng.integers(0, PAD_ID, size=MAX_COMPLETION_LEN + b, dtype=np.int64).tolist()
     starts = rng.integers(0, b, size=b).tolist()
-    lists = [pool[s:s + n] for s, n in zip(starts, lengths.tolist())]
+    lists = [pool[s : s + n] for s, n in zip(starts, lengths.tolist())]
     return lists, torch.from_numpy(lengths)

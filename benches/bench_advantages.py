@@ -66,14 +66,21 @@ def _grpo(benchmark, grpo_rewards, impl, *, n, k, g, metrics, target, rounds=Non
         tag(benchmark, op=op, size=size, impl=REFERENCE, role="reference")
         run(benchmark, reference.grpo, rewards, weights, g, metrics=metrics, rounds=rounds)
     else:
-        tag(benchmark, op=op, size=size, impl="fastalign", role="fastalign", target=target,
-            nbytes=_nbytes(n, k, 4))
-        out = run(benchmark, grpo_advantages, rewards, g, reward_weights=weights, metrics=metrics,
-                  rounds=None if rounds is None else 3 * rounds)
+        tag(benchmark, op=op, size=size, impl="fastalign", role="fastalign", target=target, nbytes=_nbytes(n, k, 4))
+        out = run(
+            benchmark,
+            grpo_advantages,
+            rewards,
+            g,
+            reward_weights=weights,
+            metrics=metrics,
+            rounds=None if rounds is None else 3 * rounds,
+        )
         _check(out, rewards, weights, g, metrics)
 
 
 # --- N=8192, K=3, G=16: target >= 30x -------------------------------------------------------
+
 
 @pytest.mark.parametrize("impl", IMPLS)
 def test_grpo_8192x3(benchmark, grpo_rewards, impl):
@@ -86,6 +93,7 @@ def test_grpo_8192x3_metrics(benchmark, grpo_rewards, impl):
 
 
 # --- N=1,048,576, K=3, G=16: target >= 10x --------------------------------------------------
+
 
 @pytest.mark.parametrize("impl", IMPLS)
 def test_grpo_1Mx3(benchmark, grpo_rewards, impl):
@@ -119,8 +127,14 @@ def test_grpo_scoring_step(benchmark, impl):
         tag(benchmark, op=op, size=size, impl="trl GRPOTrainer._generate_and_score_completions", role="reference")
         run(benchmark, pair.reference, rounds=5)
     else:
-        tag(benchmark, op=op, size=size, impl="fastalign FastGRPOTrainer._generate_and_score_completions",
-            role="fastalign", note="same injected completions; decoding and reward calls are TRL's on both sides")
+        tag(
+            benchmark,
+            op=op,
+            size=size,
+            impl="fastalign FastGRPOTrainer._generate_and_score_completions",
+            role="fastalign",
+            note="same injected completions; decoding and reward calls are TRL's on both sides",
+        )
         run(benchmark, pair.fastalign, rounds=5)
 
 
@@ -139,34 +153,61 @@ def test_grpo_64x8(benchmark, grpo_rewards, impl):
         tag(benchmark, op=op, size=size, impl=REFERENCE, role="reference")
         run(benchmark, reference.grpo, rewards, weights, G64, metrics=False)
     elif impl == "fastalign":
-        tag(benchmark, op=op, size=size, impl="fastalign", role="fastalign", nbytes=_nbytes(N64, 1, 4),
-            note="float32 tensor with NaN, weights tensor (TRL's inputs)")
+        tag(
+            benchmark,
+            op=op,
+            size=size,
+            impl="fastalign",
+            role="fastalign",
+            nbytes=_nbytes(N64, 1, 4),
+            note="float32 tensor with NaN, weights tensor (TRL's inputs)",
+        )
         out = run(benchmark, grpo_advantages, rewards, G64, reward_weights=weights, metrics=False)
         _check(out, rewards, weights, G64, False)
     elif impl == "fastalign-np64":
         flat = np.ascontiguousarray(clean64[:, 0])
-        tag(benchmark, op=op, size=size, impl="fastalign (numpy f64, no NaN)", role="other",
-            nbytes=_nbytes(N64, 1, 8), note="rlox's input: flat float64 numpy, no NaN")
+        tag(
+            benchmark,
+            op=op,
+            size=size,
+            impl="fastalign (numpy f64, no NaN)",
+            role="other",
+            nbytes=_nbytes(N64, 1, 8),
+            note="rlox's input: flat float64 numpy, no NaN",
+        )
         out = run(benchmark, grpo_advantages, flat, G64, metrics=False)
-        ref = reference.grpo(torch.from_numpy(flat).reshape(-1, 1), torch.ones(1, dtype=torch.float64), G64,
-                             metrics=False).advantages
+        ref = reference.grpo(
+            torch.from_numpy(flat).reshape(-1, 1), torch.ones(1, dtype=torch.float64), G64, metrics=False
+        ).advantages
         np.testing.assert_allclose(out.advantages, ref.numpy(), rtol=1e-12, atol=1e-12)
     else:
         rlox = pytest.importorskip("rlox", reason="rlox is optional (uv pip install rlox)")
         flat = np.ascontiguousarray(clean64[:, 0])
         if impl == "rlox-per-group":
-            groups = [np.ascontiguousarray(flat[i:i + G64]) for i in range(0, N64, G64)]
+            groups = [np.ascontiguousarray(flat[i : i + G64]) for i in range(0, N64, G64)]
             fn = rlox.compute_group_advantages
 
             def per_group():
                 return [fn(grp) for grp in groups]
 
-            tag(benchmark, op=op, size=size, impl="rlox compute_group_advantages x64", role="other",
-                note="64 calls on pre-split float64 groups, as rlox's published 7.8 us")
+            tag(
+                benchmark,
+                op=op,
+                size=size,
+                impl="rlox compute_group_advantages x64",
+                role="other",
+                note="64 calls on pre-split float64 groups, as rlox's published 7.8 us",
+            )
             out = np.concatenate(run(benchmark, per_group))
         else:
-            tag(benchmark, op=op, size=size, impl="rlox compute_batch_group_advantages", role="other",
-                note="one call, flat float64")
+            tag(
+                benchmark,
+                op=op,
+                size=size,
+                impl="rlox compute_batch_group_advantages",
+                role="other",
+                note="one call, flat float64",
+            )
             out = run(benchmark, rlox.compute_batch_group_advantages, flat, G64)
         # rlox's formula: population std, no eps. Check it ran on the same data.
         grouped = flat.reshape(-1, G64)
@@ -175,6 +216,7 @@ def test_grpo_64x8(benchmark, grpo_rewards, impl):
 
 
 # --- top_k_per_group (GFPO's filter): beside torch.topk, as TRL v1.7.1's GFPOTrainer kept rows ---
+
 
 @pytest.mark.parametrize("impl", ["torch-topk", "fastalign"])
 def test_top_k_per_group(benchmark, impl):
@@ -197,6 +239,7 @@ def test_top_k_per_group(benchmark, impl):
         tag(benchmark, op=op, size=size, impl="fastalign", role="fastalign", nbytes=n * 8 + n // g * k * 8)
         out = run(benchmark, top_k_per_group, scores, g, k)
     # the same rows kept in every group (order within a group differs: topk sorts by score)
-    assert torch.equal(out.view(-1, k).sort(dim=1).values,
-                       torch.topk(scores.view(-1, g), k, dim=-1).indices.sort(dim=1).values
-                       + torch.arange(0, n, g).unsqueeze(1))
+    assert torch.equal(
+        out.view(-1, k).sort(dim=1).values,
+        torch.topk(scores.view(-1, g), k, dim=-1).indices.sort(dim=1).values + torch.arange(0, n, g).unsqueeze(1),
+    )

@@ -91,8 +91,13 @@ def test_grpo_loss_forward_backward(benchmark, size, config, impl):
     # to 250 ms a call and not a target, keeps fewer
     rounds = 30 if b * t >= 2 << 20 else 60
     if impl == "trl":
-        tag(benchmark, op=label, size=f"B={b} T={t:,}", impl="trl loss (plain-torch reference, = _compute_loss)",
-            role="reference")
+        tag(
+            benchmark,
+            op=label,
+            size=f"B={b} T={t:,}",
+            impl="trl loss (plain-torch reference, = _compute_loss)",
+            role="reference",
+        )
         run(benchmark, trl_step, lp, old, adv, mask, level, loss_type, num_items, rounds=rounds)
     elif impl == "torch-path":
         torch.testing.assert_close(torch_path_step(lp, old, adv, mask, level, loss_type, num_items)[1], want[1],
@@ -127,6 +132,12 @@ def test_compute_loss_method(benchmark, size, config, impl):
         tag(benchmark, op=label, size=f"B={b} T={t:,}", impl="trl GRPOTrainer._compute_loss", role="reference")
         run(benchmark, pair.reference, rounds=10)
     else:
-        tag(benchmark, op=label, size=f"B={b} T={t:,}", impl="fastalign FastGRPOTrainer._compute_loss",
-            role="fastalign", note="log-probs injected; loss, logged metrics and gradient on both sides")
+        tag(
+            benchmark,
+            op=label,
+            size=f"B={b} T={t:,}",
+            impl="fastalign FastGRPOTrainer._compute_loss",
+            role="fastalign",
+            note="log-probs injected; loss, logged metrics and gradient on both sides",
+        )
         run(benchmark, pair.fastalign, rounds=10)

@@ -65,19 +65,38 @@ def test_completion_mask(benchmark, completion_ids, impl):
     ids = completion_ids
     benchmark.group = f"completion_mask (tensor ops) {_size(ids)}"
     if impl == "trl":
-        tag(benchmark, op="completion_mask", size=_size(ids),
-            impl="trl mask step (plain-torch reference, = _generate_single_turn; int32 mask)", role="reference")
+        tag(
+            benchmark,
+            op="completion_mask",
+            size=_size(ids),
+            impl="trl mask step (plain-torch reference, = _generate_single_turn; int32 mask)",
+            role="reference",
+        )
         run(benchmark, stop_mask, ids, [EOS_ID], rounds=15)
     elif impl == "fastalign":
         _, lengths, _ = _reference_outputs(ids)
-        tag(benchmark, op="completion_mask", size=_size(ids), impl="fastalign (int32 mask)", role="fastalign",
-            target=5, nbytes=_nbytes(ids, lengths, 4), note="also returns is_truncated, lengths, num_items")
+        tag(
+            benchmark,
+            op="completion_mask",
+            size=_size(ids),
+            impl="fastalign (int32 mask)",
+            role="fastalign",
+            target=5,
+            nbytes=_nbytes(ids, lengths, 4),
+            note="also returns is_truncated, lengths, num_items",
+        )
         out = run(benchmark, completion_mask, ids, EOS_ID, PAD_ID, dtype=torch.int32, rounds=40)
         _check(out, ids)
     else:
         _, lengths, _ = _reference_outputs(ids)
-        tag(benchmark, op="completion_mask", size=_size(ids), impl="fastalign (int64 mask, the default)",
-            role="other", nbytes=_nbytes(ids, lengths, 8))
+        tag(
+            benchmark,
+            op="completion_mask",
+            size=_size(ids),
+            impl="fastalign (int64 mask, the default)",
+            role="other",
+            nbytes=_nbytes(ids, lengths, 8),
+        )
         out = run(benchmark, completion_mask, ids, EOS_ID, PAD_ID, rounds=40)
         _check(out, ids)
 
@@ -108,23 +127,35 @@ def test_completion_mask_truncation(benchmark, completion_ids, impl):
     benchmark.group = f"completion_mask + lengths + is_truncated {_size(ids)}"
     op = "completion_mask +lengths +is_truncated"
     if impl == "trl":
-        tag(benchmark, op=op, size=_size(ids), impl="trl (plain-torch reference: tensor step + lists)",
-            role="reference")
+        tag(
+            benchmark, op=op, size=_size(ids), impl="trl (plain-torch reference: tensor step + lists)", role="reference"
+        )
         run(benchmark, completion_outputs, ids, [EOS_ID], PAD_ID, rounds=8)
     elif impl == "trl-list-part":
         mask = stop_mask(ids, [EOS_ID])
-        tag(benchmark, op=op, size=_size(ids), impl="trl list part only (lists, len, last id)", role="other",
-            part_of_reference=True)
+        tag(
+            benchmark,
+            op=op,
+            size=_size(ids),
+            impl="trl list part only (lists, len, last id)",
+            role="other",
+            part_of_reference=True,
+        )
         run(benchmark, _list_part, ids, mask, [EOS_ID, PAD_ID], rounds=8)
     elif impl == "trl-method":
         step = _single_turn(ids)
         assert step() == kept_rows(ids, stop_mask(ids, [EOS_ID]))
-        tag(benchmark, op=op, size=_size(ids), impl="trl GRPOTrainer._generate_single_turn (generate injected)",
-            role="other", note="TRL's own method: prompt padding, the mask step and the lists (no lengths/flags)")
+        tag(
+            benchmark,
+            op=op,
+            size=_size(ids),
+            impl="trl GRPOTrainer._generate_single_turn (generate injected)",
+            role="other",
+            note="TRL's own method: prompt padding, the mask step and the lists (no lengths/flags)",
+        )
         run(benchmark, step, rounds=8)
     else:
         _, lengths, _ = _reference_outputs(ids)
-        tag(benchmark, op=op, size=_size(ids), impl="fastalign", role="fastalign",
-            nbytes=_nbytes(ids, lengths))
+        tag(benchmark, op=op, size=_size(ids), impl="fastalign", role="fastalign", nbytes=_nbytes(ids, lengths))
         out = run(benchmark, completion_mask, ids, EOS_ID, PAD_ID, rounds=40)
         _check(out, ids)

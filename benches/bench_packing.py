@@ -119,8 +119,15 @@ def test_index_step(benchmark, impl):
     benchmark.group = "bfd index step"
     size = f"N={N:,}, S={SEQ_LENGTH}"
     if impl == "fastalign":
-        tag(benchmark, op="bfd index step (lengths -> bins)", size=size, impl="fastalign", role="fastalign",
-            note="one window, TRL's exact order", nbytes=8 * N * 5)
+        tag(
+            benchmark,
+            op="bfd index step (lengths -> bins)",
+            size=size,
+            impl="fastalign",
+            role="fastalign",
+            note="one window, TRL's exact order",
+            nbytes=8 * N * 5,
+        )
         out = run(benchmark, bfd, lengths, SEQ_LENGTH, rounds=30)
         benchmark.extra_info["bins"] = int(len(out.bin_offsets) - 1)
     else:
@@ -163,18 +170,21 @@ def test_balance_partitions(benchmark, impl, equal_size):
     size = f"n={KK_N:,} k={KK_K} equal_size={equal_size}"
     op = "balance_partitions (Karmarkar-Karp)"
     if impl == "python":
-        tag(benchmark, op=op, size=size, impl="Karmarkar-Karp in pure Python (heapq; from the papers)",
-            role="reference")
+        tag(
+            benchmark, op=op, size=size, impl="Karmarkar-Karp in pure Python (heapq; from the papers)", role="reference"
+        )
         parts = run(benchmark, differencing_partition, lengths.tolist(), KK_K, equal_size, rounds=REFERENCE_ROUNDS)
     elif impl == "verl":
         verl = pytest.importorskip("verl.utils.seqlen_balancing", reason="verl is optional (not a dependency)")
         tag(benchmark, op=op, size=size, impl="verl get_seqlen_balanced_partitions", role="other")
-        parts = run(benchmark, verl.get_seqlen_balanced_partitions, lengths.tolist(), KK_K, equal_size,
-                    rounds=REFERENCE_ROUNDS)
+        parts = run(
+            benchmark, verl.get_seqlen_balanced_partitions, lengths.tolist(), KK_K, equal_size, rounds=REFERENCE_ROUNDS
+        )
     else:
         tag(benchmark, op=op, size=size, impl="fastalign", role="fastalign", target=100)
-        parts = run(benchmark, balance_partitions, lengths, KK_K, equal_size=equal_size,
-                    rounds=200 if equal_size else 30)
+        parts = run(
+            benchmark, balance_partitions, lengths, KK_K, equal_size=equal_size, rounds=200 if equal_size else 30
+        )
     sums = [int(lengths[p].sum()) for p in parts]
     benchmark.extra_info["spread"] = max(sums) - min(sums)
 
@@ -218,13 +228,20 @@ def test_peak_memory(benchmark, impl, mode):
     def once():
         proc = subprocess.run(
             [sys.executable, "-c", _MEMORY_CODE, impl, mode, str(N), str(SEED), str(SEQ_LENGTH)],
-            capture_output=True, text=True, check=True,
+            capture_output=True,
+            text=True,
+            check=True,
         )
         return json.loads(proc.stdout.strip().splitlines()[-1])
 
-    tag(benchmark, op=f"pack_dataset bfd peak memory ({mode}), whole process", size=f"N={N:,}", impl=impl,
+    tag(
+        benchmark,
+        op=f"pack_dataset bfd peak memory ({mode}), whole process",
+        size=f"N={N:,}",
+        impl=impl,
         role="reference" if impl == "trl" else "other",
-        note="times include process start-up and imports; see peak_mib")
+        note="times include process start-up and imports; see peak_mib",
+    )
     res = run(benchmark, once, rounds=1)
     benchmark.extra_info["peak_mib"] = round(res["peak_add"] / 2**20, 1)
     # the whole process's peak: the fair comparison, since the resident memory before the pack

@@ -43,8 +43,18 @@ def _fastalign_step(lp, cm, ref_c, ref_r, names, weights, check_finite):
     x = lp.detach().requires_grad_(True)
     b = cm.shape[0] // 2
     c, r = x.sum(1).chunk(2)
-    out = dpo_loss(c, r, ref_c, ref_r, loss_type=names, loss_weights=weights, beta=0.1,
-                   chosen_token_logps=x[:b], chosen_token_mask=cm[:b, 1:], check_finite=check_finite)
+    out = dpo_loss(
+        c,
+        r,
+        ref_c,
+        ref_r,
+        loss_type=names,
+        loss_weights=weights,
+        beta=0.1,
+        chosen_token_logps=x[:b],
+        chosen_token_mask=cm[:b, 1:],
+        check_finite=check_finite,
+    )
     out.loss.backward()
     return out.loss.item(), out.metrics()
 
@@ -54,14 +64,32 @@ def _trl_stub(lp, cm, ref_c, ref_r, names, weights):
     s = types.SimpleNamespace
     n, t = cm.shape
     z = torch.zeros(n, t - 1)
-    stub = s(model=s(training=True), accelerator=_Acc(), aux_loss_enabled=False, ld_alpha=None,
-             precompute_ref_logps=True, f_divergence_type="reverse_kl", f_alpha_divergence_coef=0.5,
-             loss_types=list(names), loss_weights=list(weights or [1.0] * len(names)), beta=0.1, label_smoothing=0.0,
-             use_weighting=False, args=s(discopop_tau=0.05), _metrics={"train": defaultdict(list)},
-             _total_train_tokens=0, _tp_size=1)
+    stub = s(
+        model=s(training=True),
+        accelerator=_Acc(),
+        aux_loss_enabled=False,
+        ld_alpha=None,
+        precompute_ref_logps=True,
+        f_divergence_type="reverse_kl",
+        f_alpha_divergence_coef=0.5,
+        loss_types=list(names),
+        loss_weights=list(weights or [1.0] * len(names)),
+        beta=0.1,
+        label_smoothing=0.0,
+        use_weighting=False,
+        args=s(discopop_tau=0.05),
+        _metrics={"train": defaultdict(list)},
+        _total_train_tokens=0,
+        _tp_size=1,
+    )
     out = s(log_probs=None, entropy=z, mean_logits=z, is_top1=z.bool(), log_sum_sq_probs=None)
-    inputs = dict(input_ids=torch.zeros(n, t, dtype=torch.long), attention_mask=torch.ones(n, t, dtype=torch.long),
-                  completion_mask=cm, ref_chosen_logps=ref_c, ref_rejected_logps=ref_r)
+    inputs = dict(
+        input_ids=torch.zeros(n, t, dtype=torch.long),
+        attention_mask=torch.ones(n, t, dtype=torch.long),
+        completion_mask=cm,
+        ref_chosen_logps=ref_c,
+        ref_rejected_logps=ref_r,
+    )
     return stub, out, inputs
 
 

@@ -52,7 +52,14 @@ def test_soft_overlong_lengths(benchmark, overlong_completions, impl):
     else:
         fn = soft_overlong(MAX_COMPLETION_LEN, SOFT_PUNISH_CACHE)
         # read: int64 lengths; written: float64 penalties
-        tag(benchmark, op=op, size=_size(lengths), impl="fastalign", role="fastalign", target=100,
-            nbytes=lengths.numel() * (8 + 8))
+        tag(
+            benchmark,
+            op=op,
+            size=_size(lengths),
+            impl="fastalign",
+            role="fastalign",
+            target=100,
+            nbytes=lengths.numel() * (8 + 8),
+        )
         out = run(benchmark, fn, lengths=lengths)
         assert torch.equal(out, torch.tensor(trl_fn(completion_ids=lists), dtype=torch.float64))

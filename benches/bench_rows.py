@@ -41,8 +41,12 @@ def _lists(n: int) -> tuple[list[list[int]], list[list[int]]]:
 def trl_padded(prompts, completions):
     p = [torch.tensor(ids) for ids in prompts]
     c = [torch.tensor(ids) for ids in completions]
-    return (pad(p, padding_value=0, padding_side="left"), pad([torch.ones_like(x) for x in p], 0, "left"),
-            pad(c, padding_value=0, padding_side="right"), pad([torch.ones_like(x) for x in c], 0, "right"))
+    return (
+        pad(p, padding_value=0, padding_side="left"),
+        pad([torch.ones_like(x) for x in p], 0, "left"),
+        pad(c, padding_value=0, padding_side="right"),
+        pad([torch.ones_like(x) for x in c], 0, "right"),
+    )
 
 
 def fastalign_rows(prompts, completions):

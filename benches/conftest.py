@@ -53,8 +53,12 @@ def pytest_benchmark_update_machine_info(config, machine_info):
     except PackageNotFoundError:
         rlox = None
     machine_info["fastalign_bench"] = {
-        "fastalign": fastalign.__version__, "torch": torch.__version__, "torch_threads": torch.get_num_threads(),
-        "trl": trl.__version__, "numpy": numpy.__version__, "rlox": rlox,
+        "fastalign": fastalign.__version__,
+        "torch": torch.__version__,
+        "torch_threads": torch.get_num_threads(),
+        "trl": trl.__version__,
+        "numpy": numpy.__version__,
+        "rlox": rlox,
     }
 
 

@@ -4,7 +4,8 @@
 With data parallelism every rank waits for the slowest at the gradient all-reduce, so a step
 costs what the busiest rank's tokens cost. The batch is ``fastalign.step_bench``'s long tail
 (16-token prompts, completions lognormal with median 200, clipped to [16, 2048]); each draw
-deals ``16 P`` sequences (two ranks: the 32-sequence batch) to ``P`` ranks both ways. Printed: the busiest rank's tokens over the
+deals ``16 P`` sequences (two ranks: the 32-sequence batch) to ``P`` ranks both ways.
+Printed: the busiest rank's tokens over the
 mean (1.00 is perfect balance; the step's straggling overhead is this minus one), as the median
 and the worst of the draws, and the spread (busiest minus idlest) of the median draw.
 

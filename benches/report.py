@@ -54,11 +54,21 @@ def run_suite(json_path: Path) -> dict | None:
     """Run the benchmarks; return what other processes used of the CPUs meanwhile (None where
     /proc is not available): a busy machine slows the multi-threaded torch reference most (its
     threads wait for each other), which would inflate the speed-ups."""
-    cmd = [sys.executable, "-m", "pytest", str(BENCHES.relative_to(REPO)), "-q", "-p", "no:cacheprovider",
-           "--benchmark-only", f"--benchmark-json={json_path}",
-           # with filterwarnings=error, pytest-benchmark's "Not saving anything" (nothing ran, e.g.
-           # after a collection error) would raise before pytest reports what went wrong
-           "-W", "ignore:Not saving anything:pytest_benchmark.logger.PytestBenchmarkWarning"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "pytest",
+        str(BENCHES.relative_to(REPO)),
+        "-q",
+        "-p",
+        "no:cacheprovider",
+        "--benchmark-only",
+        f"--benchmark-json={json_path}",
+        # with filterwarnings=error, pytest-benchmark's "Not saving anything" (nothing ran, e.g.
+        # after a collection error) would raise before pytest reports what went wrong
+        "-W",
+        "ignore:Not saving anything:pytest_benchmark.logger.PytestBenchmarkWarning",
+    ]
     print("running:", " ".join(cmd), file=sys.stderr)
     proc = subprocess.Popen(cmd, cwd=REPO, stdout=sys.stderr)
     samples: list[float] = []
@@ -77,8 +87,11 @@ def run_suite(json_path: Path) -> dict | None:
         sys.exit(f"benchmark run failed (exit {proc.returncode})")
     if not samples:
         return None
-    return {"mean": sum(samples) / len(samples), "busy": sum(x > 0.25 for x in samples) / len(samples),
-            "n": len(samples)}
+    return {
+        "mean": sum(samples) / len(samples),
+        "busy": sum(x > 0.25 for x in samples) / len(samples),
+        "n": len(samples),
+    }
 
 
 def versions(data: dict) -> str:
@@ -96,13 +109,20 @@ def versions(data: dict) -> str:
             rlox = version("rlox")
         except Exception:  # noqa: BLE001 - rlox is optional
             rlox = None
-        info = {"fastalign": fastalign.__version__, "torch": torch.__version__,
-                "torch_threads": torch.get_num_threads(), "trl": trl.__version__, "numpy": np.__version__,
-                "rlox": rlox}
+        info = {
+            "fastalign": fastalign.__version__,
+            "torch": torch.__version__,
+            "torch_threads": torch.get_num_threads(),
+            "trl": trl.__version__,
+            "numpy": np.__version__,
+            "rlox": rlox,
+        }
     py = data.get("machine_info", {}).get("python_version", sys.version.split()[0])
-    return (f"fastalign {info['fastalign']}, torch {info['torch']} ({info['torch_threads']} threads), "
-            f"trl {info['trl']}, numpy {info['numpy']}, Python {py}, "
-            + (f"rlox {info['rlox']}" if info.get("rlox") else "rlox not installed"))
+    return (
+        f"fastalign {info['fastalign']}, torch {info['torch']} ({info['torch_threads']} threads), "
+        f"trl {info['trl']}, numpy {info['numpy']}, Python {py}, "
+        + (f"rlox {info['rlox']}" if info.get("rlox") else "rlox not installed")
+    )
 
 
 def git_state(data: dict) -> str:
@@ -111,10 +131,16 @@ def git_state(data: dict) -> str:
     if info.get("id"):
         return info["id"][:7] + (" + uncommitted changes" if info.get("dirty") else "")
     try:
-        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True,
-                              text=True, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO,
-                               capture_output=True, text=True, check=True).stdout.strip()
+        head = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
         return head + (" + uncommitted changes" if dirty else "")
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
@@ -124,15 +150,19 @@ def table(data: dict, copy_bw: float) -> str:
     groups: dict[str, list[dict]] = {}
     for b in data["benchmarks"]:
         groups.setdefault(b["group"] or b["name"], []).append(b)
-    head = ("| op | size | reference | ref. time | fastalign (or other) | time | speed-up (median) "
-            "| speed-up (min) | target | GB/s (r+w) |")
+    head = (
+        "| op | size | reference | ref. time | fastalign (or other) | time | speed-up (median) "
+        "| speed-up (min) | target | GB/s (r+w) |"
+    )
     lines = [head, "|" + "|".join(["---"] * (head.count("|") - 1)) + "|"]
     for name, benches in groups.items():
         ref = next((b for b in benches if b["extra_info"].get("role") == "reference"), None)
         if ref is None:
             continue
-        rest = sorted((b for b in benches if b is not ref),
-                      key=lambda b: (b["extra_info"].get("role") != "fastalign", b["stats"]["median"]))
+        rest = sorted(
+            (b for b in benches if b is not ref),
+            key=lambda b: (b["extra_info"].get("role") != "fastalign", b["stats"]["median"]),
+        )
         for b in rest:
             info = b["extra_info"]
             med, mn = b["stats"]["median"], b["stats"]["min"]
@@ -185,18 +215,24 @@ def notes(data: dict) -> list[str]:
     rl = by_name.get("test_grpo_64x8[rlox-per-group]")
     rlb = by_name.get("test_grpo_64x8[rlox-batch]")
     if fa is not None:
-        s = (f"- 64 groups x 8 vs rlox: rlox publishes 7.8 µs (Apple M3 Pro; 64 calls of "
-             f"`compute_group_advantages` on pre-split float64 groups). Here: fastalign "
-             f"{fmt_time(fa['stats']['median'])} (TRL's float32 tensor with NaN, TRL semantics)")
+        s = (
+            f"- 64 groups x 8 vs rlox: rlox publishes 7.8 µs (Apple M3 Pro; 64 calls of "
+            f"`compute_group_advantages` on pre-split float64 groups). Here: fastalign "
+            f"{fmt_time(fa['stats']['median'])} (TRL's float32 tensor with NaN, TRL semantics)"
+        )
         if fa64 is not None:
             s += f", {fmt_time(fa64['stats']['median'])} on rlox's input (flat float64 numpy, no NaN)"
         if rl is not None and rlb is not None:
-            s += (f"; rlox in this run: {fmt_time(rl['stats']['median'])} per-group, "
-                  f"{fmt_time(rlb['stats']['median'])} batched (rlox: population std, no eps, no NaN handling)")
+            s += (
+                f"; rlox in this run: {fmt_time(rl['stats']['median'])} per-group, "
+                f"{fmt_time(rlb['stats']['median'])} batched (rlox: population std, no eps, no NaN handling)"
+            )
             if fa64 is not None:
-                s += (f". Time ratio rlox / fastalign on the same array: per-group "
-                      f"{rl['stats']['median'] / fa64['stats']['median']:.2f}, batched "
-                      f"{rlb['stats']['median'] / fa64['stats']['median']:.2f} (above 1: fastalign faster).")
+                s += (
+                    f". Time ratio rlox / fastalign on the same array: per-group "
+                    f"{rl['stats']['median'] / fa64['stats']['median']:.2f}, batched "
+                    f"{rlb['stats']['median'] / fa64['stats']['median']:.2f} (above 1: fastalign faster)."
+                )
         else:
             s += "; rlox not installed in this run (its rows are skipped)."
         out.append(s)
@@ -219,23 +255,35 @@ def main() -> None:
         other = run_suite(path.resolve())
     data = json.loads(path.read_text())
     bw = copy_bandwidth()
-    when = data.get("datetime") or dt.datetime.now(dt.timezone.utc).isoformat()
+    when = data.get("datetime") or dt.datetime.now(dt.UTC).isoformat()
     print(f"## fastalign vs TRL — benchmark run of {when[:19].replace('T', ' ')} UTC\n")
     print(f"- CPU: {cpu_model()} (lscpu)")
     print(f"- {versions(data)}")
-    print(f"- repository: {git_state(data)}; fastalign on its own pool for large inputs (FASTALIGN_NUM_THREADS, default: all CPUs), torch on its default threads")
-    print(f"- memory copy bandwidth: {bw / 1e9:.1f} GB/s (numpy copy of a 256 MiB array, best of 5; "
-          "bytes read + bytes written per second)")
+    print(
+        f"- repository: {git_state(data)}; fastalign on its own pool for large inputs "
+        "(FASTALIGN_NUM_THREADS, default: all CPUs), torch on its default threads"
+    )
+    print(
+        f"- memory copy bandwidth: {bw / 1e9:.1f} GB/s (numpy copy of a 256 MiB array, best of 5; "
+        "bytes read + bytes written per second)"
+    )
     if other is not None:
-        print(f"- CPU used by other processes during the run: {other['mean']:.2f} cores on average, above "
-              f"0.25 core in {other['busy']:.0%} of {other['n']} half-second samples"
-              + (" (quiet)" if other["mean"] < 0.1 and other["busy"] < 0.05 else
-                 " — **not a quiet machine: torch's multi-threaded reference slows down most, so the speed-ups "
-                 "are inflated; run again when the machine is idle**"))
-    print("- times are medians over pytest-benchmark's rounds; speed-up = reference / fastalign, same run, "
-          "same inputs; a target counts as met when both the median and the min speed-up reach it. "
-          "GB/s = bytes fastalign reads + writes per call / its median time (inputs at N=8192 and below "
-          "fit in cache, so only the large rows are comparable with the copy bandwidth).\n")
+        print(
+            f"- CPU used by other processes during the run: {other['mean']:.2f} cores on average, above "
+            f"0.25 core in {other['busy']:.0%} of {other['n']} half-second samples"
+            + (
+                " (quiet)"
+                if other["mean"] < 0.1 and other["busy"] < 0.05
+                else " — **not a quiet machine: torch's multi-threaded reference slows down most, so the speed-ups "
+                "are inflated; run again when the machine is idle**"
+            )
+        )
+    print(
+        "- times are medians over pytest-benchmark's rounds; speed-up = reference / fastalign, same run, "
+        "same inputs; a target counts as met when both the median and the min speed-up reach it. "
+        "GB/s = bytes fastalign reads + writes per call / its median time (inputs at N=8192 and below "
+        "fit in cache, so only the large rows are comparable with the copy bandwidth).\n"
+    )
     print(table(data, bw))
     extra = notes(data)
     if extra:

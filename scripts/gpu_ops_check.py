@@ -320,8 +320,13 @@ def cases(device: torch.device, dry_run: bool) -> list[Case]:
 
         out.append(Case("sequence_log_ratio", f"B={b} T={t}", seq_ratio, note="fwd+bwd; TRL: lines of _compute_loss"))
         out.append(Case("masked_mean", f"B={b} T={t}", lambda x=x: masked_mean(x["ent"], x["mask"])))
-        out.append(Case("importance_weights sequence_token", f"B={b} T={t}",
-                        lambda x=x: importance_weights(x["lp"].detach(), x["old"], x["mask"], level="sequence_token")))
+        out.append(
+            Case(
+                "importance_weights sequence_token",
+                f"B={b} T={t}",
+                lambda x=x: importance_weights(x["lp"].detach(), x["old"], x["mask"], level="sequence_token"),
+            )
+        )
         for mode in ("token_mask", "sequence_truncate"):
             out.append(Case(f"vllm_is_ratio {mode}", f"B={b} T={t}",
                             lambda x=x, mode=mode: vllm_is_ratio(x["old"], x["samp"], x["mask"], mode=mode,
@@ -337,8 +342,13 @@ def cases(device: torch.device, dry_run: bool) -> list[Case]:
         out.append(Case(f"grpo_advantages {scale}", f"N={n} K=2 G={g}",
                         lambda scale=scale: grpo_advantages(rewards, g, scale_rewards=scale, reward_weights=weights),
                         note="with metrics; TRL: lines of _generate_and_score_completions"))  # fmt: skip
-    out.append(Case("rloo_advantages", f"N={n} K=2 G={g}",
-                    lambda: rloo_advantages(rewards, g, reward_weights=weights, normalize_advantages=True)))
+    out.append(
+        Case(
+            "rloo_advantages",
+            f"N={n} K=2 G={g}",
+            lambda: rloo_advantages(rewards, g, reward_weights=weights, normalize_advantages=True),
+        )
+    )
     out.append(Case("zero_variance_groups", f"N={n} K=2 G={g}", lambda: zero_variance_groups(rewards, g)))
     scores = rewards[:, 0].contiguous()
     out.append(Case("top_k_per_group", f"N={n} G={g} k={g // 2}", lambda: top_k_per_group(scores, g, g // 2)))
@@ -417,8 +427,9 @@ def fmt_time(s: float | None) -> str:
 
 
 def run(device: torch.device, dry_run: bool, reps: int, warmup: int) -> int:
-    import fastalign
     import trl
+
+    import fastalign
 
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU (torch path forced)"
     print(f"device: {name}; torch {torch.__version__}, trl {trl.__version__}, fastalign {fastalign.__version__}")

@@ -26,8 +26,15 @@ from fastalign.step_bench import long_tail_lengths
 
 
 def model(impl: str, dtype: torch.dtype) -> torch.nn.Module:
-    cfg = Qwen2Config(vocab_size=32000, hidden_size=512, intermediate_size=1536, num_hidden_layers=8,
-                      num_attention_heads=8, num_key_value_heads=4, max_position_embeddings=8192)
+    cfg = Qwen2Config(
+        vocab_size=32000,
+        hidden_size=512,
+        intermediate_size=1536,
+        num_hidden_layers=8,
+        num_attention_heads=8,
+        num_key_value_heads=4,
+        max_position_embeddings=8192,
+    )
     torch.manual_seed(0)
     m = Qwen2ForCausalLM(cfg).to("cuda", dtype)
     m.config._attn_implementation = impl
@@ -85,8 +92,10 @@ def main() -> None:
                 t_padded.append(timed(run_padded))
                 t_packed.append(timed(run_packed))
             a, b = statistics.median(t_padded), statistics.median(t_packed)
-            print(f"{str(dtype):15} {impl:18} |diff| max {diff.max():.2e} mean {diff.mean():.2e} | "
-                  f"fwd+bwd padded {a * 1e3:.1f} ms, packed {b * 1e3:.1f} ms ({a / b:.1f}x)")
+            print(
+                f"{str(dtype):15} {impl:18} |diff| max {diff.max():.2e} mean {diff.mean():.2e} | "
+                f"fwd+bwd padded {a * 1e3:.1f} ms, packed {b * 1e3:.1f} ms ({a / b:.1f}x)"
+            )
 
 
 if __name__ == "__main__":

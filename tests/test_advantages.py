@@ -356,8 +356,9 @@ def check_grpo(out: Advantages, exp_adv, exp_flags, exp_metrics, r, w, g, scale,
     _check_logged_rewards(out.rewards, r, w, label)
 
 
-def check_rloo(out: Advantages, exp_adv, exp_group_flags, exp_metrics, r, w, g, clip, beta, kl, normalize,
-               names=None, label=""):
+def check_rloo(
+    out: Advantages, exp_adv, exp_group_flags, exp_metrics, r, w, g, clip, beta, kl, normalize, names=None, label=""
+):
     names = names or [f"reward_{i}" for i in range(r.shape[1])]
     bounds = rloo_bounds(r, w, g, clip, beta, kl, normalize, _np(exp_adv))
     assert_advantages(out.advantages, exp_adv, bounds, label)
@@ -389,8 +390,16 @@ def weights_array(w, k, dtype) -> np.ndarray:
 # strategies
 
 GROUP_KINDS = (
-    "uniform", "uniform", "dyadic", "constant", "constant_dyadic", "near_constant", "all_nan", "one_scorable",
-    "nan_rows", "mixed",
+    "uniform",
+    "uniform",
+    "dyadic",
+    "constant",
+    "constant_dyadic",
+    "near_constant",
+    "all_nan",
+    "one_scorable",
+    "nan_rows",
+    "mixed",
 )
 MAGNITUDES = (1.0, 1.0, 1e3, 1e30, 1e-30)
 
@@ -500,8 +509,9 @@ def _assert_same(a: Advantages, b: Advantages) -> None:
 def test_grpo_matches_trl(batch, scale, agg):
     r, w, g = batch
     out = grpo_advantages(r, g, scale_rewards=scale, reward_weights=w, multi_objective_aggregation=agg)
-    out_t = grpo_advantages(torch.from_numpy(r), g, scale_rewards=scale, reward_weights=w,
-                            multi_objective_aggregation=agg)
+    out_t = grpo_advantages(
+        torch.from_numpy(r), g, scale_rewards=scale, reward_weights=w, multi_objective_aggregation=agg
+    )
     assert isinstance(out.advantages, np.ndarray) and out.advantages.dtype == r.dtype
     assert isinstance(out_t.advantages, torch.Tensor) and out_t.advantages.dtype == torch.from_numpy(r).dtype
     _assert_same(out, out_t)
@@ -551,8 +561,20 @@ def test_rloo_matches_trl(case):
     assert isinstance(out_t.advantages, torch.Tensor) and isinstance(out.advantages, np.ndarray)
     _assert_same(out, out_t)
     adv, zero, metrics = _reference_rloo(r, w, g, clip, beta, kl, normalize)
-    check_rloo(out, adv, zero, metrics, r, weights_array(w, r.shape[1], r.dtype), g, clip, beta, kl, normalize,
-               label="fastalign/TRL")
+    check_rloo(
+        out,
+        adv,
+        zero,
+        metrics,
+        r,
+        weights_array(w, r.shape[1], r.dtype),
+        g,
+        clip,
+        beta,
+        kl,
+        normalize,
+        label="fastalign/TRL",
+    )
 
 
 @SETTINGS
@@ -563,11 +585,13 @@ def test_rloo_torch_impl_matches_rust_and_trl(case):
     t = torch.from_numpy(r)
     kl_t = None if kl is None else torch.from_numpy(kl)
     ti = _torch_impl.rloo_advantages(t, wa, g, kl_t, beta, clip, normalize, EPS, True)
-    rust = rloo_advantages(t, g, reward_weights=w, reward_clip_range=clip, beta=beta, kl=kl_t,
-                           normalize_advantages=normalize)
+    rust = rloo_advantages(
+        t, g, reward_weights=w, reward_clip_range=clip, beta=beta, kl=kl_t, normalize_advantages=normalize
+    )
     ti_group_flags = _np(ti.std_is_zero).reshape(-1, g)[:, 0]
-    check_rloo(rust, ti.advantages, ti_group_flags, ti.metrics(), r, wa, g, clip, beta, kl, normalize,
-               label="rust/torch_impl")
+    check_rloo(
+        rust, ti.advantages, ti_group_flags, ti.metrics(), r, wa, g, clip, beta, kl, normalize, label="rust/torch_impl"
+    )
     adv, zero, metrics = _reference_rloo(r, w, g, clip, beta, kl, normalize)
     check_rloo(ti, adv, zero, metrics, r, wa, g, clip, beta, kl, normalize, label="torch_impl/TRL")
 
@@ -789,8 +813,11 @@ def test_fast_path_equals_checked_path(batch, scale, agg, metrics, as_tensor):
     if metrics:
         _assert_same(fast, slow)
     else:
-        for a, b in ((fast.advantages, slow.advantages), (fast.std_is_zero, slow.std_is_zero),
-                     (fast.rewards, slow.rewards)):
+        for a, b in (
+            (fast.advantages, slow.advantages),
+            (fast.std_is_zero, slow.std_is_zero),
+            (fast.rewards, slow.rewards),
+        ):
             np.testing.assert_array_equal(_np(a), _np(b))
         assert fast.frac_reward_zero_std == slow.frac_reward_zero_std
         assert fast.reward_mean is None and fast.reward_func_means is None
@@ -799,40 +826,53 @@ def test_fast_path_equals_checked_path(batch, scale, agg, metrics, as_tensor):
 def test_fast_path_declines_what_it_does_not_handle():
     """Anything but the plain case returns None (the Python checks then accept or reject it)."""
     r = np.random.default_rng(3).random((8, 2)).astype(np.float32)
-    ok = dict(num_generations=4, scale_rewards="group", reward_weights=None,
-              multi_objective_aggregation="sum_then_normalize", eps=1e-4, metrics=True)
+    ok = dict(
+        num_generations=4,
+        scale_rewards="group",
+        reward_weights=None,
+        multi_objective_aggregation="sum_then_normalize",
+        eps=1e-4,
+        metrics=True,
+    )
 
     def fast(x=r, **kw):
         a = {**ok, **kw}
-        return _native.grpo_advantages_fast(x, a["num_generations"], a["scale_rewards"], a["reward_weights"],
-                                            a["multi_objective_aggregation"], a["eps"], a["metrics"])
+        return _native.grpo_advantages_fast(
+            x,
+            a["num_generations"],
+            a["scale_rewards"],
+            a["reward_weights"],
+            a["multi_objective_aggregation"],
+            a["eps"],
+            a["metrics"],
+        )
 
     assert isinstance(fast(), Advantages)
     assert isinstance(fast(torch.from_numpy(r), scale_rewards=False, reward_weights=torch.ones(2)), Advantages)
     declined = [
-        fast([[1.0, 2.0]] * 8),                                   # not an array
+        fast([[1.0, 2.0]] * 8),  # not an array
         fast(r.astype(np.float16)),
-        fast(r.astype(">f4")),                                     # byte order
+        fast(r.astype(">f4")),  # byte order
         fast(np.asfortranarray(r)),
-        fast(r[::2]),                                              # non-contiguous rows
-        fast(r.reshape(2, 4, 2)),                                  # 3-D
+        fast(r[::2]),  # non-contiguous rows
+        fast(r.reshape(2, 4, 2)),  # 3-D
         fast(np.ones((0, 2), np.float32)),
-        fast(torch.from_numpy(r).requires_grad_()),                # autograd: the checked path detaches
+        fast(torch.from_numpy(r).requires_grad_()),  # autograd: the checked path detaches
         fast(torch.from_numpy(r).to(torch.bfloat16)),
-        fast(num_generations=3),                                   # does not divide 8
+        fast(num_generations=3),  # does not divide 8
         fast(num_generations=0),
         fast(num_generations=4.0),
         fast(num_generations=np.int64(4)),
         fast(scale_rewards="max"),
         fast(scale_rewards=np.str_("group")),
         fast(multi_objective_aggregation="sum"),
-        fast(eps=0),                                               # an int, not a float
+        fast(eps=0),  # an int, not a float
         fast(eps=float("nan")),
         fast(eps=-1.0),
         fast(metrics=1),
         fast(metrics=np.bool_(True)),
-        fast(reward_weights=[1.0, 1.0]),                           # a list: converted by the checked path
-        fast(reward_weights=np.ones(2, np.float64)),               # other dtype: converted there too
+        fast(reward_weights=[1.0, 1.0]),  # a list: converted by the checked path
+        fast(reward_weights=np.ones(2, np.float64)),  # other dtype: converted there too
         fast(reward_weights=np.ones(3, np.float32)),
         fast(reward_weights=np.array([1.0, np.inf], np.float32)),
         fast(reward_weights=torch.ones(2, requires_grad=True)),
@@ -856,6 +896,7 @@ def test_fast_path_reads_and_writes_in_place():
 
 # --- top_k_per_group (GFPO's filter) ----------------------------------------------------------
 
+
 @settings(deadline=None)
 @given(
     g=st.integers(1, 9),
@@ -877,11 +918,12 @@ def test_top_k_per_group_rust_equals_torch_and_topk(g, groups, data, keep, dtype
     twin = _torch_impl.top_k_per_group(torch.from_numpy(scores), g, k, keep)
     np.testing.assert_array_equal(got, twin.numpy())
     for i in range(groups):
-        rows = got[i * k:(i + 1) * k] - i * g
+        rows = got[i * k : (i + 1) * k] - i * g
         assert np.all(np.diff(rows) > 0) and rows.min() >= 0 and rows.max() < g
-        grp = torch.from_numpy(scores[i * g:(i + 1) * g]).double()
-        key = torch.where(torch.isnan(grp), torch.tensor(-math.inf if keep == "largest" else math.inf,
-                                                              dtype=torch.float64), grp)
+        grp = torch.from_numpy(scores[i * g : (i + 1) * g]).double()
+        key = torch.where(
+            torch.isnan(grp), torch.tensor(-math.inf if keep == "largest" else math.inf, dtype=torch.float64), grp
+        )
         ordered = torch.sort(key, descending=(keep == "largest")).values
         kth = ordered[k - 1]
         if k == g or (ordered[k] != kth and not torch.isinf(kth)):

@@ -59,8 +59,14 @@ def _cases():
         add(f"{name}-metrics-type", fn, (R, 2), {"metrics": "yes"}, T, "metrics")
     add("grpo-scale-unknown", grpo_advantages, (R, 2), {"scale_rewards": "max"}, V, "scale_rewards")
     add("grpo-scale-type", grpo_advantages, (R, 2), {"scale_rewards": 1}, V, "scale_rewards")
-    add("grpo-agg-unknown", grpo_advantages, (R, 2), {"multi_objective_aggregation": "sum"}, V,
-        "multi_objective_aggregation")
+    add(
+        "grpo-agg-unknown",
+        grpo_advantages,
+        (R, 2),
+        {"multi_objective_aggregation": "sum"},
+        V,
+        "multi_objective_aggregation",
+    )
     add("rloo-kl-missing", rloo_advantages, (R, 2), {"beta": 0.1}, V, "kl")
     add("rloo-kl-len", rloo_advantages, (R, 2), {"beta": 0.1, "kl": np.ones(3, np.float32)}, V, "kl")
     add("rloo-kl-dtype", rloo_advantages, (R, 2), {"beta": 0.1, "kl": np.ones(8, np.float64)}, T, "kl")
@@ -82,8 +88,14 @@ def _cases():
     add("mask-eos-float", completion_mask, (IDS, 1.5, 0), {}, T, "eos_token_id")
     add("mask-eos-str", completion_mask, (IDS, "eos", 0), {}, T, "eos_token_id")
     add("mask-pad-none", completion_mask, (IDS, 1, None), {}, T, "pad_token_id")
-    add("mask-flag-type", completion_mask, (IDS, 1, 0), {"mask_truncated_completions": 1}, T,
-        "mask_truncated_completions")
+    add(
+        "mask-flag-type",
+        completion_mask,
+        (IDS, 1, 0),
+        {"mask_truncated_completions": 1},
+        T,
+        "mask_truncated_completions",
+    )
 
     add("mask-dtype", completion_mask, (IDS, 1, 0), {"dtype": np.float32}, T, "dtype")
     add("mask-dtype-str", completion_mask, (IDS, 1, 0), {"dtype": "uint8"}, T, "dtype")
@@ -97,7 +109,9 @@ def _cases():
     add("soft-call-mask-1d", soft_overlong(10, 2), (IDS,), {"completion_mask": IDS[0]}, V, "completion_mask")
     add("soft-call-nothing", soft_overlong(10, 2), (), {}, V, "completion_ids")
     add("pen-negative", soft_overlong_penalty, (np.array([3, -1, 2]), 10, 2), {}, V, "lengths")
-    add("pen-negative-torch", soft_overlong_penalty, (torch.tensor([3, -1], dtype=torch.int32), 10, 2), {}, V, "lengths")
+    add(
+        "pen-negative-torch", soft_overlong_penalty, (torch.tensor([3, -1], dtype=torch.int32), 10, 2), {}, V, "lengths"
+    )
     add("pen-float", soft_overlong_penalty, (LENS.astype(np.float64), 10, 2), {}, T, "lengths")
     add("pen-2d", soft_overlong_penalty, (IDS, 10, 2), {}, V, "lengths")
     add("pen-noncontig", soft_overlong_penalty, (LENS[::2], 10, 2), {}, V, "lengths")

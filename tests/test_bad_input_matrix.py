@@ -22,8 +22,9 @@ Rust-only path must refuse it; functions with a torch path must still validate i
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -584,8 +585,16 @@ handles(F, "noncontig", "strided-as-contiguous", dpo_loss,
 raises(F, "rank", "2d", dpo_loss, (C1[:, None], C2, C3, C4), {}, V, "chosen_logps")
 raises(F, "empty", "empty", dpo_loss, (C1[:0], C2[:0], C3[:0], C4[:0]), {}, V, "chosen_logps")
 raises(F, "mismatch", "rows", dpo_loss, (C1, C2[:3], C3, C4), {}, V, "rejected_logps")
-raises(F, "mismatch", "weights-len", dpo_loss, (C1, C2, C3, C4), {"loss_type": ["sigmoid", "ipo"], "loss_weights": [1.0]},
-       V, "loss_weights")  # fmt: skip
+raises(
+    F,
+    "mismatch",
+    "weights-len",
+    dpo_loss,
+    (C1, C2, C3, C4),
+    {"loss_type": ["sigmoid", "ipo"], "loss_weights": [1.0]},
+    V,
+    "loss_weights",
+)
 raises(F, "nonfinite", "nan", dpo_loss, (_with(C1, 0, math.nan), C2, C3, C4), {}, V, "chosen_logps")
 raises(F, "nonfinite", "inf", dpo_loss, (C1, C2, C3, _with(C4, 1, -math.inf)), {}, V, "ref_rejected_logps")
 raises(F, "nonfinite", "beta-nan", dpo_loss, (C1, C2, C3, C4), {"beta": math.nan}, V, "beta")
@@ -598,8 +607,15 @@ F = "cpo_loss"
 raises(F, "dtype", "int", cpo_loss, (C1.long(), C2), {}, T, "chosen_logps")
 raises(F, "device", "mixed", cpo_loss, (C1, _meta(C2)), {}, T, "rejected_logps")
 raises(F, "device", "meta-int", cpo_loss, (_meta(C1.long()), _meta(C2)), {}, T, "chosen_logps")
-handles(F, "noncontig", "strided-as-contiguous", cpo_loss, (torch.stack([C1, C1], 1)[:, 0], C2), {"cpo_alpha": 0.0},
-        lambda out: _assert_close(out.losses, cpo_loss(C1, C2, cpo_alpha=0.0).losses, "strided vs contiguous"))  # fmt: skip
+handles(
+    F,
+    "noncontig",
+    "strided-as-contiguous",
+    cpo_loss,
+    (torch.stack([C1, C1], 1)[:, 0], C2),
+    {"cpo_alpha": 0.0},
+    lambda out: _assert_close(out.losses, cpo_loss(C1, C2, cpo_alpha=0.0).losses, "strided vs contiguous"),
+)
 raises(F, "rank", "2d", cpo_loss, (C1[:, None], C2), {}, V, "chosen_logps")
 raises(F, "empty", "empty", cpo_loss, (C1[:0], C2[:0]), {}, V, "chosen_logps")
 raises(F, "mismatch", "rows", cpo_loss, (C1, C2[:3]), {}, V, "rejected_logps")
@@ -632,8 +648,16 @@ raises(F, "size", "num-processes-zero", dft_loss, (LP, MASK), {"num_items_in_bat
        "num_processes")  # fmt: skip
 raises(F, "pytype", "mask-none", dft_loss, (LP, None), {}, V, "mask")
 raises(F, "pytype", "logps-list", dft_loss, (LP.tolist(), MASK), {}, T, "per_token_logps")
-raises(F, "pytype", "ignore-str", dft_loss, (), {"logits": torch.zeros(1, 3, 4), "labels": torch.zeros(1, 3, dtype=torch.long),
-       "ignore_index": "x"}, T, "ignore_index")  # fmt: skip
+raises(
+    F,
+    "pytype",
+    "ignore-str",
+    dft_loss,
+    (),
+    {"logits": torch.zeros(1, 3, 4), "labels": torch.zeros(1, 3, dtype=torch.long), "ignore_index": "x"},
+    T,
+    "ignore_index",
+)
 
 F = "wpo_weights"
 LSS = -torch.rand(B, L, generator=g)
@@ -711,8 +735,16 @@ raises(F, "nonfinite", "list-with-nan", balance_partitions, ([1, math.nan], 1), 
 raises(F, "size", "negative", balance_partitions, (np.array([1, -1]), 1), {}, V, "lengths")
 raises(F, "size", "k-zero", balance_partitions, (np.arange(4), 0), {}, V, "k")
 raises(F, "size", "cap-too-small", balance_partitions, (np.arange(4), 2), {"max_tokens": 1}, V, "max_tokens")
-raises(F, "size", "sum-overflow", balance_partitions, (np.array([2**62, 2**62, 2**62]), 1),
-       {"equal_size": False, "max_tokens": 2**62}, V, "lengths")  # part sums would wrap in int64
+raises(
+    F,
+    "size",
+    "sum-overflow",
+    balance_partitions,
+    (np.array([2**62, 2**62, 2**62]), 1),
+    {"equal_size": False, "max_tokens": 2**62},
+    V,
+    "lengths",
+)  # part sums would wrap in int64
 raises(F, "pytype", "list-of-str", balance_partitions, (["1", "2"], 1), {}, T, "lengths")
 raises(F, "pytype", "k-float", balance_partitions, (np.arange(4), 2.0), {}, T, "k")
 raises(F, "pytype", "equal-size-str", balance_partitions, (np.arange(4), 2), {"equal_size": "yes"}, T, "equal_size")
@@ -742,8 +774,11 @@ raises(F, "pytype", "strategy-none", pack_dataset, ([], 4, None), {}, V, "strate
 raises(F, "pytype", "map-kwargs-list", pack_dataset, ([], 4), {"map_kwargs": ["batch_size"]}, T, "map_kwargs")
 raises(F, "pytype", "report-str", pack_dataset, ([], 4), {"return_report": "yes"}, T, "return_report")
 
-na("patch_trl_sft", " ".join(CATEGORIES),
-   "a context manager; its only argument (window) is checked when TRL calls pack_dataset (row pack_dataset)")  # fmt: skip
+na(
+    "patch_trl_sft",
+    " ".join(CATEGORIES),
+    "a context manager; its only argument (window) is checked when TRL calls pack_dataset (row pack_dataset)",
+)
 
 # --------------------------------------------------------------------------------------------
 # the tests

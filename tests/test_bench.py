@@ -15,10 +15,16 @@ import pytest
 from fastalign import bench
 from fastalign.__main__ import main as cli
 
-TINY = ["grpo scoring step=32", "soft_overlong (lists)=16", "soft_overlong (lengths)=16",
-        "grpo _compute_loss fwd+bwd (dapo)=2", "grpo _compute_loss fwd+bwd (GSPO)=2",
-        "pack_dataset (bfd, TRL windows)=50", "balance_partitions (k=64)=128",
-        "balance_partitions (k=64, equal size)=128"]
+TINY = [
+    "grpo scoring step=32",
+    "soft_overlong (lists)=16",
+    "soft_overlong (lengths)=16",
+    "grpo _compute_loss fwd+bwd (dapo)=2",
+    "grpo _compute_loss fwd+bwd (GSPO)=2",
+    "pack_dataset (bfd, TRL windows)=50",
+    "balance_partitions (k=64)=128",
+    "balance_partitions (k=64, equal size)=128",
+]
 KK = ["balance_partitions (k=64)", "balance_partitions (k=64, equal size)"]
 
 
@@ -66,7 +72,9 @@ def test_without_verl_the_partition_cases_say_why(tmp_path, monkeypatch):
     out = io.StringIO()
     rows = bench.run(KK, {k: (64,) for k in KK}, repeat=1, out=out)
     for name in KK:
-        assert f"| {name} | n=64 | verl get_seqlen_balanced_partitions | skipped: verl is not installed" in out.getvalue()
+        assert (
+            f"| {name} | n=64 | verl get_seqlen_balanced_partitions | skipped: verl is not installed" in out.getvalue()
+        )
     assert [r["op"] for r in rows] == KK and all("verl is not installed" in r["skipped"] for r in rows)
     assert bench.plot(rows, str(tmp_path)) == []
 
@@ -102,8 +110,9 @@ def test_bad_arguments_are_refused(args, message, monkeypatch):
 
 
 def test_list_and_module_entry_point():
-    out = subprocess.run([sys.executable, "-m", "fastalign.bench", "--list"], capture_output=True, text=True,
-                         check=True).stdout
+    out = subprocess.run(
+        [sys.executable, "-m", "fastalign.bench", "--list"], capture_output=True, text=True, check=True
+    ).stdout
     assert all(name in out for name in bench.CASES)
     assert cli(["frobnicate"]) == 2
 
@@ -113,8 +122,11 @@ def test_step_comparison_runs_both_trainers_and_reports(tmp_path, monkeypatch, c
     sides train, padding-free forwards fewer tokens, the first-step losses agree."""
     from fastalign import step_bench
 
-    monkeypatch.setattr(step_bench, "long_tail_lengths", lambda n=32, seed=0, **kw: step_bench.np.array(
-        [2 + (7 * i + seed) % 30 for i in range(n)]))
+    monkeypatch.setattr(
+        step_bench,
+        "long_tail_lengths",
+        lambda n=32, seed=0, **kw: step_bench.np.array([2 + (7 * i + seed) % 30 for i in range(n)]),
+    )
     out_json = tmp_path / "step.json"
     assert bench.main(["--step", "--models", "tiny", "--rounds", "1", "--json", str(out_json)]) == 0
     rows = json.loads(out_json.read_text())
@@ -126,8 +138,9 @@ def test_step_comparison_runs_both_trainers_and_reports(tmp_path, monkeypatch, c
     assert "grpo tiny: TRL" in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("args", [["--step", "--models", "huge"], ["--step", "--trainers", "ppo"],
-                                  ["--step", "--rounds", "0"]])
+@pytest.mark.parametrize(
+    "args", [["--step", "--models", "huge"], ["--step", "--trainers", "ppo"], ["--step", "--rounds", "0"]]
+)
 def test_bad_step_arguments_are_refused(args):
     with pytest.raises(SystemExit, match="--step"):
         bench.main(args)

@@ -21,7 +21,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from test_padding_free_grpo import assert_same_logs
 
 SCRIPT = Path(__file__).parent / "multiprocess" / "grpo_backends.py"

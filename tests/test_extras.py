@@ -27,14 +27,23 @@ def _import_without(missing: list[str], module: str) -> str:
 @pytest.mark.parametrize(
     "missing, module, message",
     [
-        (["torch"], "fastalign.losses",
-         'fastalign.losses needs torch, which is not installed: pip install "fastalign[torch]"'),
-        (["torch"], "fastalign.ratios",
-         'fastalign.ratios needs torch, which is not installed: pip install "fastalign[torch]"'),
+        (
+            ["torch"],
+            "fastalign.losses",
+            'fastalign.losses needs torch, which is not installed: pip install "fastalign[torch]"',
+        ),
+        (
+            ["torch"],
+            "fastalign.ratios",
+            'fastalign.ratios needs torch, which is not installed: pip install "fastalign[torch]"',
+        ),
         (["torch"], "fastalign.trl", 'fastalign.trl needs torch, which is not installed: pip install "fastalign[trl]"'),
         (["trl"], "fastalign.trl", 'fastalign.trl needs trl, which is not installed: pip install "fastalign[trl]"'),
-        (["transformers"], "fastalign.padding_free",
-         'fastalign.padding_free needs transformers, which is not installed: pip install "fastalign[trl]"'),
+        (
+            ["transformers"],
+            "fastalign.padding_free",
+            'fastalign.padding_free needs transformers, which is not installed: pip install "fastalign[trl]"',
+        ),
     ],
 )
 def test_a_missing_dependency_names_its_extra(missing, module, message):
@@ -42,14 +51,18 @@ def test_a_missing_dependency_names_its_extra(missing, module, message):
 
 
 def test_the_numpy_core_imports_without_torch_or_trl():
-    code = ("import sys\nfor m in ['torch', 'trl', 'transformers', 'datasets']: sys.modules[m] = None\n"
-            "import fastalign.advantages, fastalign.overlong, fastalign.rewards, fastalign.packing")
+    code = (
+        "import sys\nfor m in ['torch', 'trl', 'transformers', 'datasets']: sys.modules[m] = None\n"
+        "import fastalign.advantages, fastalign.overlong, fastalign.rewards, fastalign.packing"
+    )
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
 def test_pack_dataset_without_datasets_names_the_trl_extra():
-    code = ("import sys\nsys.modules['datasets'] = None\nimport numpy as np\n"
-            "from fastalign.packing import pack_dataset\npack_dataset({'ids': [[1, 2]]}, 8)")
+    code = (
+        "import sys\nsys.modules['datasets'] = None\nimport numpy as np\n"
+        "from fastalign.packing import pack_dataset\npack_dataset({'ids': [[1, 2]]}, 8)"
+    )
     p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert p.stderr.strip().splitlines()[-1] == (
         "fastalign.MissingExtraError: fastalign.packing.pack_dataset needs datasets, which is not installed: "

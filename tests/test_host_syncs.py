@@ -455,8 +455,12 @@ ROWS = [{"prompt": p} for p in ("a", "b") for _ in range(G)]
 def grpo_trainer():
     from fastalign.testing import tiny_grpo_trainer
 
-    return tiny_grpo_trainer([_length_reward, _first_token_reward], num_generations=G, per_device_train_batch_size=2 * G,
-                             rollout_func=_rollout)  # fmt: skip
+    return tiny_grpo_trainer(
+        [_length_reward, _first_token_reward],
+        num_generations=G,
+        per_device_train_batch_size=2 * G,
+        rollout_func=_rollout,
+    )
 
 
 def _capturing_rewards(trainer, captured):
@@ -534,8 +538,9 @@ def test_is_ratio_and_advantage_syncs(grpo_trainer, mode):
 
 @pytest.mark.parametrize("normalize", [False, True])
 def test_rloo_advantage_syncs(normalize):
-    from fastalign.testing import tiny_rloo_trainer
     from trl import RLOOTrainer
+
+    from fastalign.testing import tiny_rloo_trainer
 
     completions, _ = _completions()
     trainer = tiny_rloo_trainer([_length_reward, _first_token_reward], num_generations=G,
@@ -624,8 +629,17 @@ def test_dpo_syncs(types):
         a = lp.clone().requires_grad_()
         c, r = a.sum(1).chunk(2)
         lengths = cm.sum(1)
-        out = dpo_loss(c, r, ref_c, ref_r, loss_type=list(types), chosen_lengths=lengths[:b],
-                       rejected_lengths=lengths[b:], chosen_token_logps=a[:b], chosen_token_mask=cm[:b, 1:])  # fmt: skip
+        out = dpo_loss(
+            c,
+            r,
+            ref_c,
+            ref_r,
+            loss_type=list(types),
+            chosen_lengths=lengths[:b],
+            rejected_lengths=lengths[b:],
+            chosen_token_logps=a[:b],
+            chosen_token_mask=cm[:b, 1:],
+        )
         out.loss.backward()
         res["ours"] = (out.loss.detach(), a.grad, out.metrics())
 
@@ -723,7 +737,9 @@ def test_own_ops_syncs():
     mask = torch.arange(40) < lengths.unsqueeze(1)
     reward = soft_overlong(32, 8)
     check("soft_overlong (ids, bool mask)", count(lambda: reward(ids, completion_mask=mask), fastalign=True), None)
-    check("soft_overlong (ids, int mask)", count(lambda: reward(ids, completion_mask=mask.long()), fastalign=True), None)
+    check(
+        "soft_overlong (ids, int mask)", count(lambda: reward(ids, completion_mask=mask.long()), fastalign=True), None
+    )
 
 
 def test_every_recorded_case_ran():

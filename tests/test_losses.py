@@ -27,13 +27,13 @@ from dataclasses import dataclass, replace
 
 import pytest
 import torch
+from _profile import examples
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from fastalign.errors import InvalidArgumentError, InvalidTypeError
 from fastalign.losses import LOSS_TYPES, grpo_loss
 from fastalign.testing import injected_logps_grpo_trainer
-from _profile import examples
 
 GA, SPG = 2, 4  # gradient accumulation steps, steps per generation (scaling of every normaliser)
 IS_MODES = (None, "token_truncate", "token_mask", "sequence_truncate", "sequence_mask")
@@ -66,7 +66,9 @@ class Batch:
     ent: torch.Tensor
 
 
-def make_batch(seed: int, b: int = 6, t: int = 7, dtype=torch.float64, spread: float = 0.3, extreme: bool = True) -> Batch:
+def make_batch(
+    seed: int, b: int = 6, t: int = 7, dtype=torch.float64, spread: float = 0.3, extreme: bool = True
+) -> Batch:
     g = torch.Generator().manual_seed(seed)
     lp = -torch.rand(b, t, generator=g, dtype=dtype) * 3
     old = lp + spread * torch.randn(b, t, generator=g, dtype=dtype)
@@ -186,7 +188,11 @@ def assert_parity(trainer, cfg: Cfg, bt: Batch, num_items: int | None = None):
     for k, want in tm.items():
         got = fm[k]
         assert (math.isnan(got) and math.isnan(want)) or math.isclose(got, want, rel_tol=1e-6, abs_tol=1e-7), (
-            cfg, k, got, want)
+            cfg,
+            k,
+            got,
+            want,
+        )
 
 
 def _matrix():
@@ -249,7 +255,9 @@ def test_single_column(trainer):
     for lt in ("dapo", "grpo", "cispo", "vespo"):
         assert_parity(trainer, Cfg(loss_type=lt, beta=0.04), make_batch(2, b=5, t=1, spread=0.5))
     # vespo folds a (B, 1) token-mode IS ratio into phi (found by hypothesis)
-    assert_parity(trainer, Cfg(loss_type="vespo", is_mode="token_mask", opsm=0.05), make_batch(2, b=2, t=1, spread=0.01))
+    assert_parity(
+        trainer, Cfg(loss_type="vespo", is_mode="token_mask", opsm=0.05), make_batch(2, b=2, t=1, spread=0.01)
+    )
 
 
 @settings(max_examples=examples(60))
@@ -403,8 +411,35 @@ def test_nan_logps_raise(device_path):
             grpo_loss(lp, bt.old, bt.adv, bt.mask)
     else:
         with pytest.raises(InvalidArgumentError, match="per_token_logps"):
-            _torch_losses.grpo_loss(lp, bt.old, bt.adv, bt.mask, None, None, None, None, None, "dapo", "token", 0.2,
-                                    0.2, None, 0.0, True, None, 1.0, 1.05, 2.0, 3.0, 3.0, 2.0, 1.0, None, None, True)  # fmt: skip
+            _torch_losses.grpo_loss(
+                lp,
+                bt.old,
+                bt.adv,
+                bt.mask,
+                None,
+                None,
+                None,
+                None,
+                None,
+                "dapo",
+                "token",
+                0.2,
+                0.2,
+                None,
+                0.0,
+                True,
+                None,
+                1.0,
+                1.05,
+                2.0,
+                3.0,
+                3.0,
+                2.0,
+                1.0,
+                None,
+                None,
+                True,
+            )
     old = bt.old.clone()
     old[0, 0] = math.nan
     with pytest.raises(InvalidArgumentError, match="old_per_token_logps"):

@@ -13,8 +13,7 @@ import pytest
 import torch
 from test_losses import Cfg, make_batch, trl_is_ratio
 
-from fastalign import _torch_losses
-from fastalign import ops
+from fastalign import _torch_losses, ops
 from fastalign.losses import LOSS_TYPES, grpo_loss
 from fastalign.ratios import masked_reduce, sequence_log_ratio, vllm_is_ratio
 
@@ -50,7 +49,10 @@ def run_torch_path(*args):
 CONFIGS = [
     Cfg(loss_type=lt, level=lvl, beta=beta, is_mode=mode, opsm=opsm)
     for lt, lvl, beta, mode, opsm in itertools.product(
-        LOSS_TYPES, ("token", "sequence", "sequence_token"), (0.0, 0.04), (None, "token_mask", "sequence_truncate"),
+        LOSS_TYPES,
+        ("token", "sequence", "sequence_token"),
+        (0.0, 0.04),
+        (None, "token_mask", "sequence_truncate"),
         (None, 0.05),
     )
     if not (lt == "vespo" and mode == "sequence_truncate")
@@ -139,7 +141,9 @@ def test_opcheck_ratio_ops():
         torch.library.opcheck(ops.masked_reduce, (x, bt.old, bt.mask, None, red))
         torch.library.opcheck(ops.masked_reduce, (x.detach().reshape(-1), None, bt.mask.reshape(-1), cu, red))
     for red in ("sum", "mean"):
-        torch.library.opcheck(ops.masked_reduce_backward, (torch.randn(4, dtype=torch.float64), bt.mask, bt.lp, None, red))
+        torch.library.opcheck(
+            ops.masked_reduce_backward, (torch.randn(4, dtype=torch.float64), bt.mask, bt.lp, None, red)
+        )
     for mode in ("token_truncate", "sequence_mask"):
         torch.library.opcheck(ops.vllm_is_ratio, (bt.old, bt.samp, bt.mask, None, mode, None, 3.0))
         torch.library.opcheck(ops.vllm_is_ratio, (bt.old.reshape(-1), bt.samp.reshape(-1), bt.mask.reshape(-1), cu,
@@ -199,8 +203,19 @@ def test_parallel_kernel_equals_torch_path():
     mask = (torch.arange(t).unsqueeze(0) < torch.randint(0, t + 1, (b, 1), generator=g)).long()
     adv = torch.randn(b, generator=g, dtype=torch.float64)
     for lt, level in (("dapo", "token"), ("grpo", "sequence"), ("sapo", "token")):
-        args = (lp, old, adv, mask, None, None, None, None, None, ops.pack_options(lt, level, True, True),
-                [0.2, 0.28, float("nan"), 0.0, float("nan"), 1.0, 1.05, 2.0, 3.0, 3.0, 2.0, 1.0, 32.0, float("nan")])  # fmt: skip
+        args = (
+            lp,
+            old,
+            adv,
+            mask,
+            None,
+            None,
+            None,
+            None,
+            None,
+            ops.pack_options(lt, level, True, True),
+            [0.2, 0.28, float("nan"), 0.0, float("nan"), 1.0, 1.05, 2.0, 3.0, 3.0, 2.0, 1.0, 32.0, float("nan")],
+        )
         for r, p in zip(ops.grpo_loss(*args), run_torch_path(*args)):
             close(r, p)
 

@@ -17,7 +17,6 @@ import pytest
 import torch
 from hypothesis import given
 from hypothesis import strategies as st
-
 from reference.masks import completion_outputs, kept_rows, stop_mask
 
 from fastalign import _torch_impl
@@ -103,7 +102,10 @@ def _trainer(mask_truncated: bool, eos_ids):
         return [0.0] * len(completions)
 
     return tiny_grpo_trainer(
-        zero_reward, model=model, mask_truncated_completions=mask_truncated, num_generations=4,
+        zero_reward,
+        model=model,
+        mask_truncated_completions=mask_truncated,
+        num_generations=4,
         per_device_train_batch_size=8,
     )
 

@@ -44,28 +44,41 @@ def test_rust_errors_use_the_hierarchy():
 
     # raised inside the Rust binding, not by the Python wrapper
     with pytest.raises(InvalidArgumentError) as info:
-        _native.grpo_advantages_f32(np.ones((4, 1), np.float32), np.ones(1, np.float32), 3, "group",
-                                    "sum_then_normalize", 1e-4, False)
+        _native.grpo_advantages_f32(
+            np.ones((4, 1), np.float32), np.ones(1, np.float32), 3, "group", "sum_then_normalize", 1e-4, False
+        )
     assert info.value.argument == "num_generations"
     with pytest.raises(InvalidArgumentError) as info:
-        _native.grpo_advantages_f32(np.ones((4, 2), np.float32).T, np.ones(4, np.float32), 1, "group",
-                                    "sum_then_normalize", 1e-4, False)
+        _native.grpo_advantages_f32(
+            np.ones((4, 2), np.float32).T, np.ones(4, np.float32), 1, "group", "sum_then_normalize", 1e-4, False
+        )
     assert info.value.argument == "rewards"
     with pytest.raises(InvalidArgumentError, match="1-D or 2-D") as info:
-        _native.grpo_advantages_f32(np.ones((4, 1, 1), np.float32), np.ones(1, np.float32), 2, "group",
-                                    "sum_then_normalize", 1e-4, False)
+        _native.grpo_advantages_f32(
+            np.ones((4, 1, 1), np.float32), np.ones(1, np.float32), 2, "group", "sum_then_normalize", 1e-4, False
+        )
     assert info.value.argument == "rewards"
-    one_d = _native.grpo_advantages_f32(np.arange(4, dtype=np.float32), np.ones(1, np.float32), 2, "group",
-                                        "sum_then_normalize", 1e-4, False)
-    two_d = _native.grpo_advantages_f32(np.arange(4, dtype=np.float32).reshape(4, 1), np.ones(1, np.float32), 2,
-                                        "group", "sum_then_normalize", 1e-4, False)
+    one_d = _native.grpo_advantages_f32(
+        np.arange(4, dtype=np.float32), np.ones(1, np.float32), 2, "group", "sum_then_normalize", 1e-4, False
+    )
+    two_d = _native.grpo_advantages_f32(
+        np.arange(4, dtype=np.float32).reshape(4, 1),
+        np.ones(1, np.float32),
+        2,
+        "group",
+        "sum_then_normalize",
+        1e-4,
+        False,
+    )
     np.testing.assert_array_equal(one_d[0], two_d[0])
     with pytest.raises(InvalidArgumentError, match="scale_rewards"):
-        _native.grpo_advantages_f32(np.ones((4, 1), np.float32), np.ones(1, np.float32), 2, "max",
-                                    "sum_then_normalize", 1e-4, False)
+        _native.grpo_advantages_f32(
+            np.ones((4, 1), np.float32), np.ones(1, np.float32), 2, "max", "sum_then_normalize", 1e-4, False
+        )
     with pytest.raises(TypeError):  # wrong dtype for the monomorphic entry point
-        _native.grpo_advantages_f32(np.ones((4, 1), np.float64), np.ones(1, np.float32), 2, "group",
-                                    "sum_then_normalize", 1e-4, False)
+        _native.grpo_advantages_f32(
+            np.ones((4, 1), np.float64), np.ones(1, np.float32), 2, "group", "sum_then_normalize", 1e-4, False
+        )
 
 
 def test_a_panic_is_an_exception_not_an_abort():

@@ -13,12 +13,14 @@ import numpy as np
 import pyarrow as pa
 import pytest
 import torch
+import trl
+from _profile import examples
 from datasets import Dataset, DatasetDict, IterableDataset, concatenate_datasets, disable_progress_bars
 from datasets.table import InMemoryTable
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from reference.partition import differencing_partition
 
-import trl
 from fastalign import _native
 from fastalign.errors import InvalidArgumentError, InvalidTypeError
 from fastalign.packing import (
@@ -32,8 +34,6 @@ from fastalign.packing import (
     patch_trl_sft,
     position_ids,
 )
-from _profile import examples
-from reference.partition import differencing_partition
 
 disable_progress_bars()
 
@@ -174,8 +174,18 @@ def test_sliced_child_values_and_chunk_layouts():
 
 @pytest.mark.parametrize(
     "value_type",
-    [pa.int64(), pa.int32(), pa.int16(), pa.int8(), pa.uint8(), pa.float32(), pa.float64(), pa.float16(),
-     pa.bool_(), pa.string()],
+    [
+        pa.int64(),
+        pa.int32(),
+        pa.int16(),
+        pa.int8(),
+        pa.uint8(),
+        pa.float32(),
+        pa.float64(),
+        pa.float16(),
+        pa.bool_(),
+        pa.string(),
+    ],
 )
 @pytest.mark.parametrize("large", [False, True])
 def test_value_types_and_large_lists(value_type, large):
@@ -343,7 +353,9 @@ def test_global_window_fills_better_than_trl_windows(strategy):
     assert isinstance(rep, PackingReport) and rep.windows == 1 and rep.rows_out == ours.num_rows
     assert ours.num_rows <= theirs.num_rows
     assert rep.rows_out >= rep.lower_bound
-    assert sorted(map(tuple, _rows(ours))) == sorted(map(tuple, _rows(trl_pack(ds, 1024, strategy, {"batch_size": None}))))
+    assert sorted(map(tuple, _rows(ours))) == sorted(
+        map(tuple, _rows(trl_pack(ds, 1024, strategy, {"batch_size": None})))
+    )
     assert "fill" in str(rep) and 0 < rep.fill_ratio <= 1
     # the same result as TRL with one map batch over the whole dataset
     assert_same(pack_dataset(ds, 1024, strategy, window=None), trl_pack(ds, 1024, strategy, {"batch_size": None}))
@@ -632,7 +644,6 @@ def test_sft_trainer_dataset_preparation_identical(tmp_path, monkeypatch):
     from trl import SFTConfig, SFTTrainer
 
     import fastalign.packing as packing
-
     from fastalign.testing import tiny_model, tiny_tokenizer
 
     tok = tiny_tokenizer()
@@ -643,8 +654,14 @@ def test_sft_trainer_dataset_preparation_identical(tmp_path, monkeypatch):
 
     def prepared(strategy):
         args = SFTConfig(
-            output_dir=str(tmp_path), packing=True, packing_strategy=strategy, max_length=64, use_cpu=True,
-            report_to=[], disable_tqdm=True, dataset_num_proc=None,
+            output_dir=str(tmp_path),
+            packing=True,
+            packing_strategy=strategy,
+            max_length=64,
+            use_cpu=True,
+            report_to=[],
+            disable_tqdm=True,
+            dataset_num_proc=None,
         )
         return SFTTrainer(model=model, args=args, train_dataset=ds, processing_class=tok).train_dataset
 
@@ -808,9 +825,20 @@ def test_short_sft_run_with_fastalign_packing_trains_like_trl(tmp_path):
     ds = Dataset.from_dict({"input_ids": [rng.integers(4, len(tok), rng.integers(2, 30)).tolist() for _ in range(96)]})
 
     def losses(dataset, **config):
-        args = SFTConfig(output_dir=str(tmp_path), max_steps=2, per_device_train_batch_size=4, learning_rate=1e-3,
-                         use_cpu=True, report_to=[], disable_tqdm=True, logging_steps=1, save_strategy="no",
-                         seed=0, dataset_num_proc=None, **config)
+        args = SFTConfig(
+            output_dir=str(tmp_path),
+            max_steps=2,
+            per_device_train_batch_size=4,
+            learning_rate=1e-3,
+            use_cpu=True,
+            report_to=[],
+            disable_tqdm=True,
+            logging_steps=1,
+            save_strategy="no",
+            seed=0,
+            dataset_num_proc=None,
+            **config,
+        )
         trainer = SFTTrainer(model=tiny_model(tok), args=args, train_dataset=dataset, processing_class=tok)
         trainer.train()
         return [row["loss"] for row in trainer.state.log_history if "loss" in row]

@@ -15,13 +15,13 @@ import numpy as np
 import pytest
 import torch
 from datasets import Dataset
+from test_padding_free_grpo import assert_same_logs
 from trl import DPOConfig, DPOTrainer
 
 from fastalign.errors import InvalidArgumentError, PaddingFreeError
 from fastalign.testing import WORDS, tiny_model, tiny_tokenizer
 from fastalign.trl import FastDPOTrainer
 from fastalign.trl.dpo import DataCollatorForPackedPreference
-from test_padding_free_grpo import assert_same_logs
 
 TOK = tiny_tokenizer()
 SKIP = ("time", "runtime", "per_second")
@@ -33,11 +33,13 @@ def _dataset(n=32, seed=0):
     def text(k):
         return " ".join(WORDS[i] for i in rng.integers(4, len(WORDS), int(k)))
 
-    return Dataset.from_dict({
-        "prompt": [text(rng.integers(2, 6)) for _ in range(n)],
-        "chosen": [" " + text(rng.integers(1, 20)) for _ in range(n)],
-        "rejected": [" " + text(rng.integers(1, 20)) for _ in range(n)],
-    })
+    return Dataset.from_dict(
+        {
+            "prompt": [text(rng.integers(2, 6)) for _ in range(n)],
+            "chosen": [" " + text(rng.integers(1, 20)) for _ in range(n)],
+            "rejected": [" " + text(rng.integers(1, 20)) for _ in range(n)],
+        }
+    )
 
 
 def _trainer(cls, padding_free, steps=3, trainer_kwargs=None, eval_dataset=None, **config):
@@ -45,8 +47,15 @@ def _trainer(cls, padding_free, steps=3, trainer_kwargs=None, eval_dataset=None,
                      per_device_train_batch_size=4, gradient_accumulation_steps=2, max_steps=steps,
                      learning_rate=1e-3, logging_steps=1, save_strategy="no", seed=0, disable_tqdm=True,
                      padding_free=padding_free, **config)  # fmt: skip
-    return cls(model=tiny_model(TOK), ref_model=tiny_model(TOK), args=args, processing_class=TOK,
-               train_dataset=_dataset(), eval_dataset=eval_dataset, **(trainer_kwargs or {}))
+    return cls(
+        model=tiny_model(TOK),
+        ref_model=tiny_model(TOK),
+        args=args,
+        processing_class=TOK,
+        train_dataset=_dataset(),
+        eval_dataset=eval_dataset,
+        **(trainer_kwargs or {}),
+    )
 
 
 def _logs(trainer):
@@ -103,8 +112,10 @@ def test_iterable_eval_datasets_and_what_needs_logits():
 
 
 def test_collator_truncates_like_trl_and_does_not_pad():
-    examples = [{"prompt_ids": [1, 2, 3], "chosen_ids": [4, 5], "rejected_ids": [6]},
-                {"prompt_ids": [7], "chosen_ids": [8, 9, 10], "rejected_ids": [11, 12]}]
+    examples = [
+        {"prompt_ids": [1, 2, 3], "chosen_ids": [4, 5], "rejected_ids": [6]},
+        {"prompt_ids": [7], "chosen_ids": [8, 9, 10], "rejected_ids": [11, 12]},
+    ]
     batch = DataCollatorForPackedPreference(max_length=3, truncation_mode="keep_end")(examples)["packed"]
     assert batch.values.tolist() == [3, 4, 5, 8, 9, 10, 2, 3, 6, 7, 11, 12]
     assert batch.offsets.tolist() == [0, 3, 6, 9, 12]
@@ -142,5 +153,11 @@ def test_a_leaking_model_is_caught_by_the_forward_check():
 
     assert check_packed_forward(t.model, batch.values, batch.offsets, targets=batch.targets) < 1e-5
     with pytest.raises(PaddingFreeError):
-        check_packed_forward(t.model, batch.values, batch.offsets, targets=batch.targets, attention="model",
-                             model_kwargs={"attention_mask": torch.ones(1, int(batch.offsets[-1]), dtype=torch.long)})
+        check_packed_forward(
+            t.model,
+            batch.values,
+            batch.offsets,
+            targets=batch.targets,
+            attention="model",
+            model_kwargs={"attention_mask": torch.ones(1, int(batch.offsets[-1]), dtype=torch.long)},
+        )

@@ -35,8 +35,16 @@ def _model(impl="sdpa", fused=True, **config):
 
 
 def _configured(**config):
-    cfg = Qwen2Config(vocab_size=len(TOK), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-                      num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512, **config)
+    cfg = Qwen2Config(
+        vocab_size=len(TOK),
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=512,
+        **config,
+    )
     torch.manual_seed(0)
     return Qwen2ForCausalLM(cfg)
 
@@ -52,8 +60,9 @@ def _batch(seed=0, n=5):
 
 
 @pytest.mark.parametrize("fused", [True, False], ids=["trl-fused-head", "logits"])
-@pytest.mark.parametrize("impl, attention", [("sdpa", "model"), ("eager", "model"), ("sdpa", "segments"),
-                                             ("eager", "segments")])
+@pytest.mark.parametrize(
+    "impl, attention", [("sdpa", "model"), ("eager", "model"), ("sdpa", "segments"), ("eager", "segments")]
+)
 def test_packed_logps_equal_padded(impl, attention, fused):
     model = _model(impl, fused)
     values, offsets, targets = _batch()
@@ -84,8 +93,13 @@ def test_packed_gradients_equal_padded():
 
 def test_entropies_and_sliding_windows_equal_the_masked_path():
     # a window shorter than the long sequence: the segment attention applies it per sequence
-    model = _model("sdpa", use_sliding_window=True, sliding_window=8, max_window_layers=0,
-                   layer_types=["sliding_attention", "sliding_attention"])
+    model = _model(
+        "sdpa",
+        use_sliding_window=True,
+        sliding_window=8,
+        max_window_layers=0,
+        layer_types=["sliding_attention", "sliding_attention"],
+    )
     values, offsets, targets = _batch(2)
     rows = pack_rows(values, offsets, targets=targets)
     with torch.no_grad():
@@ -102,8 +116,11 @@ def test_the_traps_that_merge_sequences_are_caught(trap):
     model = _model("sdpa", fused=False)
     values, offsets, targets = _batch(3)
     check_packed_forward(model, values, offsets, targets=targets, attention="model")  # the honest forward passes
-    extra = {"use_cache": True} if trap == "use_cache" else {
-        "attention_mask": torch.ones(1, int(offsets[-1]), dtype=torch.long)}
+    extra = (
+        {"use_cache": True}
+        if trap == "use_cache"
+        else {"attention_mask": torch.ones(1, int(offsets[-1]), dtype=torch.long)}
+    )
     with pytest.raises(PaddingFreeError, match="disagree"):
         check_packed_forward(model, values, offsets, targets=targets, attention="model", model_kwargs=extra)
 
@@ -148,8 +165,9 @@ def test_attention_sinks_are_refused_unless_flash_attention_runs_them():
         check_model(model)
     model.config._attn_implementation = "flash_attention_2"
     check_model(model)  # flash kernels with sinks take them
-    check_model(_configured(layer_types=["full_attention", "sliding_attention"], use_sliding_window=True,
-                            sliding_window=8))  # attention-only layer types pass
+    check_model(
+        _configured(layer_types=["full_attention", "sliding_attention"], use_sliding_window=True, sliding_window=8)
+    )  # attention-only layer types pass
 
 
 def test_unknown_attention_implementations_are_refused():

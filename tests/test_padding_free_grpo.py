@@ -68,8 +68,7 @@ CONFIGS = {
     "grpo-2-steps-per-generation": dict(loss_type="grpo", steps_per_generation=2, gradient_accumulation_steps=1),
     "bnpo-batch-scale": dict(scale_rewards="batch", loss_type="bnpo", reward_weights=[1.0, 0.5]),
     "dr_grpo": dict(multi_objective_aggregation="normalize_then_sum", loss_type="dr_grpo", scale_rewards="none"),
-    "gspo-2-iterations": dict(num_iterations=2, importance_sampling_level="sequence", loss_type="grpo",
-                              epsilon=3e-4),
+    "gspo-2-iterations": dict(num_iterations=2, importance_sampling_level="sequence", loss_type="grpo", epsilon=3e-4),
     "luspo-kl": dict(beta=0.1, loss_type="luspo"),
     "cispo": dict(loss_type="cispo", epsilon_high=5.0),
     "sapo": dict(loss_type="sapo"),
@@ -89,8 +88,10 @@ def test_padding_free_trains_like_grpo_trainer(config):
         assert fast.fastalign_times.calls("grpo_loss") == 3
 
 
-BUDGET_CONFIGS = {k: CONFIGS[k] for k in ("dapo-overlong-filter", "bnpo-batch-scale", "dr_grpo", "gspo-2-iterations",
-                                          "luspo-kl", "entropy-bonus")}
+BUDGET_CONFIGS = {
+    k: CONFIGS[k]
+    for k in ("dapo-overlong-filter", "bnpo-batch-scale", "dr_grpo", "gspo-2-iterations", "luspo-kl", "entropy-bonus")
+}
 
 
 @pytest.mark.parametrize("config", BUDGET_CONFIGS.values(), ids=BUDGET_CONFIGS.keys())
@@ -109,9 +110,20 @@ def test_token_budget_gives_the_padded_gradient():
     equal gradients (grpo, dapo, dr_grpo weigh sequences by window constants)."""
     for loss_type in ("grpo", "dapo", "dr_grpo"):
         weights = []
-        for cls, kwargs in ((GRPOTrainer, None), (FastGRPOTrainer, dict(padding_free=True, max_tokens_per_microbatch=24))):
-            t = _trainer(cls, 1, kwargs, loss_type=loss_type, optim="sgd", learning_rate=1.0, max_grad_norm=0.0,
-                         lr_scheduler_type="constant")
+        for cls, kwargs in (
+            (GRPOTrainer, None),
+            (FastGRPOTrainer, dict(padding_free=True, max_tokens_per_microbatch=24)),
+        ):
+            t = _trainer(
+                cls,
+                1,
+                kwargs,
+                loss_type=loss_type,
+                optim="sgd",
+                learning_rate=1.0,
+                max_grad_norm=0.0,
+                lr_scheduler_type="constant",
+            )
             t.train()
             weights.append(torch.cat([p.detach().flatten() for p in t.model.parameters()]))
         torch.testing.assert_close(weights[1], weights[0], rtol=0, atol=2e-6, msg=loss_type)
@@ -128,7 +140,9 @@ def test_only_real_tokens_are_forwarded():
         if cls is FastGRPOTrainer:
             t._checked_models.add(id(t.model))
         seen = [0]
-        t.model.get_input_embeddings().register_forward_hook(lambda m, a, o, seen=seen: seen.__setitem__(0, seen[0] + a[0].numel()))
+        t.model.get_input_embeddings().register_forward_hook(
+            lambda m, a, o, seen=seen: seen.__setitem__(0, seen[0] + a[0].numel())
+        )
         t.train()
         counts[cls.__name__] = seen[0]
     real = sum(3 + len(c) for c in completions)
@@ -156,16 +170,27 @@ def test_evaluate_before_training_matches_grpo_trainer(loss_type, padding_free):
 
 @pytest.mark.parametrize(
     "kwargs",
-    [dict(padding_free=True), dict(padding_free=True, dynamic_sampling=True),
-     dict(padding_free=True, gfpo_num_remains_in_group=2), dict(dynamic_sampling=True),
-     dict(gfpo_num_remains_in_group=2)],
+    [
+        dict(padding_free=True),
+        dict(padding_free=True, dynamic_sampling=True),
+        dict(padding_free=True, gfpo_num_remains_in_group=2),
+        dict(dynamic_sampling=True),
+        dict(gfpo_num_remains_in_group=2),
+    ],
     ids=["padding-free", "padding-free-dynamic-sampling", "padding-free-gfpo", "dynamic-sampling", "gfpo"],
 )
 def test_evaluation_on_start_during_and_after_training(kwargs):
     eval_set = Dataset.from_dict({"prompt": ["what is 1 + 1 ?", "a b"] * 4})
     t = tiny_grpo_trainer(
-        [ends_with_eos, short], trainer_cls=FastGRPOTrainer, max_completion_length=12, max_steps=2,
-        learning_rate=1e-3, eval_strategy="steps", eval_steps=1, eval_on_start=True, per_device_eval_batch_size=8,
+        [ends_with_eos, short],
+        trainer_cls=FastGRPOTrainer,
+        max_completion_length=12,
+        max_steps=2,
+        learning_rate=1e-3,
+        eval_strategy="steps",
+        eval_steps=1,
+        eval_on_start=True,
+        per_device_eval_batch_size=8,
         trainer_kwargs={**kwargs, "eval_dataset": eval_set},
     )
     t.train()
@@ -186,8 +211,12 @@ def test_dynamic_sampling_and_gfpo_train_padding_free():
     "kwargs, config, error, match",
     [
         (dict(max_tokens_per_microbatch=64), {}, InvalidArgumentError, "needs padding_free=True"),
-        (dict(padding_free=True, max_tokens_per_microbatch=8), {}, InvalidArgumentError,
-         "max_tokens_per_microbatch: is 8 tokens, below"),
+        (
+            dict(padding_free=True, max_tokens_per_microbatch=8),
+            {},
+            InvalidArgumentError,
+            "max_tokens_per_microbatch: is 8 tokens, below",
+        ),
         (dict(padding_free=True, max_tokens_per_microbatch=0), {}, InvalidArgumentError, "max_tokens_per_microbatch"),
         (dict(padding_free="yes"), {}, TypeError, "padding_free"),
     ],
@@ -200,7 +229,9 @@ def test_options_are_checked(kwargs, config, error, match):
 def test_a_budget_below_the_longest_sequence_is_refused_at_the_step():
     t = _trainer(FastGRPOTrainer, 1, dict(padding_free=True, max_tokens_per_microbatch=13))
     # 12-token completions fit the init check (13 >= 1 + 12); prompts of 2+ tokens then do not fit
-    with pytest.raises(InvalidArgumentError, match=r"max_tokens_per_microbatch: is 13 tokens, but sequence \d+ has \d+"):
+    with pytest.raises(
+        InvalidArgumentError, match=r"max_tokens_per_microbatch: is 13 tokens, but sequence \d+ has \d+"
+    ):
         t.train()
 
 

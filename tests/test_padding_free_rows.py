@@ -55,7 +55,7 @@ def test_pack_rows_matches_the_oracle(seed):
     for r in range(rows.num_rows):
         a, b = rows.row_span(r)
         assert budget is None or b - a <= budget
-        seg = rows.segment_offsets[rows.bin_offsets[r]: rows.bin_offsets[r + 1] + 1]
+        seg = rows.segment_offsets[rows.bin_offsets[r] : rows.bin_offsets[r + 1] + 1]
         for x, y in zip(seg[:-1], seg[1:]):
             hit = [s for s in sequences if s not in order and seqs[s] == rows.input_ids[x:y].tolist()]
             order.append(hit[0])

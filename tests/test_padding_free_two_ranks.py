@@ -13,7 +13,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from test_padding_free_grpo import assert_same_logs
 
 SCRIPTS = [Path(__file__).parent / "multiprocess" / name for name in ("grpo_padding_free.py", "dpo_padding_free.py")]
@@ -37,7 +36,9 @@ def two_rank_logs(tmp_path_factory):
     return {p.stem: json.loads(p.read_text()) for p in out.glob("*.json")}
 
 
-@pytest.mark.parametrize("name", ["dapo", "dapo-budget", "grpo-entropy-bonus", "bnpo-budget-gspo", "top-entropy-budget"])
+@pytest.mark.parametrize(
+    "name", ["dapo", "dapo-budget", "grpo-entropy-bonus", "bnpo-budget-gspo", "top-entropy-budget"]
+)
 def test_two_processes_train_like_grpo_trainer(two_rank_logs, name):
     run = two_rank_logs[name]
     assert_same_logs(run["trl"], run["fastalign"])

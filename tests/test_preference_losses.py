@@ -31,6 +31,7 @@ from collections import defaultdict
 
 import pytest
 import torch
+from _profile import examples
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -44,7 +45,6 @@ from fastalign._preference_losses import (
     wpo_weights,
 )
 from fastalign.errors import FastalignError, InvalidArgumentError, InvalidTypeError
-from _profile import examples
 
 os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")  # importing trl.experimental.cpo warns otherwise
 S = types.SimpleNamespace
@@ -71,8 +71,21 @@ class _Acc:
 # TRL drivers
 
 
-def trl_dpo(lp, cm, ref_c, ref_r, *, loss_type=("sigmoid",), loss_weights=None, beta=0.1, eps=0.0, tau=0.05,
-            fdiv="reverse_kl", fa=0.5, lssp=None):
+def trl_dpo(
+    lp,
+    cm,
+    ref_c,
+    ref_r,
+    *,
+    loss_type=("sigmoid",),
+    loss_weights=None,
+    beta=0.1,
+    eps=0.0,
+    tau=0.05,
+    fdiv="reverse_kl",
+    fa=0.5,
+    lssp=None,
+):
     """TRL's ``DPOTrainer._compute_loss`` on per-token log-probs ``lp`` (2B, T-1), zero off the
     shifted completion mask, and the (unshifted) completion mask ``cm`` (2B, T)."""
     from trl import DPOTrainer
@@ -80,15 +93,31 @@ def trl_dpo(lp, cm, ref_c, ref_r, *, loss_type=("sigmoid",), loss_weights=None, 
     n, t = cm.shape
     z = torch.zeros(n, t - 1, dtype=lp.dtype)
     stub = S(
-        model=S(training=True), accelerator=_Acc(), aux_loss_enabled=False, ld_alpha=None, precompute_ref_logps=True,
-        f_divergence_type=fdiv, f_alpha_divergence_coef=fa, loss_types=list(loss_type),
-        loss_weights=list(loss_weights or [1.0] * len(loss_type)), beta=beta, label_smoothing=eps,
-        use_weighting=lssp is not None, args=S(discopop_tau=tau), _metrics={"train": defaultdict(list)},
-        _total_train_tokens=0, _tp_size=1,
+        model=S(training=True),
+        accelerator=_Acc(),
+        aux_loss_enabled=False,
+        ld_alpha=None,
+        precompute_ref_logps=True,
+        f_divergence_type=fdiv,
+        f_alpha_divergence_coef=fa,
+        loss_types=list(loss_type),
+        loss_weights=list(loss_weights or [1.0] * len(loss_type)),
+        beta=beta,
+        label_smoothing=eps,
+        use_weighting=lssp is not None,
+        args=S(discopop_tau=tau),
+        _metrics={"train": defaultdict(list)},
+        _total_train_tokens=0,
+        _tp_size=1,
     )
     out = S(log_probs=lp, entropy=z, mean_logits=z, is_top1=z.bool(), log_sum_sq_probs=lssp)
-    inputs = dict(input_ids=torch.zeros(n, t, dtype=torch.long), attention_mask=torch.ones(n, t, dtype=torch.long),
-                  completion_mask=cm, ref_chosen_logps=ref_c, ref_rejected_logps=ref_r)
+    inputs = dict(
+        input_ids=torch.zeros(n, t, dtype=torch.long),
+        attention_mask=torch.ones(n, t, dtype=torch.long),
+        completion_mask=cm,
+        ref_chosen_logps=ref_c,
+        ref_rejected_logps=ref_r,
+    )
     loss = DPOTrainer._compute_loss(stub, lambda **kw: out, inputs, False)
     return loss, {k: v[-1] for k, v in stub._metrics["train"].items()}
 
@@ -100,8 +129,16 @@ def trl_cpo(c, r, *, loss_type="sigmoid", beta=0.1, eps=0.0, gamma=0.5, alpha=0.
 
     logits = torch.zeros(c.shape[0], 1, 1, dtype=c.dtype)
     nll = torch.tensor(0.0) if cpo_alpha == 0 else nll
-    stub = S(alpha=alpha, beta=beta, loss_type=loss_type, label_smoothing=eps, simpo_gamma=gamma,
-             cpo_alpha=cpo_alpha, accelerator=_Acc(), aux_loss_enabled=False)
+    stub = S(
+        alpha=alpha,
+        beta=beta,
+        loss_type=loss_type,
+        label_smoothing=eps,
+        simpo_gamma=gamma,
+        cpo_alpha=cpo_alpha,
+        accelerator=_Acc(),
+        aux_loss_enabled=False,
+    )
     stub.concatenated_forward = lambda model, batch: (c, r, logits, logits, nll)
     stub.cpo_loss = functools.partial(CPOTrainer.cpo_loss, stub)
     return CPOTrainer.get_batch_loss_metrics(stub, None, {}, train_eval="train")
@@ -114,11 +151,19 @@ def trl_dft(lp, label_mask, *, num_items_in_batch=None, average_tokens_across_de
 
     acc = _Acc()
     acc.num_processes = num_processes
-    stub = S(model=S(training=True), aux_loss_enabled=False, accelerator=acc, compute_loss_func=None,
-             label_smoother=None, args=S(loss_type="dft", average_tokens_across_devices=average_tokens_across_devices,
-                                         max_length=None),
-             get_tp_size=lambda: 1, current_gradient_accumulation_steps=1, _metrics={"train": defaultdict(list)},
-             _total_train_tokens=0, _tp_size=1)
+    stub = S(
+        model=S(training=True),
+        aux_loss_enabled=False,
+        accelerator=acc,
+        compute_loss_func=None,
+        label_smoother=None,
+        args=S(loss_type="dft", average_tokens_across_devices=average_tokens_across_devices, max_length=None),
+        get_tp_size=lambda: 1,
+        current_gradient_accumulation_steps=1,
+        _metrics={"train": defaultdict(list)},
+        _total_train_tokens=0,
+        _tp_size=1,
+    )
     z = torch.zeros_like(lp)
     out = S(log_probs=lp, label_mask=label_mask, entropy=z, is_top1=z.bool())
     n, t = lp.shape
@@ -160,8 +205,21 @@ def dpo_batches(draw, dtype=torch.float32, min_len=0):
     return lp, cm, ref[:b].contiguous(), ref[b:].contiguous(), lssp
 
 
-def ours_dpo(lp, cm, ref_c, ref_r, *, loss_type=("sigmoid",), loss_weights=None, beta=0.1, eps=0.0, tau=0.05,
-             fdiv="reverse_kl", fa=0.5, lssp=None):
+def ours_dpo(
+    lp,
+    cm,
+    ref_c,
+    ref_r,
+    *,
+    loss_type=("sigmoid",),
+    loss_weights=None,
+    beta=0.1,
+    eps=0.0,
+    tau=0.05,
+    fdiv="reverse_kl",
+    fa=0.5,
+    lssp=None,
+):
     """fastalign's dpo_loss fed the way a FastDPOTrainer would feed it."""
     b = cm.shape[0] // 2
     shift = cm[:, 1:]
@@ -171,10 +229,24 @@ def ours_dpo(lp, cm, ref_c, ref_r, *, loss_type=("sigmoid",), loss_weights=None,
     if lssp is not None:
         cw, rw = wpo_weights(lp, lssp, shift).chunk(2)
         kw.update(chosen_weights=cw, rejected_weights=rw)
-    return dpo_loss(c, r, ref_c, ref_r, loss_type=list(loss_type), loss_weights=loss_weights, beta=beta,
-                    label_smoothing=eps, discopop_tau=tau, f_divergence_type=fdiv, f_alpha_divergence_coef=fa,
-                    chosen_lengths=lengths[:b], rejected_lengths=lengths[b:], chosen_token_logps=lp[:b],
-                    chosen_token_mask=shift[:b], **kw)
+    return dpo_loss(
+        c,
+        r,
+        ref_c,
+        ref_r,
+        loss_type=list(loss_type),
+        loss_weights=loss_weights,
+        beta=beta,
+        label_smoothing=eps,
+        discopop_tau=tau,
+        f_divergence_type=fdiv,
+        f_alpha_divergence_coef=fa,
+        chosen_lengths=lengths[:b],
+        rejected_lengths=lengths[b:],
+        chosen_token_logps=lp[:b],
+        chosen_token_mask=shift[:b],
+        **kw,
+    )
 
 
 def _eps_for(types_):
@@ -228,8 +300,13 @@ def check_dpo(batch, **cfg):
 @given(data=st.data())
 def test_dpo_each_loss_type_matches_trl(loss_type, dtype, data):
     batch = data.draw(dpo_batches(dtype, min_len=1 if loss_type == "sft" else 0))
-    check_dpo(batch, loss_type=(loss_type,), beta=data.draw(st.sampled_from([1e-3, 0.1, 2.5])),
-              eps=data.draw(_eps_for([loss_type])), tau=data.draw(st.sampled_from([0.05, 1.0])))
+    check_dpo(
+        batch,
+        loss_type=(loss_type,),
+        beta=data.draw(st.sampled_from([1e-3, 0.1, 2.5])),
+        eps=data.draw(_eps_for([loss_type])),
+        tau=data.draw(st.sampled_from([0.05, 1.0])),
+    )
 
 
 @pytest.mark.parametrize("fdiv", F_DIVERGENCE_TYPES[1:])
@@ -263,8 +340,13 @@ def test_dpo_several_loss_types_with_weights_match_trl(data):
     names = data.draw(st.lists(st.sampled_from(DPO_LOSS_TYPES), min_size=k, max_size=k))
     weights = data.draw(st.lists(st.sampled_from([1.0, 0.8, 0.2, 0.005, -0.5, 0.0]), min_size=k, max_size=k))
     batch = data.draw(dpo_batches(dtype, min_len=1 if "sft" in names else 0))
-    check_dpo(batch, loss_type=tuple(names), loss_weights=weights, beta=data.draw(st.sampled_from([0.01, 0.1])),
-              eps=data.draw(_eps_for(names)))
+    check_dpo(
+        batch,
+        loss_type=tuple(names),
+        loss_weights=weights,
+        beta=data.draw(st.sampled_from([0.01, 0.1])),
+        eps=data.draw(_eps_for(names)),
+    )
 
 
 @pytest.mark.parametrize(
@@ -346,10 +428,20 @@ def test_cpo_matches_trl(loss_type, dtype, data):
 
     ca, ra, na = (x.clone().requires_grad_(True) for x in (c, r, nll))
     cb, rb, nb = (x.clone().requires_grad_(True) for x in (c, r, nll))
-    theirs, their_metrics = trl_cpo(ca, ra, loss_type=trl_type, beta=beta, eps=eps, gamma=gamma, alpha=alpha,
-                                    cpo_alpha=trl_cpo_alpha, nll=na)
-    ours = cpo_loss(cb, rb, loss_type=loss_type, beta=beta, label_smoothing=eps, simpo_gamma=gamma, alpha=alpha,
-                    cpo_alpha=cpo_alpha, chosen_nll=nb)
+    theirs, their_metrics = trl_cpo(
+        ca, ra, loss_type=trl_type, beta=beta, eps=eps, gamma=gamma, alpha=alpha, cpo_alpha=trl_cpo_alpha, nll=na
+    )
+    ours = cpo_loss(
+        cb,
+        rb,
+        loss_type=loss_type,
+        beta=beta,
+        label_smoothing=eps,
+        simpo_gamma=gamma,
+        alpha=alpha,
+        cpo_alpha=cpo_alpha,
+        chosen_nll=nb,
+    )
     torch.testing.assert_close(ours.loss, theirs, **EXACT)
     mine = ours.metrics()
     for key, value in mine.items():
@@ -366,8 +458,17 @@ def test_cpo_matches_trl(loss_type, dtype, data):
 def test_cpo_alphapo_sugar_is_cpoconfigs(tmp_path):
     from trl.experimental.cpo import CPOConfig
 
-    cfg = CPOConfig(output_dir=str(tmp_path), use_cpu=True, bf16=False, report_to=[], loss_type="alphapo", alpha=0.25,
-                    beta=2.5, simpo_gamma=0.1, cpo_alpha=1.0)
+    cfg = CPOConfig(
+        output_dir=str(tmp_path),
+        use_cpu=True,
+        bf16=False,
+        report_to=[],
+        loss_type="alphapo",
+        alpha=0.25,
+        beta=2.5,
+        simpo_gamma=0.1,
+        cpo_alpha=1.0,
+    )
     assert (cfg.loss_type, cfg.cpo_alpha) == ("simpo", 0.0)
     c, r = torch.tensor([-0.9, -1.2]), torch.tensor([-1.1, -1.0])
     a = cpo_loss(c, r, loss_type="alphapo", alpha=0.25, beta=2.5, simpo_gamma=0.1, cpo_alpha=1.0)
@@ -429,26 +530,44 @@ def test_dft_gradient_is_minus_p_over_n():
 def _words_dataset():
     from datasets import Dataset
 
-    return Dataset.from_dict({
-        "prompt": ["what is 1 + 1 ?", "what is 2 + 3 ?", "a b c", "what is"],
-        "chosen": ["the answer is 2", "5", "d e f g h", "the answer"],
-        "rejected": ["3", "the answer is 6 6", "d", "a b c d e f"],
-    })
+    return Dataset.from_dict(
+        {
+            "prompt": ["what is 1 + 1 ?", "what is 2 + 3 ?", "a b c", "what is"],
+            "chosen": ["the answer is 2", "5", "d e f g h", "the answer"],
+            "rejected": ["3", "the answer is 6 6", "d", "a b c d e f"],
+        }
+    )
 
 
-@pytest.mark.parametrize("loss_type, weights", [(["sigmoid", "sft"], [1.0, 0.5]), (["ipo"], None),
-                                                (["apo_zero", "discopop"], [0.5, 2.0])])
+@pytest.mark.parametrize(
+    "loss_type, weights", [(["sigmoid", "sft"], [1.0, 0.5]), (["ipo"], None), (["apo_zero", "discopop"], [0.5, 2.0])]
+)
 def test_real_dpo_trainer(loss_type, weights, tmp_path):
     from trl import DPOConfig, DPOTrainer
 
     from fastalign.testing import tiny_model, tiny_tokenizer
 
     tok = tiny_tokenizer()
-    args = DPOConfig(output_dir=str(tmp_path), use_cpu=True, bf16=False, report_to=[], per_device_train_batch_size=4,
-                     loss_type=loss_type, loss_weights=weights, beta=0.3, save_strategy="no",
-                     gradient_checkpointing=False, disable_tqdm=True)
-    trainer = DPOTrainer(model=tiny_model(tok, seed=1), ref_model=tiny_model(tok, seed=2), args=args,
-                         train_dataset=_words_dataset(), processing_class=tok)
+    args = DPOConfig(
+        output_dir=str(tmp_path),
+        use_cpu=True,
+        bf16=False,
+        report_to=[],
+        per_device_train_batch_size=4,
+        loss_type=loss_type,
+        loss_weights=weights,
+        beta=0.3,
+        save_strategy="no",
+        gradient_checkpointing=False,
+        disable_tqdm=True,
+    )
+    trainer = DPOTrainer(
+        model=tiny_model(tok, seed=1),
+        ref_model=tiny_model(tok, seed=2),
+        args=args,
+        train_dataset=_words_dataset(),
+        processing_class=tok,
+    )
     trainer.model.train()
     batch = next(iter(trainer.get_train_dataloader()))
     theirs = trainer.compute_loss(trainer.model, batch)
@@ -459,8 +578,13 @@ def test_real_dpo_trainer(loss_type, weights, tmp_path):
 
     cm = batch["completion_mask"]
     labels = batch["input_ids"].masked_fill(cm == 0, -100)
-    kw = dict(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], use_cache=False, labels=labels,
-              fused_lm_head=True)
+    kw = dict(
+        input_ids=batch["input_ids"],
+        attention_mask=batch["attention_mask"],
+        use_cache=False,
+        labels=labels,
+        fused_lm_head=True,
+    )
     lp = trainer.model(**kw).log_probs
     with torch.no_grad():
         ref_lp = trainer.ref_model(**kw).log_probs
@@ -468,8 +592,19 @@ def test_real_dpo_trainer(loss_type, weights, tmp_path):
     c, r = lp.sum(1).chunk(2)
     rc, rr = ref_lp.sum(1).chunk(2)
     lengths = cm.sum(1)
-    ours = dpo_loss(c, r, rc, rr, loss_type=loss_type, loss_weights=weights, beta=0.3, chosen_lengths=lengths[:b],
-                    rejected_lengths=lengths[b:], chosen_token_logps=lp[:b], chosen_token_mask=cm[:b, 1:])
+    ours = dpo_loss(
+        c,
+        r,
+        rc,
+        rr,
+        loss_type=loss_type,
+        loss_weights=weights,
+        beta=0.3,
+        chosen_lengths=lengths[:b],
+        rejected_lengths=lengths[b:],
+        chosen_token_logps=lp[:b],
+        chosen_token_mask=cm[:b, 1:],
+    )
     torch.testing.assert_close(ours.loss, theirs, **EXACT)
     ours.loss.backward()
     for p, g in zip(trainer.model.parameters(), their_grads):
@@ -485,10 +620,20 @@ def test_real_sft_trainer_dft(tmp_path):
     from fastalign.testing import tiny_model, tiny_tokenizer
 
     tok = tiny_tokenizer()
-    ds = Dataset.from_dict({"prompt": ["what is 1 + 1 ?", "a b", "what is"],
-                            "completion": ["2", "c d e", "the answer"]})
-    args = SFTConfig(output_dir=str(tmp_path), use_cpu=True, bf16=False, report_to=[], per_device_train_batch_size=3,
-                     loss_type="dft", save_strategy="no", gradient_checkpointing=False, disable_tqdm=True)
+    ds = Dataset.from_dict(
+        {"prompt": ["what is 1 + 1 ?", "a b", "what is"], "completion": ["2", "c d e", "the answer"]}
+    )
+    args = SFTConfig(
+        output_dir=str(tmp_path),
+        use_cpu=True,
+        bf16=False,
+        report_to=[],
+        per_device_train_batch_size=3,
+        loss_type="dft",
+        save_strategy="no",
+        gradient_checkpointing=False,
+        disable_tqdm=True,
+    )
     trainer = SFTTrainer(model=tiny_model(tok, seed=3), args=args, train_dataset=ds, processing_class=tok)
     trainer.model.train()
     batch = next(iter(trainer.get_train_dataloader()))
@@ -512,8 +657,16 @@ def test_real_sft_trainer_dft(tmp_path):
 
 def _fixed_batch(dtype, b=3, t=6):
     g = torch.Generator().manual_seed(7)
-    cm = torch.tensor([[0, 1, 1, 1, 0, 0], [0, 0, 1, 1, 1, 1], [1, 1, 1, 0, 0, 0],
-                       [0, 1, 1, 0, 0, 0], [0, 0, 1, 1, 1, 0], [1, 1, 1, 1, 1, 1]])[: 2 * b, :t]
+    cm = torch.tensor(
+        [
+            [0, 1, 1, 1, 0, 0],
+            [0, 0, 1, 1, 1, 1],
+            [1, 1, 1, 0, 0, 0],
+            [0, 1, 1, 0, 0, 0],
+            [0, 0, 1, 1, 1, 0],
+            [1, 1, 1, 1, 1, 1],
+        ]
+    )[: 2 * b, :t]
     lp = (-torch.rand(2 * b, t - 1, generator=g, dtype=torch.float64) * 2).to(dtype) * cm[:, 1:]
     ref = (lp.sum(1).double() + torch.randn(2 * b, generator=g, dtype=torch.float64)).to(dtype)
     lssp = (-torch.rand(2 * b, t - 1, generator=g, dtype=torch.float64)).to(dtype)
@@ -528,9 +681,20 @@ def test_dpo_gradcheck(loss_type):
     c0, r0 = lp.sum(1).chunk(2)
 
     def f(c, r, tok):
-        return dpo_loss(c, r, ref_c, ref_r, loss_type=[loss_type], beta=0.7, label_smoothing=eps,
-                        discopop_tau=0.5, chosen_lengths=lengths[:3], rejected_lengths=lengths[3:],
-                        chosen_token_logps=tok, chosen_token_mask=cm[:3, 1:]).loss
+        return dpo_loss(
+            c,
+            r,
+            ref_c,
+            ref_r,
+            loss_type=[loss_type],
+            beta=0.7,
+            label_smoothing=eps,
+            discopop_tau=0.5,
+            chosen_lengths=lengths[:3],
+            rejected_lengths=lengths[3:],
+            chosen_token_logps=tok,
+            chosen_token_mask=cm[:3, 1:],
+        ).loss
 
     args = (c0.clone().requires_grad_(True), r0.clone().requires_grad_(True), lp[:3].clone().requires_grad_(True))
     assert torch.autograd.gradcheck(f, args)
@@ -544,8 +708,17 @@ def test_cpo_gradcheck(loss_type, alpha):
     nll = torch.tensor(1.3, dtype=torch.float64, requires_grad=True)
 
     def f(c, r, nll):
-        return cpo_loss(c, r, loss_type=loss_type, beta=2.0, label_smoothing=0.1, simpo_gamma=0.4, alpha=alpha,
-                        cpo_alpha=0.5, chosen_nll=nll).loss
+        return cpo_loss(
+            c,
+            r,
+            loss_type=loss_type,
+            beta=2.0,
+            label_smoothing=0.1,
+            simpo_gamma=0.4,
+            alpha=alpha,
+            cpo_alpha=0.5,
+            chosen_nll=nll,
+        ).loss
 
     assert torch.autograd.gradcheck(f, (c, r, nll))
 
@@ -587,10 +760,23 @@ def test_device_agnostic_on_meta(loss_type):
     lp, cm, ref_c, ref_r, lssp = (x.to("meta") for x in _fixed_batch(torch.float32))
     c, r = lp.sum(1).chunk(2)
     lengths = cm.sum(1)
-    kw = {} if loss_type.startswith("aot") else dict(zip(("chosen_weights", "rejected_weights"),
-                                                          wpo_weights(lp, lssp, cm[:, 1:]).chunk(2)))
-    out = dpo_loss(c, r, ref_c, ref_r, loss_type=loss_type, label_smoothing=0.1, chosen_lengths=lengths[:3],
-                   rejected_lengths=lengths[3:], check_finite=False, **kw)
+    kw = (
+        {}
+        if loss_type.startswith("aot")
+        else dict(zip(("chosen_weights", "rejected_weights"), wpo_weights(lp, lssp, cm[:, 1:]).chunk(2)))
+    )
+    out = dpo_loss(
+        c,
+        r,
+        ref_c,
+        ref_r,
+        loss_type=loss_type,
+        label_smoothing=0.1,
+        chosen_lengths=lengths[:3],
+        rejected_lengths=lengths[3:],
+        check_finite=False,
+        **kw,
+    )
     assert out.loss.device.type == "meta" and out.loss.shape == ()
     assert cpo_loss(c, r, alpha=0.3, chosen_nll=c.sum(), check_finite=False).loss.device.type == "meta"
     assert dft_loss(lp, cm[:, 1:], check_finite=False).device.type == "meta"
@@ -645,15 +831,13 @@ def _bad_cases():
     add("dpo-2d", dpo_loss, (TOK, *d4[1:]), {}, IA, "chosen_logps")
     add("dpo-shape", dpo_loss, (V4, V4[:3], V4, V4), {}, IA, "rejected_logps")
     add("dpo-empty", dpo_loss, (V4[:0], V4[:0], V4[:0], V4[:0]), {}, IA, "chosen_logps")
-    add("dpo-nan", dpo_loss, (V4, V4, V4, torch.tensor([0.0, float("nan"), 0, 0])), {}, IA, "ref_rejected_logps",
-        "NaN")
+    add("dpo-nan", dpo_loss, (V4, V4, V4, torch.tensor([0.0, float("nan"), 0, 0])), {}, IA, "ref_rejected_logps", "NaN")
     add("dpo-inf", dpo_loss, (torch.tensor([0.0, -float("inf"), 0, 0]), V4, V4, V4), {}, IA, "chosen_logps", "inf")
     add("dpo-unknown", dpo_loss, d4, {"loss_type": "dpo"}, IA, "loss_type", "'sigmoid_norm'")
     add("dpo-unknown-in-list", dpo_loss, d4, {"loss_type": ["sigmoid", "aot_pair"]}, IA, "loss_type", "'aot_unpaired'")
     add("dpo-empty-list", dpo_loss, d4, {"loss_type": []}, IA, "loss_type")
     add("dpo-type-int", dpo_loss, d4, {"loss_type": 3}, IT, "loss_type")
-    add("dpo-weights-len", dpo_loss, d4, {"loss_type": ["sigmoid", "hinge"], "loss_weights": [1.0]}, IA,
-        "loss_weights")
+    add("dpo-weights-len", dpo_loss, d4, {"loss_type": ["sigmoid", "hinge"], "loss_weights": [1.0]}, IA, "loss_weights")
     add("dpo-weights-nan", dpo_loss, d4, {"loss_weights": [float("nan")]}, IA, "loss_weights")
     add("dpo-weights-str", dpo_loss, d4, {"loss_weights": "1"}, IT, "loss_weights")
     add("dpo-beta-negative", dpo_loss, d4, {"beta": -0.1}, IA, "beta")
@@ -664,29 +848,77 @@ def _bad_cases():
     add("dpo-exo-eps-zero", dpo_loss, d4, {"loss_type": "exo_pair"}, IA, "label_smoothing", "1e-3")
     add("dpo-tau-zero", dpo_loss, d4, {"discopop_tau": 0.0}, IA, "discopop_tau")
     add("dpo-fdiv-unknown", dpo_loss, d4, {"f_divergence_type": "kl"}, IA, "f_divergence_type")
-    add("dpo-fdiv-with-bco", dpo_loss, d4, {"loss_type": "bco_pair", "f_divergence_type": "forward_kl"}, IA,
-        "f_divergence_type")
+    add(
+        "dpo-fdiv-with-bco",
+        dpo_loss,
+        d4,
+        {"loss_type": "bco_pair", "f_divergence_type": "forward_kl"},
+        IA,
+        "f_divergence_type",
+    )
     add("dpo-ipo-no-lengths", dpo_loss, d4, {"loss_type": "ipo"}, IA, "chosen_lengths")
-    add("dpo-norm-no-rej-lengths", dpo_loss, d4, {"loss_type": "sigmoid_norm", "chosen_lengths": L4}, IA,
-        "rejected_lengths")
-    add("dpo-lengths-float", dpo_loss, d4, {"loss_type": "ipo", "chosen_lengths": V4, "rejected_lengths": L4}, IT,
-        "chosen_lengths")
-    add("dpo-lengths-shape", dpo_loss, d4, {"loss_type": "ipo", "chosen_lengths": L4[:2], "rejected_lengths": L4}, IA,
-        "chosen_lengths")
+    add(
+        "dpo-norm-no-rej-lengths",
+        dpo_loss,
+        d4,
+        {"loss_type": "sigmoid_norm", "chosen_lengths": L4},
+        IA,
+        "rejected_lengths",
+    )
+    add(
+        "dpo-lengths-float",
+        dpo_loss,
+        d4,
+        {"loss_type": "ipo", "chosen_lengths": V4, "rejected_lengths": L4},
+        IT,
+        "chosen_lengths",
+    )
+    add(
+        "dpo-lengths-shape",
+        dpo_loss,
+        d4,
+        {"loss_type": "ipo", "chosen_lengths": L4[:2], "rejected_lengths": L4},
+        IA,
+        "chosen_lengths",
+    )
     add("dpo-sft-no-tokens", dpo_loss, d4, {"loss_type": "sft"}, IA, "chosen_token_logps")
     add("dpo-sft-no-mask", dpo_loss, d4, {"loss_type": "sft", "chosen_token_logps": TOK}, IA, "chosen_token_mask")
-    add("dpo-sft-mask-shape", dpo_loss, d4,
-        {"loss_type": "sft", "chosen_token_logps": TOK, "chosen_token_mask": MSK[:, :3]}, IA, "chosen_token_mask")
-    add("dpo-sft-mask-float", dpo_loss, d4,
-        {"loss_type": "sft", "chosen_token_logps": TOK, "chosen_token_mask": TOK}, IT, "chosen_token_mask")
-    add("dpo-sft-tokens-rows", dpo_loss, d4,
-        {"loss_type": "sft", "chosen_token_logps": TOK[:2], "chosen_token_mask": MSK[:2]}, IA, "chosen_token_logps")
-    add("dpo-sft-tokens-nan", dpo_loss, d4,
-        {"loss_type": "sft", "chosen_token_logps": TOK + float("nan"), "chosen_token_mask": MSK}, IA,
-        "chosen_token_logps")
+    add(
+        "dpo-sft-mask-shape",
+        dpo_loss,
+        d4,
+        {"loss_type": "sft", "chosen_token_logps": TOK, "chosen_token_mask": MSK[:, :3]},
+        IA,
+        "chosen_token_mask",
+    )
+    add(
+        "dpo-sft-mask-float",
+        dpo_loss,
+        d4,
+        {"loss_type": "sft", "chosen_token_logps": TOK, "chosen_token_mask": TOK},
+        IT,
+        "chosen_token_mask",
+    )
+    add(
+        "dpo-sft-tokens-rows",
+        dpo_loss,
+        d4,
+        {"loss_type": "sft", "chosen_token_logps": TOK[:2], "chosen_token_mask": MSK[:2]},
+        IA,
+        "chosen_token_logps",
+    )
+    add(
+        "dpo-sft-tokens-nan",
+        dpo_loss,
+        d4,
+        {"loss_type": "sft", "chosen_token_logps": TOK + float("nan"), "chosen_token_mask": MSK},
+        IA,
+        "chosen_token_logps",
+    )
     add("dpo-wpo-one-side", dpo_loss, d4, {"chosen_weights": V4}, IA, "rejected_weights")
-    add("dpo-wpo-aot", dpo_loss, d4, {"loss_type": "aot", "chosen_weights": V4, "rejected_weights": V4}, IA,
-        "loss_type")
+    add(
+        "dpo-wpo-aot", dpo_loss, d4, {"loss_type": "aot", "chosen_weights": V4, "rejected_weights": V4}, IA, "loss_type"
+    )
     add("dpo-wpo-shape", dpo_loss, d4, {"chosen_weights": V4[:2], "rejected_weights": V4}, IA, "chosen_weights")
     add("dpo-check-finite-type", dpo_loss, d4, {"check_finite": 1}, IT, "check_finite")
 
@@ -768,11 +1000,23 @@ def test_real_cpo_trainer(loss_type, alpha, tmp_path):
     from fastalign.testing import tiny_model, tiny_tokenizer
 
     tok = tiny_tokenizer()
-    args = CPOConfig(output_dir=str(tmp_path), use_cpu=True, bf16=False, report_to=[], per_device_train_batch_size=4,
-                     loss_type=loss_type, alpha=alpha, beta=2.0, simpo_gamma=0.3, cpo_alpha=0.7, max_length=32,
-                     save_strategy="no", gradient_checkpointing=False, disable_tqdm=True)
-    trainer = CPOTrainer(model=tiny_model(tok, seed=4), args=args, train_dataset=_words_dataset(),
-                         processing_class=tok)
+    args = CPOConfig(
+        output_dir=str(tmp_path),
+        use_cpu=True,
+        bf16=False,
+        report_to=[],
+        per_device_train_batch_size=4,
+        loss_type=loss_type,
+        alpha=alpha,
+        beta=2.0,
+        simpo_gamma=0.3,
+        cpo_alpha=0.7,
+        max_length=32,
+        save_strategy="no",
+        gradient_checkpointing=False,
+        disable_tqdm=True,
+    )
+    trainer = CPOTrainer(model=tiny_model(tok, seed=4), args=args, train_dataset=_words_dataset(), processing_class=tok)
     trainer.model.train()
     batch = next(iter(trainer.get_train_dataloader()))
     theirs, their_metrics = trainer.get_batch_loss_metrics(trainer.model, batch)
@@ -781,16 +1025,18 @@ def test_real_cpo_trainer(loss_type, alpha, tmp_path):
     trainer.model.zero_grad()
 
     cat = trainer.concatenated_inputs(batch, is_encoder_decoder=False, padding_value=tok.pad_token_id)
-    logits = trainer.model(cat["concatenated_input_ids"], attention_mask=cat["concatenated_attention_mask"],
-                           use_cache=False).logits
+    logits = trainer.model(
+        cat["concatenated_input_ids"], attention_mask=cat["concatenated_attention_mask"], use_cache=False
+    ).logits
     labels = cat["concatenated_labels"]
     b = batch["chosen_labels"].shape[0]
     seq = CPOTrainer.get_batch_logps(logits, labels, average_log_prob=trainer.loss_type in ("ipo", "simpo"))
     mask = labels[:b, 1:] != -100
     token_lp = torch.log_softmax(logits[:b, :-1], dim=-1).gather(-1, labels[:b, 1:].clamp(min=0)[..., None])[..., 0]
     nll = -(token_lp * mask).sum() / mask.sum()
-    ours = cpo_loss(seq[:b], seq[b:], loss_type=loss_type, alpha=alpha, beta=2.0, simpo_gamma=0.3, cpo_alpha=0.7,
-                    chosen_nll=nll)
+    ours = cpo_loss(
+        seq[:b], seq[b:], loss_type=loss_type, alpha=alpha, beta=2.0, simpo_gamma=0.3, cpo_alpha=0.7, chosen_nll=nll
+    )
     tol = dict(rtol=1e-6, atol=1e-7)
     torch.testing.assert_close(ours.loss, theirs, **tol)
     ours.loss.backward()
@@ -812,10 +1058,20 @@ def test_real_sft_trainer_dft_from_logits(tmp_path):
     from fastalign.testing import tiny_model, tiny_tokenizer
 
     tok = tiny_tokenizer()
-    ds = Dataset.from_dict({"prompt": ["what is 1 + 1 ?", "a b", "what is"],
-                            "completion": ["2", "c d e", "the answer"]})
-    args = SFTConfig(output_dir=str(tmp_path), use_cpu=True, bf16=False, report_to=[], per_device_train_batch_size=3,
-                     loss_type="dft", save_strategy="no", gradient_checkpointing=False, disable_tqdm=True)
+    ds = Dataset.from_dict(
+        {"prompt": ["what is 1 + 1 ?", "a b", "what is"], "completion": ["2", "c d e", "the answer"]}
+    )
+    args = SFTConfig(
+        output_dir=str(tmp_path),
+        use_cpu=True,
+        bf16=False,
+        report_to=[],
+        per_device_train_batch_size=3,
+        loss_type="dft",
+        save_strategy="no",
+        gradient_checkpointing=False,
+        disable_tqdm=True,
+    )
     trainer = SFTTrainer(model=tiny_model(tok, seed=5), args=args, train_dataset=ds, processing_class=tok)
     trainer.model.train()
     batch = next(iter(trainer.get_train_dataloader()))

@@ -28,145 +28,381 @@ FAST = "fastalign.trl.FastGRPOTrainer"
 # name -> (config class, {field: value the paper index gives (after the documented 1.16 fixes)})
 EXPECTED: dict[str, tuple[str, dict]] = {
     # --- GRPO family (trl-paper-index.md §1-22) ---
-    "deepseekmath_grpo": ("trl.GRPOConfig", dict(
-        loss_type="grpo", beta=0.001, epsilon=10.0, num_generations=16, max_completion_length=32_768,
-        steps_per_generation=16, per_device_train_batch_size=4, gradient_accumulation_steps=128)),
+    "deepseekmath_grpo": (
+        "trl.GRPOConfig",
+        dict(
+            loss_type="grpo",
+            beta=0.001,
+            epsilon=10.0,
+            num_generations=16,
+            max_completion_length=32_768,
+            steps_per_generation=16,
+            per_device_train_batch_size=4,
+            gradient_accumulation_steps=128,
+        ),
+    ),
     # §2, plus the batch fix (generation batch must hold whole groups of 16)
-    "deepseek_r1": ("trl.GRPOConfig", dict(
-        learning_rate=4.0e-5, max_completion_length=32768, num_generations=16, beta=0.001, use_vllm=True,
-        per_device_train_batch_size=16)),
-    "gspo": ("trl.GRPOConfig", dict(
-        importance_sampling_level="sequence", loss_type="grpo", beta=0.0, epsilon=3e-4, epsilon_high=4e-4,
-        gradient_accumulation_steps=1, steps_per_generation=4)),
+    "deepseek_r1": (
+        "trl.GRPOConfig",
+        dict(
+            learning_rate=4.0e-5,
+            max_completion_length=32768,
+            num_generations=16,
+            beta=0.001,
+            use_vllm=True,
+            per_device_train_batch_size=16,
+        ),
+    ),
+    "gspo": (
+        "trl.GRPOConfig",
+        dict(
+            importance_sampling_level="sequence",
+            loss_type="grpo",
+            beta=0.0,
+            epsilon=3e-4,
+            epsilon_high=4e-4,
+            gradient_accumulation_steps=1,
+            steps_per_generation=4,
+        ),
+    ),
     # GSPO's values with the removed experimental trainer's level name
-    "gspo_token": ("trl.GRPOConfig", dict(
-        importance_sampling_level="sequence_token", loss_type="grpo", beta=0.0, epsilon=3e-4, epsilon_high=4e-4,
-        gradient_accumulation_steps=1, steps_per_generation=4)),
+    "gspo_token": (
+        "trl.GRPOConfig",
+        dict(
+            importance_sampling_level="sequence_token",
+            loss_type="grpo",
+            beta=0.0,
+            epsilon=3e-4,
+            epsilon_high=4e-4,
+            gradient_accumulation_steps=1,
+            steps_per_generation=4,
+        ),
+    ),
     "gmpo": ("trl.experimental.gmpo.GMPOConfig", dict(epsilon=0.4, beta=0.0)),
-    "dapo": ("trl.GRPOConfig", dict(
-        mask_truncated_completions=True, loss_type="dapo", epsilon_high=0.28, epsilon=0.2,
-        per_device_train_batch_size=512, num_generations=16, max_completion_length=20480, beta=0.0)),
+    "dapo": (
+        "trl.GRPOConfig",
+        dict(
+            mask_truncated_completions=True,
+            loss_type="dapo",
+            epsilon_high=0.28,
+            epsilon=0.2,
+            per_device_train_batch_size=512,
+            num_generations=16,
+            max_completion_length=20480,
+            beta=0.0,
+        ),
+    ),
     "long_cot_rewards": ("trl.GRPOConfig", dict()),
-    "intellect2": ("trl.GRPOConfig", dict(
-        delta=4, epsilon=0.2, beta=0.001, num_generations=16, learning_rate=3e-7, per_device_train_batch_size=16)),
-    "skywork_or1": ("trl.GRPOConfig", dict(
-        use_adaptive_entropy=True, entropy_coef=0.01, entropy_target=5.0, entropy_coef_delta=0.005)),
-    "high_entropy_tokens": ("trl.GRPOConfig", dict(
-        mask_truncated_completions=True, loss_type="dapo", epsilon_high=0.28, epsilon=0.2,
-        per_device_train_batch_size=512, num_generations=16, max_completion_length=20480, beta=0.0,
-        top_entropy_quantile=0.2)),
+    "intellect2": (
+        "trl.GRPOConfig",
+        dict(delta=4, epsilon=0.2, beta=0.001, num_generations=16, learning_rate=3e-7, per_device_train_batch_size=16),
+    ),
+    "skywork_or1": (
+        "trl.GRPOConfig",
+        dict(use_adaptive_entropy=True, entropy_coef=0.01, entropy_target=5.0, entropy_coef_delta=0.005),
+    ),
+    "high_entropy_tokens": (
+        "trl.GRPOConfig",
+        dict(
+            mask_truncated_completions=True,
+            loss_type="dapo",
+            epsilon_high=0.28,
+            epsilon=0.2,
+            per_device_train_batch_size=512,
+            num_generations=16,
+            max_completion_length=20480,
+            beta=0.0,
+            top_entropy_quantile=0.2,
+        ),
+    ),
     # §10, minus max_prompt_length, plus scale_rewards="none" and the batch fix
-    "dr_grpo": ("trl.GRPOConfig", dict(
-        loss_type="dr_grpo", per_device_train_batch_size=1, num_generations=8, max_completion_length=3000, beta=0.0,
-        scale_rewards="none", gradient_accumulation_steps=8)),
-    "lite_ppo": ("trl.GRPOConfig", dict(
-        scale_rewards="batch", loss_type="dapo", beta=0.0, top_p=0.99, top_k=100, temperature=0.99,
-        num_generations=8, num_iterations=1, per_device_train_batch_size=4, gradient_accumulation_steps=32,
-        steps_per_generation=8)),
-    "tis": ("trl.GRPOConfig", dict(
-        use_vllm=True, vllm_importance_sampling_correction=True, vllm_importance_sampling_mode="token_truncate",
-        vllm_importance_sampling_clip_max=2.0)),
-    "mis": ("trl.GRPOConfig", dict(
-        use_vllm=True, vllm_importance_sampling_correction=True, vllm_importance_sampling_mode="sequence_mask",
-        vllm_importance_sampling_clip_max=2.0, vllm_importance_sampling_clip_min=0.5)),
-    "cispo": ("trl.GRPOConfig", dict(
-        loss_type="cispo", epsilon_high=5.0, num_generations=16, scale_rewards="batch", cast_lm_head_to_fp32=True,
-        per_device_train_batch_size=16)),
+    "dr_grpo": (
+        "trl.GRPOConfig",
+        dict(
+            loss_type="dr_grpo",
+            per_device_train_batch_size=1,
+            num_generations=8,
+            max_completion_length=3000,
+            beta=0.0,
+            scale_rewards="none",
+            gradient_accumulation_steps=8,
+        ),
+    ),
+    "lite_ppo": (
+        "trl.GRPOConfig",
+        dict(
+            scale_rewards="batch",
+            loss_type="dapo",
+            beta=0.0,
+            top_p=0.99,
+            top_k=100,
+            temperature=0.99,
+            num_generations=8,
+            num_iterations=1,
+            per_device_train_batch_size=4,
+            gradient_accumulation_steps=32,
+            steps_per_generation=8,
+        ),
+    ),
+    "tis": (
+        "trl.GRPOConfig",
+        dict(
+            use_vllm=True,
+            vllm_importance_sampling_correction=True,
+            vllm_importance_sampling_mode="token_truncate",
+            vllm_importance_sampling_clip_max=2.0,
+        ),
+    ),
+    "mis": (
+        "trl.GRPOConfig",
+        dict(
+            use_vllm=True,
+            vllm_importance_sampling_correction=True,
+            vllm_importance_sampling_mode="sequence_mask",
+            vllm_importance_sampling_clip_max=2.0,
+            vllm_importance_sampling_clip_min=0.5,
+        ),
+    ),
+    "cispo": (
+        "trl.GRPOConfig",
+        dict(
+            loss_type="cispo",
+            epsilon_high=5.0,
+            num_generations=16,
+            scale_rewards="batch",
+            cast_lm_head_to_fp32=True,
+            per_device_train_batch_size=16,
+        ),
+    ),
     "two_grpo": ("trl.GRPOConfig", dict(num_generations=2, loss_type="grpo")),
-    "sapo": ("trl.GRPOConfig", dict(
-        loss_type="sapo", sapo_temperature_pos=1.0, sapo_temperature_neg=1.05, scale_rewards="group")),
+    "sapo": (
+        "trl.GRPOConfig",
+        dict(loss_type="sapo", sapo_temperature_pos=1.0, sapo_temperature_neg=1.05, scale_rewards="group"),
+    ),
     "deepseek_v32_kl": ("trl.GRPOConfig", dict(beta=0.001, use_bias_correction_kl=True)),
     "deepseek_v32_off_policy_mask": ("trl.GRPOConfig", dict(off_policy_mask_threshold=0.5)),
     "gdpo": ("trl.GRPOConfig", dict(multi_objective_aggregation="normalize_then_sum")),
-    "luspo": ("trl.GRPOConfig", dict(
-        loss_type="luspo", importance_sampling_level="sequence", epsilon=2e-3, epsilon_high=2.5e-3)),
-    "vespo": ("trl.GRPOConfig", dict(
-        loss_type="vespo", use_vllm=True, vllm_importance_sampling_mode="token_truncate", vespo_k_pos=2.0,
-        vespo_lambda_pos=3.0, vespo_k_neg=3.0, vespo_lambda_neg=2.0)),
+    "luspo": (
+        "trl.GRPOConfig",
+        dict(loss_type="luspo", importance_sampling_level="sequence", epsilon=2e-3, epsilon_high=2.5e-3),
+    ),
+    "vespo": (
+        "trl.GRPOConfig",
+        dict(
+            loss_type="vespo",
+            use_vllm=True,
+            vllm_importance_sampling_mode="token_truncate",
+            vespo_k_pos=2.0,
+            vespo_lambda_pos=3.0,
+            vespo_k_neg=3.0,
+            vespo_lambda_neg=2.0,
+        ),
+    ),
     "gfpo": ("trl.GRPOConfig", dict(num_generations=16, per_device_train_batch_size=16)),
     "a2po": ("trl.experimental.a2po.A2POConfig", dict(beta1=0.5, beta2=1e-3, num_value_samples=8)),
     # --- DPO family (trl-dpo-spec.md §15.2) ---
-    "dpo": ("trl.DPOConfig", dict(loss_type=["sigmoid"], per_device_train_batch_size=64, learning_rate=1e-6,
-                                  beta=0.1)),
-    "slic_hf": ("trl.DPOConfig", dict(loss_type=["hinge"], per_device_train_batch_size=512, learning_rate=1e-4,
-                                      beta=0.1)),
+    "dpo": ("trl.DPOConfig", dict(loss_type=["sigmoid"], per_device_train_batch_size=64, learning_rate=1e-6, beta=0.1)),
+    "slic_hf": (
+        "trl.DPOConfig",
+        dict(loss_type=["hinge"], per_device_train_batch_size=512, learning_rate=1e-4, beta=0.1),
+    ),
     "rso": ("trl.DPOConfig", dict(loss_type=["hinge"], beta=0.05)),
-    "f_dpo": ("trl.DPOConfig", dict(loss_type=["sigmoid"], beta=0.1, f_divergence_type="js_divergence",
-                                    f_alpha_divergence_coef=0.5)),
+    "f_dpo": (
+        "trl.DPOConfig",
+        dict(loss_type=["sigmoid"], beta=0.1, f_divergence_type="js_divergence", f_alpha_divergence_coef=0.5),
+    ),
     "ipo": ("trl.DPOConfig", dict(loss_type=["ipo"], per_device_train_batch_size=90, learning_rate=1e-2, beta=0.1)),
-    "exo": ("trl.DPOConfig", dict(loss_type=["exo_pair"], per_device_train_batch_size=64, learning_rate=1e-6,
-                                  beta=0.1, label_smoothing=1e-3)),
-    "nca": ("trl.DPOConfig", dict(loss_type=["nca_pair"], per_device_train_batch_size=32, learning_rate=5e-6,
-                                  beta=0.01)),
-    "robust_dpo": ("trl.DPOConfig", dict(loss_type=["robust"], per_device_train_batch_size=16, learning_rate=1e-3,
-                                         beta=0.1, max_length=512, label_smoothing=0.1)),
-    "bco": ("trl.DPOConfig", dict(loss_type=["bco_pair"], per_device_train_batch_size=128, learning_rate=5e-7,
-                                  beta=0.01)),
-    "tr_dpo": ("trl.DPOConfig", dict(sync_ref_model=True, ref_model_mixup_alpha=0.6, ref_model_sync_steps=512,
-                                     beta=0.05, learning_rate=1e-6, num_train_epochs=1, max_length=1024,
-                                     max_grad_norm=2, warmup_steps=100, loss_type=["sigmoid"])),
+    "exo": (
+        "trl.DPOConfig",
+        dict(
+            loss_type=["exo_pair"], per_device_train_batch_size=64, learning_rate=1e-6, beta=0.1, label_smoothing=1e-3
+        ),
+    ),
+    "nca": (
+        "trl.DPOConfig",
+        dict(loss_type=["nca_pair"], per_device_train_batch_size=32, learning_rate=5e-6, beta=0.01),
+    ),
+    "robust_dpo": (
+        "trl.DPOConfig",
+        dict(
+            loss_type=["robust"],
+            per_device_train_batch_size=16,
+            learning_rate=1e-3,
+            beta=0.1,
+            max_length=512,
+            label_smoothing=0.1,
+        ),
+    ),
+    "bco": (
+        "trl.DPOConfig",
+        dict(loss_type=["bco_pair"], per_device_train_batch_size=128, learning_rate=5e-7, beta=0.01),
+    ),
+    "tr_dpo": (
+        "trl.DPOConfig",
+        dict(
+            sync_ref_model=True,
+            ref_model_mixup_alpha=0.6,
+            ref_model_sync_steps=512,
+            beta=0.05,
+            learning_rate=1e-6,
+            num_train_epochs=1,
+            max_length=1024,
+            max_grad_norm=2,
+            warmup_steps=100,
+            loss_type=["sigmoid"],
+        ),
+    ),
     "iterative_rpo": ("trl.DPOConfig", dict(loss_type=["sigmoid", "sft"], loss_weights=[1.0, 1.0])),
-    "sppo": ("trl.DPOConfig", dict(loss_type=["sppo_hard"], beta=0.001, per_device_train_batch_size=64,
-                                   learning_rate=5e-7)),
-    "rpo": ("trl.DPOConfig", dict(loss_type=["sigmoid", "sft"], loss_weights=[1.0, 0.005], beta=0.01,
-                                  learning_rate=5e-7, num_train_epochs=1)),
+    "sppo": (
+        "trl.DPOConfig",
+        dict(loss_type=["sppo_hard"], beta=0.001, per_device_train_batch_size=64, learning_rate=5e-7),
+    ),
+    "rpo": (
+        "trl.DPOConfig",
+        dict(
+            loss_type=["sigmoid", "sft"], loss_weights=[1.0, 0.005], beta=0.01, learning_rate=5e-7, num_train_epochs=1
+        ),
+    ),
     "aot": ("trl.DPOConfig", dict(loss_type=["aot"], beta=0.01)),
     "aot_unpaired": ("trl.DPOConfig", dict(loss_type=["aot_unpaired"], beta=0.01)),
-    "discopop": ("trl.DPOConfig", dict(loss_type=["discopop"], per_device_train_batch_size=64, learning_rate=5e-7,
-                                       beta=0.05, discopop_tau=0.05)),
+    "discopop": (
+        "trl.DPOConfig",
+        dict(loss_type=["discopop"], per_device_train_batch_size=64, learning_rate=5e-7, beta=0.05, discopop_tau=0.05),
+    ),
     "wpo": ("trl.DPOConfig", dict(loss_type=["sigmoid"], beta=0.01, use_weighting=True)),
-    "apo_zero": ("trl.DPOConfig", dict(loss_type=["apo_zero"], per_device_train_batch_size=64, learning_rate=2e-7,
-                                       beta=0.1)),
-    "apo_down": ("trl.DPOConfig", dict(loss_type=["apo_down"], per_device_train_batch_size=64, learning_rate=2e-7,
-                                       beta=0.1)),
+    "apo_zero": (
+        "trl.DPOConfig",
+        dict(loss_type=["apo_zero"], per_device_train_batch_size=64, learning_rate=2e-7, beta=0.1),
+    ),
+    "apo_down": (
+        "trl.DPOConfig",
+        dict(loss_type=["apo_down"], per_device_train_batch_size=64, learning_rate=2e-7, beta=0.1),
+    ),
     "ld_dpo": ("trl.DPOConfig", dict(ld_alpha=0.5, loss_type=["sigmoid"])),
-    "mpo": ("trl.DPOConfig", dict(loss_type=["sigmoid", "bco_pair", "sft"], loss_weights=[0.8, 0.2, 1.0],
-                                  learning_rate=5e-6)),
+    "mpo": (
+        "trl.DPOConfig",
+        dict(loss_type=["sigmoid", "bco_pair", "sft"], loss_weights=[0.8, 0.2, 1.0], learning_rate=5e-6),
+    ),
     "tulu3": ("trl.DPOConfig", dict(loss_type=["sigmoid_norm"])),
     "kto": ("trl.KTOConfig", dict(loss_type="kto", beta=0.1)),
     # --- SFT ---
     "bema": ("trl.SFTConfig", dict()),
-    "dft": ("trl.SFTConfig", dict(loss_type="dft", learning_rate=5e-5, max_length=2048, per_device_train_batch_size=8,
-                                  gradient_accumulation_steps=32)),
+    "dft": (
+        "trl.SFTConfig",
+        dict(
+            loss_type="dft",
+            learning_rate=5e-5,
+            max_length=2048,
+            per_device_train_batch_size=8,
+            gradient_accumulation_steps=32,
+        ),
+    ),
     "fewer_truncations": ("trl.SFTConfig", dict(packing=True, packing_strategy="bfd_split", max_length=4096)),
     "t5_packing": ("trl.SFTConfig", dict(packing=True, max_length=512)),
     # --- RLOO, ORPO, CPO family, TPO, reward, distillation ---
-    "rloo": ("trl.RLOOConfig", dict(per_device_train_batch_size=512, steps_per_generation=2, beta=0.03,
-                                    num_generations=2, learning_rate=1e-6)),
+    "rloo": (
+        "trl.RLOOConfig",
+        dict(per_device_train_batch_size=512, steps_per_generation=2, beta=0.03, num_generations=2, learning_rate=1e-6),
+    ),
     "reinforce_pp": ("trl.RLOOConfig", dict(normalize_advantages=True)),
-    "orpo": ("trl.experimental.orpo.ORPOConfig", dict(beta=0.1, learning_rate=5e-6, lr_scheduler_type="inverse_sqrt",
-                                                      num_train_epochs=5, warmup_steps=200,
-                                                      per_device_train_batch_size=8)),
+    "orpo": (
+        "trl.experimental.orpo.ORPOConfig",
+        dict(
+            beta=0.1,
+            learning_rate=5e-6,
+            lr_scheduler_type="inverse_sqrt",
+            num_train_epochs=5,
+            warmup_steps=200,
+            per_device_train_batch_size=8,
+        ),
+    ),
     # warmup_ratio=0.01 -> warmup_steps=0.01 on transformers 5.23
-    "cpo": ("trl.experimental.cpo.CPOConfig", dict(loss_type="sigmoid", cpo_alpha=1.0, beta=0.1, learning_rate=1e-4,
-                                                   lr_scheduler_type="inverse_sqrt", num_train_epochs=1,
-                                                   warmup_steps=0.01, max_length=512)),
-    "simpo": ("trl.experimental.cpo.CPOConfig", dict(loss_type="simpo", cpo_alpha=0.0, beta=2.5, simpo_gamma=1.375,
-                                                     learning_rate=1e-6, num_train_epochs=1)),
+    "cpo": (
+        "trl.experimental.cpo.CPOConfig",
+        dict(
+            loss_type="sigmoid",
+            cpo_alpha=1.0,
+            beta=0.1,
+            learning_rate=1e-4,
+            lr_scheduler_type="inverse_sqrt",
+            num_train_epochs=1,
+            warmup_steps=0.01,
+            max_length=512,
+        ),
+    ),
+    "simpo": (
+        "trl.experimental.cpo.CPOConfig",
+        dict(loss_type="simpo", cpo_alpha=0.0, beta=2.5, simpo_gamma=1.375, learning_rate=1e-6, num_train_epochs=1),
+    ),
     # CPOConfig 1.16 rewrites alphapo -> simpo and forces cpo_alpha=0
-    "alphapo": ("trl.experimental.cpo.CPOConfig", dict(loss_type="simpo", cpo_alpha=0.0, alpha=0.25, beta=2.5,
-                                                       simpo_gamma=0.1, learning_rate=7e-7)),
-    "tpo": ("trl.experimental.tpo.TPOConfig", dict(loss_type="sigmoid", tpo_alpha=1.0, beta=0.01, learning_rate=5e-7,
-                                                   num_train_epochs=1, max_length=1024)),
-    "tpo_l": ("trl.experimental.tpo.TPOConfig", dict(loss_type="tpo-l", tpo_alpha=1.0, beta=0.01, tpo_l_gamma=0.5,
-                                                     learning_rate=5e-7, num_train_epochs=1)),
+    "alphapo": (
+        "trl.experimental.cpo.CPOConfig",
+        dict(loss_type="simpo", cpo_alpha=0.0, alpha=0.25, beta=2.5, simpo_gamma=0.1, learning_rate=7e-7),
+    ),
+    "tpo": (
+        "trl.experimental.tpo.TPOConfig",
+        dict(loss_type="sigmoid", tpo_alpha=1.0, beta=0.01, learning_rate=5e-7, num_train_epochs=1, max_length=1024),
+    ),
+    "tpo_l": (
+        "trl.experimental.tpo.TPOConfig",
+        dict(loss_type="tpo-l", tpo_alpha=1.0, beta=0.01, tpo_l_gamma=0.5, learning_rate=5e-7, num_train_epochs=1),
+    ),
     "reward_centering": ("trl.RewardConfig", dict(center_rewards_coefficient=0.01)),
-    "gkd": ("trl.experimental.gkd.GKDConfig", dict(lmbda=0.5, beta=0.5, temperature=1.0, max_steps=40000,
-                                                   learning_rate=3e-4, per_device_train_batch_size=32,
-                                                   warmup_steps=2000, max_new_tokens=64)),
+    "gkd": (
+        "trl.experimental.gkd.GKDConfig",
+        dict(
+            lmbda=0.5,
+            beta=0.5,
+            temperature=1.0,
+            max_steps=40000,
+            learning_rate=3e-4,
+            per_device_train_batch_size=32,
+            warmup_steps=2000,
+            max_new_tokens=64,
+        ),
+    ),
     "on_policy_distillation": ("trl.experimental.gkd.GKDConfig", dict(lmbda=1.0, beta=1.0)),
     # trl-paper-index.md §65, warmup_ratio=0.0 -> warmup_steps=0, plus max_length = 2048 + 16384
-    "iw_opd": ("trl.experimental.iw_opd.IWOPDConfig", dict(
-        distillation_objective="iw_opd", iw_opd_gamma=0.5, lmbda=1.0, learning_rate=1e-5,
-        per_device_train_batch_size=1, gradient_accumulation_steps=32, num_generations=1, temperature=1.0,
-        top_p=1.0, max_prompt_length=2048, max_completion_length=16384, warmup_steps=0, use_vllm=True,
-        vllm_sync_frequency=1, save_steps=10, eval_steps=10, max_length=18432)),
-    "sdpo": ("trl.experimental.sdpo.SDPOConfig", dict(
-        distillation_alpha=0.5, distillation_mode="topk_logits", distillation_topk=100, distillation_is_clip=2.0,
-        distillation_weight=1.0, use_successful_as_teacher=True, teacher_model_kind="ema", teacher_update_rate=0.05,
-        include_environment_feedback=True)),
-    "sdft": ("trl.experimental.sdft.SDFTConfig", dict(
-        distillation_alpha=0.5, distillation_mode="topk_logits", distillation_topk=5, max_completion_length=64)),
+    "iw_opd": (
+        "trl.experimental.iw_opd.IWOPDConfig",
+        dict(
+            distillation_objective="iw_opd",
+            iw_opd_gamma=0.5,
+            lmbda=1.0,
+            learning_rate=1e-5,
+            per_device_train_batch_size=1,
+            gradient_accumulation_steps=32,
+            num_generations=1,
+            temperature=1.0,
+            top_p=1.0,
+            max_prompt_length=2048,
+            max_completion_length=16384,
+            warmup_steps=0,
+            use_vllm=True,
+            vllm_sync_frequency=1,
+            save_steps=10,
+            eval_steps=10,
+            max_length=18432,
+        ),
+    ),
+    "sdpo": (
+        "trl.experimental.sdpo.SDPOConfig",
+        dict(
+            distillation_alpha=0.5,
+            distillation_mode="topk_logits",
+            distillation_topk=100,
+            distillation_is_clip=2.0,
+            distillation_weight=1.0,
+            use_successful_as_teacher=True,
+            teacher_model_kind="ema",
+            teacher_update_rate=0.05,
+            include_environment_feedback=True,
+        ),
+    ),
+    "sdft": (
+        "trl.experimental.sdft.SDFTConfig",
+        dict(distillation_alpha=0.5, distillation_mode="topk_logits", distillation_topk=5, max_completion_length=64),
+    ),
 }
 
 RECIPES = {"gspo_token", "dapo", "long_cot_rewards", "high_entropy_tokens", "gfpo", "bema"}
@@ -360,8 +596,12 @@ CONTRADICTIONS = [
     ("deepseek_v32_kl", {"beta": 0.0}, "beta", 0.0),
     ("deepseek_v32_kl", {"use_bias_correction_kl": False}, "use_bias_correction_kl", False),
     ("deepseek_v32_off_policy_mask", {"off_policy_mask_threshold": None}, "off_policy_mask_threshold", None),
-    ("gdpo", {"multi_objective_aggregation": "sum_then_normalize"}, "multi_objective_aggregation",
-     "sum_then_normalize"),
+    (
+        "gdpo",
+        {"multi_objective_aggregation": "sum_then_normalize"},
+        "multi_objective_aggregation",
+        "sum_then_normalize",
+    ),
     ("luspo", {"importance_sampling_level": "token"}, "importance_sampling_level", "token"),
     ("vespo", {"vllm_importance_sampling_mode": "sequence_mask"}, "vllm_importance_sampling_mode", "sequence_mask"),
     ("vespo", {"importance_sampling_level": "sequence"}, "importance_sampling_level", "sequence"),
@@ -504,8 +744,10 @@ def test_bema_recipe(outdir):
 def test_long_cot_recipe_uses_trls_rewards(outdir):
     recipe = presets.long_cot_rewards(output_dir=outdir)
     cosine, repetition = recipe.reward_funcs
-    assert all(type(f).__module__.startswith("trl.rewards") or f.__module__.startswith("trl.rewards")
-               for f in recipe.reward_funcs)
+    assert all(
+        type(f).__module__.startswith("trl.rewards") or f.__module__.startswith("trl.rewards")
+        for f in recipe.reward_funcs
+    )
     ids = [[1, 2, 3] * 4]  # 10 trigrams, 3 distinct: (1 - 3/10) * max_penalty(-1.0)
     assert repetition(completion_ids=ids) == [pytest.approx(-0.7)]
     assert recipe.trainer_class() is trl.GRPOTrainer
@@ -544,8 +786,14 @@ def test_page_snippets_that_fail_on_1_16(outdir):
         trl.GRPOConfig(**base, learning_rate=4.0e-5, max_completion_length=32768, num_generations=16, beta=0.001)
     # Dr. GRPO: per-device batch 1 with 8 generations
     with pytest.raises(ValueError, match="divisible by num_generations"):
-        trl.GRPOConfig(**base, loss_type="dr_grpo", per_device_train_batch_size=1, num_generations=8,
-                       max_completion_length=3000, beta=0.0)
+        trl.GRPOConfig(
+            **base,
+            loss_type="dr_grpo",
+            per_device_train_batch_size=1,
+            num_generations=8,
+            max_completion_length=3000,
+            beta=0.0,
+        )
     with pytest.raises(TypeError, match="max_prompt_length"):
         trl.GRPOConfig(**base, max_prompt_length=1024)
     with pytest.raises(TypeError, match="num_completions"):
@@ -591,8 +839,16 @@ def _preference_data():
 
 def _cpu_args(outdir):
     return dict(
-        output_dir=outdir, use_cpu=True, report_to=[], per_device_train_batch_size=2, max_steps=1,
-        save_strategy="no", logging_steps=1, gradient_checkpointing=False, disable_tqdm=True, seed=0,
+        output_dir=outdir,
+        use_cpu=True,
+        report_to=[],
+        per_device_train_batch_size=2,
+        max_steps=1,
+        save_strategy="no",
+        logging_steps=1,
+        gradient_checkpointing=False,
+        disable_tqdm=True,
+        seed=0,
         max_length=16,
     )
 
@@ -604,8 +860,13 @@ def test_dpo_preset_trains_one_step_on_cpu(outdir):
     args = presets.dpo(**_cpu_args(outdir))
     # the reference model is passed explicitly (same seed, so the policy's initial weights): a
     # model built from a config has no hub id for DPOTrainer to load a reference from
-    trainer = trl.DPOTrainer(model=tiny_model(tok), ref_model=tiny_model(tok), args=args,
-                             train_dataset=_preference_data(), processing_class=tok)
+    trainer = trl.DPOTrainer(
+        model=tiny_model(tok),
+        ref_model=tiny_model(tok),
+        args=args,
+        train_dataset=_preference_data(),
+        processing_class=tok,
+    )
     out = trainer.train()
     assert out.global_step == 1
     (loss,) = [row["loss"] for row in trainer.state.log_history if "loss" in row]
@@ -625,6 +886,7 @@ def test_exo_correction_is_what_lets_the_trainer_start(outdir):
     with pytest.raises(ValueError, match="1e-3"):
         trl.DPOTrainer(model=model, ref_model=ref, args=page, train_dataset=data, processing_class=tok)
     # ... the preset's ε = 1e-3 is accepted
-    trainer = trl.DPOTrainer(model=model, ref_model=ref, args=presets.exo(**_cpu_args(outdir)), train_dataset=data,
-                             processing_class=tok)
+    trainer = trl.DPOTrainer(
+        model=model, ref_model=ref, args=presets.exo(**_cpu_args(outdir)), train_dataset=data, processing_class=tok
+    )
     assert trainer.label_smoothing == 1e-3

@@ -17,6 +17,7 @@ import math
 
 import pytest
 import torch
+from _profile import examples
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -31,7 +32,6 @@ from fastalign.ratios import (
     sequence_log_ratio,
     vllm_is_ratio,
 )
-from _profile import examples
 
 
 def batch(seed, b, t, dtype, scale=1.0, mask_dtype=torch.int64):

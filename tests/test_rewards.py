@@ -51,7 +51,9 @@ def test_vectorised_matches_trl_exactly(case, dtype):
     # TRL turns the reward list into a float32 tensor: the same rounding
     assert torch.equal(got32, torch.tensor(want.tolist(), dtype=torch.float32))
     # the plain-torch path (what CUDA runs)
-    assert torch.equal(_torch_impl.soft_overlong_penalty(torch.from_numpy(arr), lmax, cache, True), torch.from_numpy(want))
+    assert torch.equal(
+        _torch_impl.soft_overlong_penalty(torch.from_numpy(arr), lmax, cache, True), torch.from_numpy(want)
+    )
 
 
 def test_reward_function_contract():

@@ -59,12 +59,15 @@ OPS = {
     "grpo_advantages": lambda x: grpo_advantages(x, 8, reward_weights=[1.0, 0.5]),
     "rloo_advantages": lambda x: rloo_advantages(x, 8),
     "zero_variance_groups": lambda x: zero_variance_groups(x, 8),
-    "top_k_per_group": lambda x: top_k_per_group(x[:, 0].copy() if isinstance(x, np.ndarray) else x[:, 0].contiguous(),
-                                                 8, 3),
-    "completion_mask": lambda x: completion_mask(_ids if isinstance(x, np.ndarray) else torch.from_numpy(_ids), 1, 0,
-                                                 mask_truncated_completions=True),
-    "soft_overlong_penalty": lambda x: soft_overlong_penalty(_lengths if isinstance(x, np.ndarray)
-                                                             else torch.from_numpy(_lengths), 32, 8),
+    "top_k_per_group": lambda x: top_k_per_group(
+        x[:, 0].copy() if isinstance(x, np.ndarray) else x[:, 0].contiguous(), 8, 3
+    ),
+    "completion_mask": lambda x: completion_mask(
+        _ids if isinstance(x, np.ndarray) else torch.from_numpy(_ids), 1, 0, mask_truncated_completions=True
+    ),
+    "soft_overlong_penalty": lambda x: soft_overlong_penalty(
+        _lengths if isinstance(x, np.ndarray) else torch.from_numpy(_lengths), 32, 8
+    ),
     "soft_overlong (lists)": lambda x: _reward(completion_ids=_lists),
 }
 

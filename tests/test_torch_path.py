@@ -32,8 +32,10 @@ def _calls():
         ("grpo", lambda: grpo_advantages(r, 8, reward_weights=[1.0, 0.5, 2.0])),
         ("grpo-batch", lambda: grpo_advantages(r.double(), 8, scale_rewards="batch")),
         ("grpo-gdpo", lambda: grpo_advantages(r, 8, multi_objective_aggregation="normalize_then_sum")),
-        ("rloo", lambda: rloo_advantages(r, 8, kl=kl, beta=0.1, reward_clip_range=(0.1, 2.0),
-                                         normalize_advantages=True)),
+        (
+            "rloo",
+            lambda: rloo_advantages(r, 8, kl=kl, beta=0.1, reward_clip_range=(0.1, 2.0), normalize_advantages=True),
+        ),
         ("zvg", lambda: zero_variance_groups(r, 8)),
         ("mask", lambda: completion_mask(ids, [1, 3], 0, mask_truncated_completions=True)),
         ("mask-i32", lambda: completion_mask(ids.int(), 1, 0, dtype=torch.int32)),
@@ -91,5 +93,7 @@ def test_cuda_matches_cpu():
     torch.testing.assert_close(gpu.advantages.cpu(), cpu.advantages, rtol=1e-5, atol=1e-5)
     ids = torch.randint(0, 5, (8, 30))
     assert torch.equal(completion_mask(ids.cuda(), 1, 0).mask.cpu(), completion_mask(ids, 1, 0).mask)
-    np.testing.assert_array_equal(soft_overlong_penalty(ids.sum(1).cuda(), 100, 20).cpu().numpy(),
-                                  soft_overlong_penalty(ids.sum(1), 100, 20).numpy())
+    np.testing.assert_array_equal(
+        soft_overlong_penalty(ids.sum(1).cuda(), 100, 20).cpu().numpy(),
+        soft_overlong_penalty(ids.sum(1), 100, 20).numpy(),
+    )

@@ -102,8 +102,11 @@ def _random_rollout(seed=0):
     def rollout(prompts, trainer):
         lengths = rng.integers(1, 11, size=len(prompts))
         completions = [[5] * (n - 1) + [1] for n in lengths]
-        return {"prompt_ids": [[4, 5] for _ in prompts], "completion_ids": completions,
-                "logprobs": [[0.0] * len(c) for c in completions]}
+        return {
+            "prompt_ids": [[4, 5] for _ in prompts],
+            "completion_ids": completions,
+            "logprobs": [[0.0] * len(c) for c in completions],
+        }
 
     return rollout
 
@@ -115,8 +118,12 @@ def flat_or_length(prompts, completion_ids, **kwargs):
 
 def _sampler(batch, **kwargs):
     return tiny_grpo_trainer(
-        [flat_or_length], trainer_cls=FastGRPOTrainer, num_generations=G, per_device_train_batch_size=batch,
-        rollout_func=_random_rollout(), trainer_kwargs=dict(dynamic_sampling=True, **kwargs),
+        [flat_or_length],
+        trainer_cls=FastGRPOTrainer,
+        num_generations=G,
+        per_device_train_batch_size=batch,
+        rollout_func=_random_rollout(),
+        trainer_kwargs=dict(dynamic_sampling=True, **kwargs),
     )
 
 
@@ -164,12 +171,17 @@ def test_dynamic_sampling_replays_buffered_informative_groups():
 def test_dynamic_sampling_drops_near_constant_groups_that_std_zero_misses():
     """A group of equal non-dyadic float32 rewards has a tiny nonzero torch std; it is still
     filtered (TRL's std == 0 test would keep it)."""
+
     def near_constant(prompts, completion_ids, **kwargs):
         return [1000.1 if p == "flat" else float(len(c)) for p, c in zip(prompts, completion_ids)]
 
     trainer = tiny_grpo_trainer(
-        [near_constant], trainer_cls=FastGRPOTrainer, num_generations=G, per_device_train_batch_size=8,
-        rollout_func=_random_rollout(), trainer_kwargs=dict(dynamic_sampling=True, max_num_gen_batches=3),
+        [near_constant],
+        trainer_cls=FastGRPOTrainer,
+        num_generations=G,
+        per_device_train_batch_size=8,
+        rollout_func=_random_rollout(),
+        trainer_kwargs=dict(dynamic_sampling=True, max_num_gen_batches=3),
     )
     trainer._generate_and_score_completions(_rows("flat", "vary"))
     assert _groups_of_last_batch(trainer, 8) == ["vary", "vary"]
@@ -177,17 +189,22 @@ def test_dynamic_sampling_drops_near_constant_groups_that_std_zero_misses():
 
 # --- GFPO ---------------------------------------------------------------------------------------
 
+
 def test_gfpo_keeps_the_shortest_and_normalises_within_the_kept_group():
     trainer = tiny_grpo_trainer(
-        [short], trainer_cls=FastGRPOTrainer, num_generations=G, per_device_train_batch_size=8,
-        rollout_func=_random_rollout(seed=3), trainer_kwargs=dict(gfpo_num_remains_in_group=2),
+        [short],
+        trainer_cls=FastGRPOTrainer,
+        num_generations=G,
+        per_device_train_batch_size=8,
+        rollout_func=_random_rollout(seed=3),
+        trainer_kwargs=dict(gfpo_num_remains_in_group=2),
     )
     rng = np.random.default_rng(3)
     lengths = rng.integers(1, 11, size=8)  # what the rollout will return
     out = trainer._generate_and_score_completions(_rows("a", "b"))
     kept = []
     for g in range(2):
-        group = lengths[g * G:(g + 1) * G]
+        group = lengths[g * G : (g + 1) * G]
         order = sorted(range(G), key=lambda i: (group[i], i))[:2]
         kept += [g * G + i for i in sorted(order)]
     got_lengths = out["completion_mask"].sum(dim=1).tolist()
@@ -218,6 +235,7 @@ def test_options_are_checked(options, error, name):
 
 # --- vLLM importance-sampling path (vLLM itself cannot run here: sampling log-probs injected) ---
 
+
 def _logprob_rollout(seed=7):
     """Fixed random completions with made-up sampler log-probs (one None, as vLLM reports NaN)."""
     rng = np.random.default_rng(seed)
@@ -227,8 +245,11 @@ def _logprob_rollout(seed=7):
     logprobs[2][0] = None
 
     def rollout(prompts, trainer):
-        return {"prompt_ids": [[4, 5] for _ in prompts], "completion_ids": [list(c) for c in completions],
-                "logprobs": [list(lp) for lp in logprobs]}
+        return {
+            "prompt_ids": [[4, 5] for _ in prompts],
+            "completion_ids": [list(c) for c in completions],
+            "logprobs": [list(lp) for lp in logprobs],
+        }
 
     return rollout
 
@@ -238,8 +259,12 @@ def test_vllm_importance_sampling_matches_grpo_trainer(mode):
     outs = []
     for cls in (GRPOTrainer, FastGRPOTrainer):
         trainer = tiny_grpo_trainer(
-            [short], trainer_cls=cls, num_generations=G, per_device_train_batch_size=8,
-            rollout_func=_logprob_rollout(), vllm_importance_sampling_mode=mode,
+            [short],
+            trainer_cls=cls,
+            num_generations=G,
+            per_device_train_batch_size=8,
+            rollout_func=_logprob_rollout(),
+            vllm_importance_sampling_mode=mode,
             vllm_importance_sampling_clip_min=0.5 if mode.endswith("mask") else None,
         )
         # what use_vllm=True changes in the scoring step, without a vLLM engine: the rollout_func
@@ -258,21 +283,32 @@ def test_vllm_importance_sampling_matches_grpo_trainer(mode):
 
 # --- the presets' recipes run on FastGRPOTrainer ---------------------------------------------------
 
+
 @pytest.mark.parametrize("name", ["dapo", "gfpo"])
 def test_recipes_construct_and_score_on_fast_trainer(name, tmp_path):
     """The keywords a recipe carries are FastGRPOTrainer's own: it builds and runs a scoring step."""
     from fastalign.trl import presets
 
     if name == "dapo":
-        recipe = presets.dapo(output_dir=str(tmp_path), max_completion_length=16, soft_punish_cache=8,
-                              max_num_gen_batches=2)
+        recipe = presets.dapo(
+            output_dir=str(tmp_path), max_completion_length=16, soft_punish_cache=8, max_num_gen_batches=2
+        )
     else:
-        recipe = presets.gfpo(output_dir=str(tmp_path), num_remains_in_group=2, group_filter="reward_per_token",
-                              num_generations=4, per_device_train_batch_size=8)
+        recipe = presets.gfpo(
+            output_dir=str(tmp_path),
+            num_remains_in_group=2,
+            group_filter="reward_per_token",
+            num_generations=4,
+            per_device_train_batch_size=8,
+        )
     assert recipe.trainer_class() is FastGRPOTrainer
     trainer = tiny_grpo_trainer(
-        [flat_or_length, *recipe.reward_funcs], trainer_cls=recipe.trainer_class(), num_generations=G,
-        per_device_train_batch_size=8, rollout_func=_random_rollout(), max_completion_length=16,
+        [flat_or_length, *recipe.reward_funcs],
+        trainer_cls=recipe.trainer_class(),
+        num_generations=G,
+        per_device_train_batch_size=8,
+        rollout_func=_random_rollout(),
+        max_completion_length=16,
         trainer_kwargs=dict(recipe.trainer_kwargs),
     )
     out = trainer._generate_and_score_completions(_rows("vary", "vary"))

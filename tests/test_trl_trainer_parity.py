@@ -76,8 +76,15 @@ def _completions(n: int, seed: int) -> list[list[int]]:
 # reward batches (Python floats / None, as reward functions return them)
 
 KINDS = (
-    "random", "none_rows", "all_none", "constant_dyadic", "constant_nondyadic", "one_scorable",
-    "partial_none", "near_constant", "huge_tiny",
+    "random",
+    "none_rows",
+    "all_none",
+    "constant_dyadic",
+    "constant_nondyadic",
+    "one_scorable",
+    "partial_none",
+    "near_constant",
+    "huge_tiny",
 )
 
 
@@ -108,8 +115,9 @@ def _group(rng, kind: str, g: int, k: int) -> list[list[float | None]]:
         return x
     if kind == "near_constant":  # float32 neighbours of one value
         base = np.float32(rng.uniform(-2, 2))
-        return [[float(np.nextafter(base, np.float32(np.inf)) if (i + j) % 2 else base) for j in range(k)]
-                for i in range(g)]
+        return [
+            [float(np.nextafter(base, np.float32(np.inf)) if (i + j) % 2 else base) for j in range(k)] for i in range(g)
+        ]
     if kind == "huge_tiny":
         return (rng.uniform(-1, 1, (g, k)) * rng.choice([1e30, 1e-30, 1.0], (g, k))).tolist()
     raise AssertionError(kind)
@@ -177,10 +185,20 @@ GRPO_CONFIGS = [
     ("K2-G4-none-weights", 2, 4, 8, {"scale_rewards": "none", "reward_weights": [1.0, 0.3]}),
     ("K2-G2-True", 2, 2, 8, {"scale_rewards": True}),
     ("K1-G8-False", 1, 8, 16, {"scale_rewards": False}),
-    ("K3-G4-normalize_then_sum-weights", 3, 4, 8,
-     {"multi_objective_aggregation": "normalize_then_sum", "reward_weights": [1.0, 0.5, -2.0]}),
-    ("K2-G2-normalize_then_sum-batch", 2, 2, 8,
-     {"multi_objective_aggregation": "normalize_then_sum", "scale_rewards": "batch"}),
+    (
+        "K3-G4-normalize_then_sum-weights",
+        3,
+        4,
+        8,
+        {"multi_objective_aggregation": "normalize_then_sum", "reward_weights": [1.0, 0.5, -2.0]},
+    ),
+    (
+        "K2-G2-normalize_then_sum-batch",
+        2,
+        2,
+        8,
+        {"multi_objective_aggregation": "normalize_then_sum", "scale_rewards": "batch"},
+    ),
 ]
 
 
@@ -188,9 +206,13 @@ GRPO_CONFIGS = [
 def test_grpo_trainer(cfg, tmp_path):
     name, k, g, n, fields = cfg
     trainer = tiny_grpo_trainer(
-        list(REWARD_FUNCS[:k]), num_generations=g, per_device_train_batch_size=n,
-        rollout_func=fixed_rollout(_completions(n, seed=k * 10 + g)), train_dataset=_dataset(n, k),
-        output_dir=str(tmp_path), **fields,
+        list(REWARD_FUNCS[:k]),
+        num_generations=g,
+        per_device_train_batch_size=n,
+        rollout_func=fixed_rollout(_completions(n, seed=k * 10 + g)),
+        train_dataset=_dataset(n, k),
+        output_dir=str(tmp_path),
+        **fields,
     )
     assert trainer.reward_func_names == list(NAMES[:k])
     assert trainer.num_generations == g
@@ -205,12 +227,24 @@ def test_grpo_trainer(cfg, tmp_path):
         out, logged = _call(trainer, rows, k)
         trl_adv = out["advantages"]
         r = _matrix(rows)
-        ref_adv, _, ref_metrics = reference.grpo(torch.from_numpy(r), torch.from_numpy(w), g, scale, agg,
-                                                 names=NAMES[:k])
+        ref_adv, _, ref_metrics = reference.grpo(
+            torch.from_numpy(r), torch.from_numpy(w), g, scale, agg, names=NAMES[:k]
+        )
         _assert_reference_is_trl(ref_adv, ref_metrics, trl_adv, logged, k)
         fa = grpo_advantages(r, g, scale_rewards=scale, reward_weights=weights, multi_objective_aggregation=agg)
-        check_grpo(fa, trl_adv, None, _reward_metrics(logged, k), r, w, g, scale, agg, names=NAMES[:k],
-                   label=f"{name} batch {b}")
+        check_grpo(
+            fa,
+            trl_adv,
+            None,
+            _reward_metrics(logged, k),
+            r,
+            w,
+            g,
+            scale,
+            agg,
+            names=NAMES[:k],
+            label=f"{name} batch {b}",
+        )
         seen_nonzero |= bool((trl_adv != 0).any())
     assert seen_nonzero
 
@@ -220,11 +254,21 @@ def test_grpo_trainer(cfg, tmp_path):
 
 RLOO_CONFIGS = [
     ("K1-G4", 1, 4, 8, {}),
-    ("K2-G2-normalize-clip-weights", 2, 2, 8,
-     {"normalize_advantages": True, "reward_clip_range": (-1.0, 1.5), "reward_weights": [1.0, 0.5]}),
+    (
+        "K2-G2-normalize-clip-weights",
+        2,
+        2,
+        8,
+        {"normalize_advantages": True, "reward_clip_range": (-1.0, 1.5), "reward_weights": [1.0, 0.5]},
+    ),
     ("K3-G4-beta-weights", 3, 4, 8, {"beta": 0.05, "reward_weights": [1.0, -0.5, 2.0]}),
-    ("K2-G2-beta-normalize-clip", 2, 2, 8,
-     {"beta": 0.2, "normalize_advantages": True, "reward_clip_range": (-2.0, 2.0)}),
+    (
+        "K2-G2-beta-normalize-clip",
+        2,
+        2,
+        8,
+        {"beta": 0.2, "normalize_advantages": True, "reward_clip_range": (-2.0, 2.0)},
+    ),
 ]
 
 
@@ -246,9 +290,13 @@ class _LogpsSpy:
 def test_rloo_trainer(cfg, tmp_path):
     name, k, g, n, fields = cfg
     trainer = tiny_rloo_trainer(
-        list(REWARD_FUNCS[:k]), num_generations=g, per_device_train_batch_size=n,
-        completion_ids=_completions(n, seed=k * 10 + g + 1), train_dataset=_dataset(n, k),
-        output_dir=str(tmp_path), **fields,
+        list(REWARD_FUNCS[:k]),
+        num_generations=g,
+        per_device_train_batch_size=n,
+        completion_ids=_completions(n, seed=k * 10 + g + 1),
+        train_dataset=_dataset(n, k),
+        output_dir=str(tmp_path),
+        **fields,
     )
     beta = fields.get("beta", 0.0)
     clip = fields.get("reward_clip_range")
@@ -282,14 +330,29 @@ def test_rloo_trainer(cfg, tmp_path):
             assert logged["kl"] == ((per_token_kl * mask).sum() / mask.sum().float().clamp(min=1.0)).item()
         else:
             assert "ref" not in spy.logps and trainer.ref_model is None
-        ref_adv, _, ref_metrics = reference.rloo(torch.from_numpy(r), torch.from_numpy(w), g, clip, beta, kl,
-                                                 normalize, names=NAMES[:k])
+        ref_adv, _, ref_metrics = reference.rloo(
+            torch.from_numpy(r), torch.from_numpy(w), g, clip, beta, kl, normalize, names=NAMES[:k]
+        )
         _assert_reference_is_trl(ref_adv, ref_metrics, trl_adv, logged, k)
         kl_np = None if kl is None else kl.numpy()
-        fa = rloo_advantages(r, g, reward_weights=weights, reward_clip_range=clip, beta=beta, kl=kl_np,
-                             normalize_advantages=normalize)
-        check_rloo(fa, trl_adv, None, _reward_metrics(logged, k), r, w, g, clip, beta, kl_np, normalize,
-                   names=NAMES[:k], label=f"{name} batch {b}")
+        fa = rloo_advantages(
+            r, g, reward_weights=weights, reward_clip_range=clip, beta=beta, kl=kl_np, normalize_advantages=normalize
+        )
+        check_rloo(
+            fa,
+            trl_adv,
+            None,
+            _reward_metrics(logged, k),
+            r,
+            w,
+            g,
+            clip,
+            beta,
+            kl_np,
+            normalize,
+            names=NAMES[:k],
+            label=f"{name} batch {b}",
+        )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -331,15 +394,28 @@ def test_policy_loss_reference_is_grpo_trainer(loss_trainer, level, aggregation,
         lp = logps.clone().requires_grad_()
         trainer.injected = (lp, torch.rand(b, t, generator=g, dtype=dtype))
         inputs = {
-            "prompt_ids": torch.zeros(b, 2, dtype=torch.long), "prompt_mask": torch.ones(b, 2, dtype=torch.long),
-            "completion_ids": torch.zeros(b, t, dtype=torch.long), "completion_mask": mask,
-            "advantages": advantages, "num_items_in_batch": num_items, "old_per_token_logps": old,
+            "prompt_ids": torch.zeros(b, 2, dtype=torch.long),
+            "prompt_mask": torch.ones(b, 2, dtype=torch.long),
+            "completion_ids": torch.zeros(b, t, dtype=torch.long),
+            "completion_mask": mask,
+            "advantages": advantages,
+            "num_items_in_batch": num_items,
+            "old_per_token_logps": old,
         }
         trl_loss = trainer._compute_loss(trainer.model, inputs)
         (trl_grad,) = torch.autograd.grad(trl_loss, lp)
         lp2 = logps.clone().requires_grad_()
-        ref_loss = policy_loss.clipped_policy_loss(lp2, old, advantages, mask, level=level, aggregation=aggregation,
-                                                   num_items=num_items, eps_low=0.2, eps_high=0.28)
+        ref_loss = policy_loss.clipped_policy_loss(
+            lp2,
+            old,
+            advantages,
+            mask,
+            level=level,
+            aggregation=aggregation,
+            num_items=num_items,
+            eps_low=0.2,
+            eps_high=0.28,
+        )
         (ref_grad,) = torch.autograd.grad(ref_loss, lp2)
         assert torch.equal(ref_loss.detach(), trl_loss.detach()), (seed, ref_loss, trl_loss)
         assert torch.equal(ref_grad, trl_grad), seed

@@ -127,8 +127,11 @@ def dist(tmp_path_factory) -> dict:
         if built:
             src = _sync(sdist, CACHE / "src")
             staging = pathlib.Path(tempfile.mkdtemp(dir=CACHE))
-            _run([str(BIN / RELEASE[0]), *RELEASE[1:], "--out", str(staging)], cwd=src,
-                 env=_env(CARGO_TARGET_DIR=str(CACHE / "target")))
+            _run(
+                [str(BIN / RELEASE[0]), *RELEASE[1:], "--out", str(staging)],
+                cwd=src,
+                env=_env(CARGO_TARGET_DIR=str(CACHE / "target")),
+            )
             shutil.copy(sdist, staging)
             shutil.rmtree(done, ignore_errors=True)
             done.parent.mkdir(exist_ok=True)
@@ -139,14 +142,12 @@ def dist(tmp_path_factory) -> dict:
         (wheel,) = done.glob("*.whl")
     seconds = time.perf_counter() - start
     print(f"\nwheel: {wheel.name} ({'built' if built else 'cached'}, {seconds:.1f} s)", file=sys.stderr)
-    return {"wheel": wheel, "sdist": sdist, "version": sdist.name[len("fastalign-"):-len(".tar.gz")]}
+    return {"wheel": wheel, "sdist": sdist, "version": sdist.name[len("fastalign-") : -len(".tar.gz")]}
 
 
 def test_the_wheel_is_abi3_manylinux2014_and_carries_the_license(dist):
     wheel = dist["wheel"]
-    assert wheel.name == (
-        f"fastalign-{dist['version']}-cp311-abi3-manylinux2014_x86_64.{PLATFORM_TAG}.whl"
-    ), wheel.name
+    assert wheel.name == (f"fastalign-{dist['version']}-cp311-abi3-manylinux2014_x86_64.{PLATFORM_TAG}.whl"), wheel.name
     report = " ".join(_run([str(BIN / "auditwheel"), "show", str(wheel)]).split())
     assert f'consistent with the following platform tag: "{PLATFORM_TAG}"' in report, report
     names = zipfile.ZipFile(wheel).namelist()
@@ -161,9 +162,18 @@ def test_the_sdist_has_the_license_both_crates_and_the_lock(dist):
     top = f"fastalign-{dist['version']}"
     with tarfile.open(dist["sdist"]) as tar:
         names = set(tar.getnames())
-    for need in ["LICENSE", "README.md", "pyproject.toml", "Cargo.toml", "Cargo.lock",
-                 "rust/fastalign-core/Cargo.toml", "rust/fastalign-py/Cargo.toml", "rust/fastalign-py/build.rs",
-                 "python/fastalign/__init__.py", "python/fastalign/py.typed"]:
+    for need in [
+        "LICENSE",
+        "README.md",
+        "pyproject.toml",
+        "Cargo.toml",
+        "Cargo.lock",
+        "rust/fastalign-core/Cargo.toml",
+        "rust/fastalign-py/Cargo.toml",
+        "rust/fastalign-py/build.rs",
+        "python/fastalign/__init__.py",
+        "python/fastalign/py.typed",
+    ]:
         assert f"{top}/{need}" in names, need
 
 
@@ -172,8 +182,20 @@ def _venv(tmp_path: pathlib.Path, python: str, *requirements: str) -> pathlib.Pa
     env = _env(UV_PYTHON_DOWNLOADS="never")
     env.pop("VIRTUAL_ENV")
     _run([_uv(), "venv", "--quiet", "--python", python, str(venv)], env=env)
-    _run([_uv(), "pip", "install", "--quiet", "--python", str(venv / "bin" / "python"), *requirements,
-          "--constraint", str(LOCK)], env=env)
+    _run(
+        [
+            _uv(),
+            "pip",
+            "install",
+            "--quiet",
+            "--python",
+            str(venv / "bin" / "python"),
+            *requirements,
+            "--constraint",
+            str(LOCK),
+        ],
+        env=env,
+    )
     return venv / "bin" / "python"
 
 

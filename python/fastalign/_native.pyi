@@ -67,10 +67,18 @@ def rloo_advantages_f64(
     metrics: bool,
 ) -> _AdvantageTuple: ...
 def zero_variance_groups_f32(
-    rewards: npt.NDArray[np.float32], reward_weights: npt.NDArray[np.float32], num_generations: int, atol: float, rtol: float
+    rewards: npt.NDArray[np.float32],
+    reward_weights: npt.NDArray[np.float32],
+    num_generations: int,
+    atol: float,
+    rtol: float,
 ) -> npt.NDArray[np.bool_]: ...
 def zero_variance_groups_f64(
-    rewards: npt.NDArray[np.float64], reward_weights: npt.NDArray[np.float64], num_generations: int, atol: float, rtol: float
+    rewards: npt.NDArray[np.float64],
+    reward_weights: npt.NDArray[np.float64],
+    num_generations: int,
+    atol: float,
+    rtol: float,
 ) -> npt.NDArray[np.bool_]: ...
 def completion_mask_i32(
     completion_ids: npt.NDArray[np.int32], eos_token_ids: list[int], pad_token_id: int, mask_truncated_completions: bool
@@ -119,46 +127,106 @@ _IsStats = tuple[float, float, float, float, float, float, float, float]
 _LossMetrics = tuple[float, float, float, float, float, float, float, float]
 
 def masked_reduce_f32(
-    values: npt.NDArray[np.float32], minus: npt.NDArray[np.float32] | None, mask: npt.NDArray[Any] | None, rows: int,
-    cu_seqlens: npt.NDArray[np.int64] | None, reduction: str,
+    values: npt.NDArray[np.float32],
+    minus: npt.NDArray[np.float32] | None,
+    mask: npt.NDArray[Any] | None,
+    rows: int,
+    cu_seqlens: npt.NDArray[np.int64] | None,
+    reduction: str,
 ) -> npt.NDArray[np.float32]: ...
 def masked_reduce_f64(
-    values: npt.NDArray[np.float64], minus: npt.NDArray[np.float64] | None, mask: npt.NDArray[Any] | None, rows: int,
-    cu_seqlens: npt.NDArray[np.int64] | None, reduction: str,
+    values: npt.NDArray[np.float64],
+    minus: npt.NDArray[np.float64] | None,
+    mask: npt.NDArray[Any] | None,
+    rows: int,
+    cu_seqlens: npt.NDArray[np.int64] | None,
+    reduction: str,
 ) -> npt.NDArray[np.float64]: ...
 def masked_reduce_backward_f32(
-    grad: npt.NDArray[np.float32], mask: npt.NDArray[Any] | None, tokens: int, cu_seqlens: npt.NDArray[np.int64] | None,
+    grad: npt.NDArray[np.float32],
+    mask: npt.NDArray[Any] | None,
+    tokens: int,
+    cu_seqlens: npt.NDArray[np.int64] | None,
     reduction: str,
 ) -> npt.NDArray[np.float32]: ...
 def masked_reduce_backward_f64(
-    grad: npt.NDArray[np.float64], mask: npt.NDArray[Any] | None, tokens: int, cu_seqlens: npt.NDArray[np.int64] | None,
+    grad: npt.NDArray[np.float64],
+    mask: npt.NDArray[Any] | None,
+    tokens: int,
+    cu_seqlens: npt.NDArray[np.int64] | None,
     reduction: str,
 ) -> npt.NDArray[np.float64]: ...
 def vllm_is_ratio_f32(
-    old: npt.NDArray[np.float32], sampling: npt.NDArray[np.float32], mask: npt.NDArray[Any], rows: int,
-    cu_seqlens: npt.NDArray[np.int64] | None, mode: str, clip_min: float | None, clip_max: float | None,
+    old: npt.NDArray[np.float32],
+    sampling: npt.NDArray[np.float32],
+    mask: npt.NDArray[Any],
+    rows: int,
+    cu_seqlens: npt.NDArray[np.int64] | None,
+    mode: str,
+    clip_min: float | None,
+    clip_max: float | None,
 ) -> tuple[npt.NDArray[np.float32], _IsStats]: ...
 def vllm_is_ratio_f64(
-    old: npt.NDArray[np.float64], sampling: npt.NDArray[np.float64], mask: npt.NDArray[Any], rows: int,
-    cu_seqlens: npt.NDArray[np.int64] | None, mode: str, clip_min: float | None, clip_max: float | None,
+    old: npt.NDArray[np.float64],
+    sampling: npt.NDArray[np.float64],
+    mask: npt.NDArray[Any],
+    rows: int,
+    cu_seqlens: npt.NDArray[np.int64] | None,
+    mode: str,
+    clip_min: float | None,
+    clip_max: float | None,
 ) -> tuple[npt.NDArray[np.float64], _IsStats]: ...
 def grpo_loss_f32(
-    logps: npt.NDArray[np.float32], old: npt.NDArray[np.float32] | None, advantages: npt.NDArray[np.float32],
-    mask: npt.NDArray[Any], ref_logps: npt.NDArray[np.float32] | None, is_ratio: npt.NDArray[np.float32] | None,
-    sampling: npt.NDArray[np.float32] | None, entropy_mask: npt.NDArray[np.bool_] | None, rows: int,
-    cu_seqlens: npt.NDArray[np.int64] | None, loss_type: str, level: str, epsilon_low: float, epsilon_high: float,
-    delta: float | None, beta: float, use_bias_correction_kl: bool, off_policy_mask_threshold: float | None,
-    sapo_temperatures: tuple[float, float], vespo_params: tuple[float, float, float, float], grad_accum: float,
-    max_completion_length: float | None, token_denominator: float | None, grad: npt.NDArray[np.float32] | None,
+    logps: npt.NDArray[np.float32],
+    old: npt.NDArray[np.float32] | None,
+    advantages: npt.NDArray[np.float32],
+    mask: npt.NDArray[Any],
+    ref_logps: npt.NDArray[np.float32] | None,
+    is_ratio: npt.NDArray[np.float32] | None,
+    sampling: npt.NDArray[np.float32] | None,
+    entropy_mask: npt.NDArray[np.bool_] | None,
+    rows: int,
+    cu_seqlens: npt.NDArray[np.int64] | None,
+    loss_type: str,
+    level: str,
+    epsilon_low: float,
+    epsilon_high: float,
+    delta: float | None,
+    beta: float,
+    use_bias_correction_kl: bool,
+    off_policy_mask_threshold: float | None,
+    sapo_temperatures: tuple[float, float],
+    vespo_params: tuple[float, float, float, float],
+    grad_accum: float,
+    max_completion_length: float | None,
+    token_denominator: float | None,
+    grad: npt.NDArray[np.float32] | None,
 ) -> tuple[float, _LossMetrics]: ...
 def grpo_loss_f64(
-    logps: npt.NDArray[np.float64], old: npt.NDArray[np.float64] | None, advantages: npt.NDArray[np.float64],
-    mask: npt.NDArray[Any], ref_logps: npt.NDArray[np.float64] | None, is_ratio: npt.NDArray[np.float64] | None,
-    sampling: npt.NDArray[np.float64] | None, entropy_mask: npt.NDArray[np.bool_] | None, rows: int,
-    cu_seqlens: npt.NDArray[np.int64] | None, loss_type: str, level: str, epsilon_low: float, epsilon_high: float,
-    delta: float | None, beta: float, use_bias_correction_kl: bool, off_policy_mask_threshold: float | None,
-    sapo_temperatures: tuple[float, float], vespo_params: tuple[float, float, float, float], grad_accum: float,
-    max_completion_length: float | None, token_denominator: float | None, grad: npt.NDArray[np.float64] | None,
+    logps: npt.NDArray[np.float64],
+    old: npt.NDArray[np.float64] | None,
+    advantages: npt.NDArray[np.float64],
+    mask: npt.NDArray[Any],
+    ref_logps: npt.NDArray[np.float64] | None,
+    is_ratio: npt.NDArray[np.float64] | None,
+    sampling: npt.NDArray[np.float64] | None,
+    entropy_mask: npt.NDArray[np.bool_] | None,
+    rows: int,
+    cu_seqlens: npt.NDArray[np.int64] | None,
+    loss_type: str,
+    level: str,
+    epsilon_low: float,
+    epsilon_high: float,
+    delta: float | None,
+    beta: float,
+    use_bias_correction_kl: bool,
+    off_policy_mask_threshold: float | None,
+    sapo_temperatures: tuple[float, float],
+    vespo_params: tuple[float, float, float, float],
+    grad_accum: float,
+    max_completion_length: float | None,
+    token_denominator: float | None,
+    grad: npt.NDArray[np.float64] | None,
 ) -> tuple[float, _LossMetrics]: ...
 
 # packing (fastalign.packing)
@@ -178,7 +246,8 @@ def pack_plan(
     int,
     int,
 ]:
-    """Plan: (piece_row, piece_skip, piece_len, out_offsets, bin_bounds | None, tokens_truncated, rows_split, rows_empty)."""
+    """Plan: (piece_row, piece_skip, piece_len, out_offsets, bin_bounds | None,
+    tokens_truncated, rows_split, rows_empty)."""
 
 def gather_u8(
     chunks: list[npt.NDArray[np.uint8]],

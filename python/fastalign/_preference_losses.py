@@ -180,8 +180,7 @@ class DPOLoss:
         keys. The model-output metrics (``entropy``, ``logits/*``, ``mean_token_accuracy``,
         ``num_tokens``) are not computed here.
         """
-        return _pair_metrics(self.chosen_rewards, self.rejected_rewards, self.chosen_logps, self.rejected_logps,
-                             prefix)
+        return _pair_metrics(self.chosen_rewards, self.rejected_rewards, self.chosen_logps, self.rejected_logps, prefix)
 
 
 def _pair_metrics(
@@ -201,8 +200,14 @@ def _pair_metrics(
         chosen_logps.mean(),
         rejected_logps.mean(),
     ]
-    keys = ["rewards/chosen", "rewards/rejected", "rewards/accuracies", "rewards/margins", "logps/chosen",
-            "logps/rejected"]
+    keys = [
+        "rewards/chosen",
+        "rewards/rejected",
+        "rewards/accuracies",
+        "rewards/margins",
+        "logps/chosen",
+        "logps/rejected",
+    ]
     if nll_loss is not None:
         values.append(nll_loss.to(c.dtype))
         keys.append("nll_loss")
@@ -485,9 +490,7 @@ def dpo_loss(
     )
 
 
-def wpo_weights(
-    per_token_logps: torch.Tensor, log_sum_sq_probs: torch.Tensor, mask: torch.Tensor
-) -> torch.Tensor:
+def wpo_weights(per_token_logps: torch.Tensor, log_sum_sq_probs: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """WPO sequence weights as ``DPOTrainer`` computes them for ``use_weighting=True``.
 
     ``exp( sum_t mask * (log p_t - log sum_v p_v^2) / max(sum_t mask, 1) )`` per row, with no
@@ -545,8 +548,14 @@ class CPOLoss:
         """``rewards/{chosen,rejected,accuracies,margins}``, ``logps/{chosen,rejected}`` and
         ``nll_loss`` as TRL's ``get_batch_loss_metrics`` logs them (local means). The
         ``logits/*`` metrics need the full logits and are not computed here."""
-        return _pair_metrics(self.chosen_rewards, self.rejected_rewards, self.chosen_logps, self.rejected_logps,
-                             prefix, nll_loss=self.nll_loss)
+        return _pair_metrics(
+            self.chosen_rewards,
+            self.rejected_rewards,
+            self.chosen_logps,
+            self.rejected_logps,
+            prefix,
+            nll_loss=self.nll_loss,
+        )
 
 
 def cpo_loss(
@@ -756,8 +765,10 @@ _LOGIT_DTYPES = (torch.float32, torch.float64, torch.bfloat16, torch.float16)
 def _label_logps(logits: object, labels: object, ignore_index: object) -> tuple[torch.Tensor, torch.Tensor]:
     """Shifted per-token log-probs (N, T-1) and label mask from full logits and labels."""
     if logits is None or labels is None:
-        raise InvalidArgumentError("is required together with " + ("labels" if logits is None else "logits"),
-                                   "logits" if logits is None else "labels")
+        raise InvalidArgumentError(
+            "is required together with " + ("labels" if logits is None else "logits"),
+            "logits" if logits is None else "labels",
+        )
     if not v.is_torch(logits):
         raise InvalidTypeError(f"expected a torch tensor, got {type(logits).__name__}", "logits")
     if logits.dtype not in _LOGIT_DTYPES:  # type: ignore[attr-defined]

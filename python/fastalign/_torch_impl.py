@@ -138,7 +138,9 @@ def zero_variance_groups(r: torch.Tensor, w_np: np.ndarray, g: int, atol: float,
     return (count < 2) | (lo == hi) | ((hi - lo) <= atol + rtol * scale)
 
 
-def completion_mask(ids: torch.Tensor, eos: list[int], pad: int, mask_truncated: bool, kind: str = "int64") -> CompletionMask:
+def completion_mask(
+    ids: torch.Tensor, eos: list[int], pad: int, mask_truncated: bool, kind: str = "int64"
+) -> CompletionMask:
     b, t = ids.shape
     if len(eos) <= 8:  # comparisons with Python ints: no host-to-device copy of the EOS ids
         is_eos = ids == eos[0] if eos else torch.zeros_like(ids, dtype=torch.bool)

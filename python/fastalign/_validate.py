@@ -298,7 +298,9 @@ def cu_seqlens(x: object, tokens: int, device: Any) -> Any:
             raise InvalidArgumentError(f"must start at 0, got {c[0]}", "cu_seqlens")
         for i in range(1, len(c)):
             if c[i] < c[i - 1]:
-                raise InvalidArgumentError(f"must be non-decreasing, but entry {i} ({c[i]}) < entry {i - 1}", "cu_seqlens")
+                raise InvalidArgumentError(
+                    f"must be non-decreasing, but entry {i} ({c[i]}) < entry {i - 1}", "cu_seqlens"
+                )
         if c[-1] != tokens:
             raise InvalidArgumentError(f"must end at the number of tokens {tokens}, got {c[-1]}", "cu_seqlens")
     return x

@@ -93,8 +93,7 @@ def _check_layout(shape: tuple[int, ...], num_generations: object, name: str = "
         raise InvalidArgumentError("has no columns; expected one column per reward function", name)
     if n % g:
         raise InvalidArgumentError(
-            f"{g} does not divide the number of completions {n} "
-            "(groups are contiguous blocks of num_generations rows)",
+            f"{g} does not divide the number of completions {n} (groups are contiguous blocks of num_generations rows)",
             "num_generations",
         )
     return n, k, g

@@ -109,8 +109,10 @@ def _scoring_inputs(n: int) -> tuple[list[dict], list[list[int]]]:
     r = rng.random((n, 3)).round(4)
     none = rng.random((n, 3)) < 0.05
     none[none.all(axis=1), 0] = False
-    rows = [{"prompt": "what is 1 + 1 ?", **{f"r{j}": None if none[i, j] else float(r[i, j]) for j in range(3)}}
-            for i in range(n)]
+    rows = [
+        {"prompt": "what is 1 + 1 ?", **{f"r{j}": None if none[i, j] else float(r[i, j]) for j in range(3)}}
+        for i in range(n)
+    ]
     lengths = rng.integers(1, 513, n)
     completions = [rng.integers(4, len(WORDS), int(m)).tolist() for m in lengths]
     for c in completions[: int(0.8 * n)]:
@@ -118,9 +120,14 @@ def _scoring_inputs(n: int) -> tuple[list[dict], list[list[int]]]:
     return rows, completions
 
 
-@case("grpo scoring step", "TRL GRPOTrainer._generate_and_score_completions", "N", (1024, 8192),
-      note="whole scoring step beside FastGRPOTrainer's: injected completions (1..512 tokens), decoding, "
-           "K=3 reward functions (5% None), padding, advantages (G=16) and logged metrics; tiny model, no forward")
+@case(
+    "grpo scoring step",
+    "TRL GRPOTrainer._generate_and_score_completions",
+    "N",
+    (1024, 8192),
+    note="whole scoring step beside FastGRPOTrainer's: injected completions (1..512 tokens), decoding, "
+    "K=3 reward functions (5% None), padding, advantages (G=16) and logged metrics; tiny model, no forward",
+)
 def scoring_step_pair(n: int) -> Pair:
     """``GRPOTrainer._generate_and_score_completions`` and ``FastGRPOTrainer``'s on the same ``n``
     injected completions (groups of 16) and reward columns; also used by benches/."""
@@ -134,8 +141,15 @@ def scoring_step_pair(n: int) -> Pair:
     funcs = [_rewards_column(f"r{j}") for j in range(3)]
     data = Dataset.from_dict({"prompt": ["p"] * n, **{f"r{j}": [0.0] * n for j in range(3)}})
     trainers = [
-        tiny_grpo_trainer(funcs, num_generations=16, per_device_train_batch_size=n, train_dataset=data,
-                          rollout_func=fixed_rollout(completions), max_completion_length=512, trainer_cls=cls)
+        tiny_grpo_trainer(
+            funcs,
+            num_generations=16,
+            per_device_train_batch_size=n,
+            train_dataset=data,
+            rollout_func=fixed_rollout(completions),
+            max_completion_length=512,
+            trainer_cls=cls,
+        )
         for cls in (None, FastGRPOTrainer)
     ]
 
@@ -154,8 +168,13 @@ def scoring_step_pair(n: int) -> Pair:
     return Pair(score(trainers[0]), score(trainers[1]), check=check)
 
 
-@case("soft_overlong (lists)", "trl.rewards.get_soft_overlong_punishment", "B", (1024, 8192, 65536),
-      note="lengths uniform in 0..4096, L_max=4096, L_cache=1024; token-id lists as TRL passes them")
+@case(
+    "soft_overlong (lists)",
+    "trl.rewards.get_soft_overlong_punishment",
+    "B",
+    (1024, 8192, 65536),
+    note="lengths uniform in 0..4096, L_max=4096, L_cache=1024; token-id lists as TRL passes them",
+)
 def _overlong_lists(b: int) -> Pair:
     from trl.rewards import get_soft_overlong_punishment
 
@@ -178,8 +197,13 @@ def _overlong_inputs(b: int) -> tuple[list[list[int]], Any]:
     return [[7] * int(n) for n in lengths], torch.from_numpy(lengths)
 
 
-@case("soft_overlong (lengths)", "trl.rewards.get_soft_overlong_punishment (lists)", "B", (1024, 8192, 65536),
-      note="TRL takes no tensor: its time is on the token lists; fastalign's on an int64 lengths tensor")
+@case(
+    "soft_overlong (lengths)",
+    "trl.rewards.get_soft_overlong_punishment (lists)",
+    "B",
+    (1024, 8192, 65536),
+    note="TRL takes no tensor: its time is on the token lists; fastalign's on an int64 lengths tensor",
+)
 def _overlong_lengths(b: int) -> Pair:
     from trl.rewards import get_soft_overlong_punishment
 
@@ -217,15 +241,25 @@ def loss_method_pair(level: str, loss_type: str, b: int, t: int) -> Pair:
     lp0, old, mask, adv = _logps(b, t)
     entropies = torch.rand(b, t, generator=torch.Generator().manual_seed(_SEED + b))
     inputs = {
-        "prompt_ids": torch.zeros(b, 2, dtype=torch.long), "prompt_mask": torch.ones(b, 2, dtype=torch.long),
-        "completion_ids": torch.zeros(b, t, dtype=torch.long), "completion_mask": mask, "advantages": adv,
-        "num_items_in_batch": mask.sum(), "old_per_token_logps": old,
+        "prompt_ids": torch.zeros(b, 2, dtype=torch.long),
+        "prompt_mask": torch.ones(b, 2, dtype=torch.long),
+        "completion_ids": torch.zeros(b, t, dtype=torch.long),
+        "completion_mask": mask,
+        "advantages": adv,
+        "num_items_in_batch": mask.sum(),
+        "old_per_token_logps": old,
     }
 
     def step(base: type | None) -> Callable[[], Any]:
         trainer = injected_logps_grpo_trainer(
-            base=base, num_generations=2, per_device_train_batch_size=2, loss_type=loss_type,
-            importance_sampling_level=level, epsilon=0.2, epsilon_high=0.28, max_completion_length=t,
+            base=base,
+            num_generations=2,
+            per_device_train_batch_size=2,
+            loss_type=loss_type,
+            importance_sampling_level=level,
+            epsilon=0.2,
+            epsilon_high=0.28,
+            max_completion_length=t,
         )
         trainer.current_gradient_accumulation_steps = 1
 
@@ -249,16 +283,30 @@ def _loss_case(level: str, loss_type: str) -> Callable[[int], Pair]:
     return lambda b: loss_method_pair(level, loss_type, b, 4096)
 
 
-case("grpo _compute_loss fwd+bwd (dapo)", "TRL GRPOTrainer._compute_loss + autograd", "B", (64, 512),
-     note="T=4096; the trainers' loss methods on injected log-probs (loss, gradient and logged metrics) beside "
-          "FastGRPOTrainer's; TRL's default loss: token ratio, clip 0.2/0.28, / num_items_in_batch"
-     )(_loss_case("token", "dapo"))
-case("grpo _compute_loss fwd+bwd (GSPO)", "TRL GRPOTrainer._compute_loss + autograd", "B", (64, 512),
-     note="T=4096; importance_sampling_level='sequence', loss_type='grpo'")(_loss_case("sequence", "grpo"))
+case(
+    "grpo _compute_loss fwd+bwd (dapo)",
+    "TRL GRPOTrainer._compute_loss + autograd",
+    "B",
+    (64, 512),
+    note="T=4096; the trainers' loss methods on injected log-probs (loss, gradient and logged metrics) beside "
+    "FastGRPOTrainer's; TRL's default loss: token ratio, clip 0.2/0.28, / num_items_in_batch",
+)(_loss_case("token", "dapo"))
+case(
+    "grpo _compute_loss fwd+bwd (GSPO)",
+    "TRL GRPOTrainer._compute_loss + autograd",
+    "B",
+    (64, 512),
+    note="T=4096; importance_sampling_level='sequence', loss_type='grpo'",
+)(_loss_case("sequence", "grpo"))
 
 
-@case("pack_dataset (bfd, TRL windows)", "trl.pack_dataset", "N", (10_000, 100_000),
-      note="lognormal lengths (mean ~400 tokens), one int64 column, seq_length 4096, 1,000-row windows")
+@case(
+    "pack_dataset (bfd, TRL windows)",
+    "trl.pack_dataset",
+    "N",
+    (10_000, 100_000),
+    note="lognormal lengths (mean ~400 tokens), one int64 column, seq_length 4096, 1,000-row windows",
+)
 def _pack(n: int) -> Pair:
     import numpy as np_
     import pyarrow as pa
@@ -278,8 +326,7 @@ def _pack(n: int) -> Pair:
     def check(r: Any, g: Any) -> None:
         assert r.data.table.equals(g.data.table)
 
-    return Pair(lambda: trl_pack(ds, 4096), lambda: pack_dataset(ds, 4096), nbytes=int(offsets[-1]) * 16,
-                check=check)
+    return Pair(lambda: trl_pack(ds, 4096), lambda: pack_dataset(ds, 4096), nbytes=int(offsets[-1]) * 16, check=check)
 
 
 def _kk_case(equal_size: bool) -> Callable[[int], Pair]:
@@ -287,8 +334,10 @@ def _kk_case(equal_size: bool) -> Callable[[int], Pair]:
         try:
             from verl.utils.seqlen_balancing import get_seqlen_balanced_partitions
         except ImportError:
-            raise Skip("verl is not installed (pip install verl); benches/bench_packing.py in the repository "
-                       "times a pure-Python Karmarkar-Karp instead") from None
+            raise Skip(
+                "verl is not installed (pip install verl); benches/bench_packing.py in the repository "
+                "times a pure-Python Karmarkar-Karp instead"
+            ) from None
 
         from .packing import balance_partitions
 
@@ -296,30 +345,47 @@ def _kk_case(equal_size: bool) -> Callable[[int], Pair]:
 
         def check(r: Any, g: Any) -> None:
             spread = lambda parts: max(int(lengths[list(p)].sum()) for p in parts) - min(  # noqa: E731
-                int(lengths[list(p)].sum()) for p in parts)
+                int(lengths[list(p)].sum()) for p in parts
+            )
             assert spread(g) <= spread(r), "fastalign's partition is less balanced than verl's"
 
-        return Pair(lambda: get_seqlen_balanced_partitions(lengths.tolist(), 64, equal_size),
-                    lambda: balance_partitions(lengths, 64, equal_size=equal_size), check=check)
+        return Pair(
+            lambda: get_seqlen_balanced_partitions(lengths.tolist(), 64, equal_size),
+            lambda: balance_partitions(lengths, 64, equal_size=equal_size),
+            check=check,
+        )
 
     return build
 
 
-case("balance_partitions (k=64)", "verl get_seqlen_balanced_partitions", "n", (1024, 16_384),
-     note="lengths uniform in 64..8191; fastalign's spread must be at most verl's (needs verl)")(_kk_case(False))
-case("balance_partitions (k=64, equal size)", "verl get_seqlen_balanced_partitions", "n", (1024, 16_384),
-     note="equal_size=True")(_kk_case(True))
+case(
+    "balance_partitions (k=64)",
+    "verl get_seqlen_balanced_partitions",
+    "n",
+    (1024, 16_384),
+    note="lengths uniform in 64..8191; fastalign's spread must be at most verl's (needs verl)",
+)(_kk_case(False))
+case(
+    "balance_partitions (k=64, equal size)",
+    "verl get_seqlen_balanced_partitions",
+    "n",
+    (1024, 16_384),
+    note="equal_size=True",
+)(_kk_case(True))
 
 # What TRL computes inline in a trainer method has nothing of TRL's to call on its own: the
 # advantage step alone, the completion mask, GSPO's sequence ratio, the loss lines alone. The
 # repository's benches/ time those against plain-torch references proven equal to the trainer
 # methods by its tests; this command, shipped in the wheel, times only TRL's (and verl's) own code.
-INLINE_NOTE = ("ops TRL computes inline (the advantage step alone, completion_mask, sequence_log_ratio, the loss "
-               "lines alone) are timed in the repository's benches/, against plain-torch references proven equal "
-               "to TRL's trainer methods by its tests")
+INLINE_NOTE = (
+    "ops TRL computes inline (the advantage step alone, completion_mask, sequence_log_ratio, the loss "
+    "lines alone) are timed in the repository's benches/, against plain-torch references proven equal "
+    "to TRL's trainer methods by its tests"
+)
 
 
 # --- timing and the machine ----------------------------------------------------------------------
+
 
 @dataclass
 class Timing:
@@ -384,6 +450,7 @@ def fmt_time(seconds: float) -> str:
 
 # --- running and reporting -----------------------------------------------------------------------
 
+
 def run(
     ops: list[str], sizes: dict[str, tuple[int, ...]], repeat: int, copy_bw: float | None = None, out: Any = None
 ) -> list[dict]:
@@ -398,8 +465,13 @@ def run(
             try:
                 pair = c.build(size)
             except Skip as why:
-                row = {"op": name, "size": f"{c.size_name}={size:,}", "size_value": size, "reference": c.reference,
-                       "skipped": str(why)}
+                row = {
+                    "op": name,
+                    "size": f"{c.size_name}={size:,}",
+                    "size_value": size,
+                    "reference": c.reference,
+                    "skipped": str(why),
+                }
                 rows.append(row)
                 print(f"| {name} | {row['size']} | {c.reference} | skipped: {why} | | | | |", file=out, flush=True)
                 continue
@@ -409,10 +481,16 @@ def run(
             del ref_out, our_out
             ref, ours = time_call(pair.reference, repeat), time_call(pair.fastalign, repeat)
             row = {
-                "op": name, "size": f"{c.size_name}={size:,}", "size_value": size, "reference": c.reference,
-                "reference_s": ref.median, "reference_best_s": ref.best,
-                "fastalign_s": ours.median, "fastalign_best_s": ours.best,
-                "speedup": ref.median / ours.median, "speedup_best": ref.best / ours.best,
+                "op": name,
+                "size": f"{c.size_name}={size:,}",
+                "size_value": size,
+                "reference": c.reference,
+                "reference_s": ref.median,
+                "reference_best_s": ref.best,
+                "fastalign_s": ours.median,
+                "fastalign_best_s": ours.best,
+                "speedup": ref.median / ours.median,
+                "speedup_best": ref.best / ours.best,
                 "bytes": pair.nbytes,
             }
             rows.append(row)
@@ -426,12 +504,16 @@ def _row(r: dict, copy_bw: float | None) -> str:
         bw = f"{gbs:.1f}" + (f" ({gbs / (copy_bw / 1e9):.0%} of copy)" if copy_bw else "")
     else:
         bw = "–"
-    return (f"| {r['op']} | {r['size']} | {r['reference']} | {fmt_time(r['reference_s'])} "
-            f"| {fmt_time(r['fastalign_s'])} | {r['speedup']:.1f}x | {r['speedup_best']:.1f}x | {bw} |")
+    return (
+        f"| {r['op']} | {r['size']} | {r['reference']} | {fmt_time(r['reference_s'])} "
+        f"| {fmt_time(r['fastalign_s'])} | {r['speedup']:.1f}x | {r['speedup_best']:.1f}x | {bw} |"
+    )
 
 
-HEADER = ("| op | size | reference | reference time | fastalign time | speed-up (median) | speed-up (best) "
-          "| fastalign GB/s (r+w) |\n|---|---|---|---|---|---|---|---|")
+HEADER = (
+    "| op | size | reference | reference time | fastalign time | speed-up (median) | speed-up (best) "
+    "| fastalign GB/s (r+w) |\n|---|---|---|---|---|---|---|---|"
+)
 
 
 def header_lines(copy_bw: float) -> list[str]:
@@ -445,7 +527,7 @@ def header_lines(copy_bw: float) -> list[str]:
         trl_version = trl.__version__
     except ImportError:
         trl_version = "not installed"
-    when = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    when = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
     return [
         f"## fastalign bench — {when}",
         "",
@@ -506,18 +588,26 @@ def _parse_sizes(specs: list[str]) -> dict[str, tuple[int, ...]]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="fastalign bench", description=__doc__.splitlines()[0],
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        prog="fastalign bench",
+        description=__doc__.splitlines()[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     ap.add_argument("--ops", help="comma-separated ops (default: all; see --list)")
-    ap.add_argument("--sizes", nargs="*", default=[], metavar="OP=N,N", help="sizes per op, e.g. 'grpo scoring step=1024'")
+    ap.add_argument(
+        "--sizes", nargs="*", default=[], metavar="OP=N,N", help="sizes per op, e.g. 'grpo scoring step=1024'"
+    )
     ap.add_argument("--repeat", type=int, default=7, help="timed batches per measurement (default 7)")
     ap.add_argument("--plot", metavar="DIR", help="write one PNG per op (speed-up by size) into DIR")
     ap.add_argument("--json", metavar="FILE", help="write the results as JSON")
     ap.add_argument("--list", action="store_true", help="list the ops and exit")
     step = ap.add_argument_group("training steps (--step)")
-    step.add_argument("--step", action="store_true",
-                      help="time whole optimizer steps of TRL's trainers beside fastalign's padding-free ones "
-                           "on a long-tail batch (see fastalign.step_bench) instead of the ops")
+    step.add_argument(
+        "--step",
+        action="store_true",
+        help="time whole optimizer steps of TRL's trainers beside fastalign's padding-free ones "
+        "on a long-tail batch (see fastalign.step_bench) instead of the ops",
+    )
     step.add_argument("--trainers", default="grpo,dpo", help="with --step: grpo and/or dpo (default both)")
     step.add_argument("--models", default="tiny,small", help="with --step: tiny and/or small (default both)")
     step.add_argument("--rounds", type=int, default=3, help="with --step: interleaved steps per side (default 3)")

@@ -68,14 +68,27 @@ def train_section(steps: int, plot: str | None) -> None:
     # overlong filtering, beta 0), scaled down to this model, plus its soft overlong reward and
     # dynamic sampling; the stock trainer gets the same config and rewards without the sampling
     recipe = presets.dapo(
-        output_dir=tempfile.mkdtemp(prefix="fastalign-demo-"), max_completion_length=16, soft_punish_cache=8,
-        num_generations=4, per_device_train_batch_size=16, max_num_gen_batches=3,
-        learning_rate=5e-3, max_steps=steps, use_cpu=True, report_to=[], logging_steps=1, save_strategy="no",
-        seed=0, gradient_checkpointing=False, disable_tqdm=True,
+        output_dir=tempfile.mkdtemp(prefix="fastalign-demo-"),
+        max_completion_length=16,
+        soft_punish_cache=8,
+        num_generations=4,
+        per_device_train_batch_size=16,
+        max_num_gen_batches=3,
+        learning_rate=5e-3,
+        max_steps=steps,
+        use_cpu=True,
+        report_to=[],
+        logging_steps=1,
+        save_strategy="no",
+        seed=0,
+        gradient_checkpointing=False,
+        disable_tqdm=True,
     )
-    print(f"preset: {recipe.config.loss_type} loss, epsilon {recipe.config.epsilon}/{recipe.config.epsilon_high}, "
-          f"mask_truncated_completions={recipe.config.mask_truncated_completions}, "
-          f"trainer options {dict(recipe.trainer_kwargs)}")
+    print(
+        f"preset: {recipe.config.loss_type} loss, epsilon {recipe.config.epsilon}/{recipe.config.epsilon_high}, "
+        f"mask_truncated_completions={recipe.config.mask_truncated_completions}, "
+        f"trainer options {dict(recipe.trainer_kwargs)}"
+    )
     data = Dataset.from_dict({"prompt": ["what is 1 + 1 ?", "what is 2 + 3 ?", "a b c", "d e f"] * 64})
     runs = {}
     for name, cls, options in [
@@ -84,8 +97,12 @@ def train_section(steps: int, plot: str | None) -> None:
     ]:
         tokenizer = tiny_tokenizer()
         trainer = cls(
-            model=tiny_model(tokenizer), reward_funcs=[_target_length, *recipe.reward_funcs], args=recipe.config,
-            train_dataset=data, processing_class=tokenizer, **options,
+            model=tiny_model(tokenizer),
+            reward_funcs=[_target_length, *recipe.reward_funcs],
+            args=recipe.config,
+            train_dataset=data,
+            processing_class=tokenizer,
+            **options,
         )
         trainer.remove_callback(PrinterCallback)
         trainer.remove_callback(ProgressCallback)
@@ -96,12 +113,17 @@ def train_section(steps: int, plot: str | None) -> None:
     (trl_trainer, trl_time), (fast_trainer, fast_time) = runs.values()
     trl_log = [r for r in trl_trainer.state.log_history if "reward" in r]
     fast_log = [r for r in fast_trainer.state.log_history if "reward" in r]
-    print(f"{'step':>4} | {'TRL reward':>10} {'TRL loss':>9} | {'fastalign reward':>16} {'loss':>9} "
-          f"{'filtered groups':>15} {'generations':>11}")
+    print(
+        f"{'step':>4} | {'TRL reward':>10} {'TRL loss':>9} | {'fastalign reward':>16} {'loss':>9} "
+        f"{'filtered groups':>15} {'generations':>11}"
+    )
     for a, b in zip(trl_log, fast_log):
-        print(f"{a['step']:>4} | {a['reward']:>10.3f} {a['loss']:>9.4f} | {b['reward']:>16.3f} {b['loss']:>9.4f} "
-              f"{b.get('dynamic_sampling/filtered_groups', 0):>15.0f} "
-              f"{b.get('dynamic_sampling/generation_batches', 1):>11.0f}")
+        print(
+            f"{a['step']:>4} | {a['reward']:>10.3f} {a['loss']:>9.4f} | {b['reward']:>16.3f} {b['loss']:>9.4f} "
+            f"{b.get('dynamic_sampling/filtered_groups', 0):>15.0f} "
+            f"{b.get('dynamic_sampling/generation_batches', 1):>11.0f}"
+        )
+
     def start_end(log):
         k = max(1, min(5, len(log) // 2))
         return sum(r["reward"] for r in log[:k]) / k, sum(r["reward"] for r in log[-k:]) / k, k
@@ -109,14 +131,18 @@ def train_section(steps: int, plot: str | None) -> None:
     for name, log in (("TRL", trl_log), ("fastalign", fast_log)):
         a, b, k = start_end(log)
         print(f"mean reward, {name:>9}: first {k} steps {a:+.3f} -> last {k} steps {b:+.3f}")
-    print(f"wall time: TRL {trl_time:.1f} s, fastalign {fast_time:.1f} s (both dominated by generation; "
-          "dynamic sampling generates more when it filters)")
+    print(
+        f"wall time: TRL {trl_time:.1f} s, fastalign {fast_time:.1f} s (both dominated by generation; "
+        "dynamic sampling generates more when it filters)"
+    )
 
     times = fast_trainer.fastalign_times
     print("fastalign hot paths in the run (wall clock per call, median; a busy machine adds outliers to totals):")
     for name in times.samples:
-        print(f"  {name:<22} {times.calls(name):>3} calls, median {_fmt(times.median(name)).strip()}, "
-              f"total {_fmt(times.total(name)).strip()}")
+        print(
+            f"  {name:<22} {times.calls(name):>3} calls, median {_fmt(times.median(name)).strip()}, "
+            f"total {_fmt(times.total(name)).strip()}"
+        )
     print("(section 3 times these steps beside TRL's own trainer methods at training-batch sizes)")
     if plot:
         _plot(plot, [r["reward"] for r in trl_log], [r["reward"] for r in fast_log])
@@ -133,8 +159,13 @@ def _plot(path: str, trl_rewards: list, fast_rewards: list) -> None:
         return
     fig, ax = plt.subplots(figsize=(6, 3.5), dpi=120)
     ax.plot(range(1, len(trl_rewards) + 1), trl_rewards, marker="o", ms=3, label="TRL GRPOTrainer")
-    ax.plot(range(1, len(fast_rewards) + 1), fast_rewards, marker="s", ms=3,
-            label="fastalign FastGRPOTrainer (DAPO dynamic sampling)")
+    ax.plot(
+        range(1, len(fast_rewards) + 1),
+        fast_rewards,
+        marker="s",
+        ms=3,
+        label="fastalign FastGRPOTrainer (DAPO dynamic sampling)",
+    )
     ax.set_xlabel("step")
     ax.set_ylabel("mean reward")
     ax.set_title("Tiny Qwen2 on CPU: reward per step")
@@ -193,8 +224,10 @@ def parity_section() -> None:
     for k, val in ours.metrics(names).items():
         print(f"{k:>48} {trl_metrics[k]:>12.6f} {val:>12.6f}")
     print(f"{'num_items_in_batch':>48} {int(out['num_items_in_batch']):>12d} {int(mask.num_items):>12d}")
-    print(f"{'completions/clipped_ratio':>48} {trl_metrics['completions/clipped_ratio']:>12.6f} "
-          f"{mask.is_truncated.float().mean().item():>12.6f}")
+    print(
+        f"{'completions/clipped_ratio':>48} {trl_metrics['completions/clipped_ratio']:>12.6f} "
+        f"{mask.is_truncated.float().mean().item():>12.6f}"
+    )
     same = torch.allclose(out["advantages"], ours.advantages, rtol=1e-5, atol=1e-6) and torch.equal(
         out["completion_mask"], mask.mask[:, : out["completion_mask"].shape[1]]
     )
@@ -206,10 +239,14 @@ def speed_section(repeat: int) -> None:
 
     from .bench import CASES
 
-    print(f"\n== 3. Speed against TRL's own code, same inputs (best of the timed calls; torch threads: "
-          f"{torch.get_num_threads()}) ==")
-    print("(TRL's trainer methods run on a tiny local model with the completions or log-probs injected, beside "
-          "FastGRPOTrainer's; answers are compared before timing)")
+    print(
+        f"\n== 3. Speed against TRL's own code, same inputs (best of the timed calls; torch threads: "
+        f"{torch.get_num_threads()}) =="
+    )
+    print(
+        "(TRL's trainer methods run on a tiny local model with the completions or log-probs injected, beside "
+        "FastGRPOTrainer's; answers are compared before timing)"
+    )
     rows = []
     for label, name, size, reps in [
         ("GRPO scoring step, N=8192 completions", "grpo scoring step", 8192, max(2, repeat // 25)),
@@ -235,8 +272,10 @@ def step_section(rounds: int) -> None:
     print("\n== 4. The training step: TRL's padded GRPO step beside padding-free (long-tail batch, tiny model) ==")
     r = compare("grpo", "tiny", rounds)
     loss = r["first_step_loss"]
-    print(f"same first-step loss: TRL {loss['trl']:.6f}, fastalign {loss['fastalign']:.6f}; "
-          "fastalign bench --step times the small model and DPO too")
+    print(
+        f"same first-step loss: TRL {loss['trl']:.6f}, fastalign {loss['fastalign']:.6f}; "
+        "fastalign bench --step times the small model and DPO too"
+    )
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -245,12 +284,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--plot", default="fastalign-demo-reward.png", help="PNG of reward per step ('' for none)")
     parser.add_argument("--repeat", type=int, default=50, help="timing repetitions in section 3")
     parser.add_argument("--skip-train", action="store_true")
-    parser.add_argument("--step-rounds", type=int, default=1, help="interleaved steps per trainer in section 4 (0: skip)")
+    parser.add_argument(
+        "--step-rounds", type=int, default=1, help="interleaved steps per trainer in section 4 (0: skip)"
+    )
     args = parser.parse_args(argv)
     warnings.filterwarnings("ignore")
-    import fastalign
     import torch
     import trl
+
+    import fastalign
 
     print(f"fastalign {fastalign.__version__} | trl {trl.__version__} | torch {torch.__version__}")
     if not args.skip_train:

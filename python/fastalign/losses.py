@@ -22,8 +22,6 @@ from typing import Any, NamedTuple
 
 from . import _validate as v
 from . import ops
-from .errors import InvalidArgumentError, InvalidTypeError
-
 from ._preference_losses import (  # noqa: E402 - the preference losses are plain torch, kept apart
     CPO_LOSS_TYPES,
     DPO_LOSS_TYPES,
@@ -35,6 +33,7 @@ from ._preference_losses import (  # noqa: E402 - the preference losses are plai
     dpo_loss,
     wpo_weights,
 )
+from .errors import InvalidArgumentError, InvalidTypeError
 
 __all__ = [
     "CPO_LOSS_TYPES",
@@ -106,7 +105,9 @@ def _token_denominator(
     if isinstance(num_items_in_batch, torch.Tensor):
         n_t = num_items_in_batch
         if n_t.numel() != 1:
-            raise InvalidArgumentError(f"expected a number or a 0-d tensor, got shape {tuple(n_t.shape)}", "num_items_in_batch")
+            raise InvalidArgumentError(
+                f"expected a number or a 0-d tensor, got shape {tuple(n_t.shape)}", "num_items_in_batch"
+            )
         if n_t.device == like.device and (v.on_accelerator(n_t) or torch.compiler.is_compiling()):
             if n_t.dtype == torch.bool or n_t.dtype.is_complex:
                 raise InvalidTypeError(f"expected an integer or float count, got {n_t.dtype}", "num_items_in_batch")
@@ -237,7 +238,9 @@ def grpo_loss(
     isr = None
     if importance_sampling_ratio is not None:
         is_shapes = ((b,), shape) if packed else ((b,), (b, 1), shape)
-        isr = v.like_tensor(importance_sampling_ratio, "importance_sampling_ratio", lp, "per_token_logps", shapes=is_shapes)
+        isr = v.like_tensor(
+            importance_sampling_ratio, "importance_sampling_ratio", lp, "per_token_logps", shapes=is_shapes
+        )
         if isr.numel() == b and isr.numel() != lp.numel():
             if lt == "vespo":
                 raise InvalidArgumentError(
@@ -250,7 +253,11 @@ def grpo_loss(
     samp = None
     if sampling_per_token_logps is not None:
         samp = v.like_tensor(sampling_per_token_logps, "sampling_per_token_logps", lp, "per_token_logps").detach()
-    ent = None if entropy_mask is None else v.mask_tensor(entropy_mask, "entropy_mask", lp, "per_token_logps", bool_only=True)
+    ent = (
+        None
+        if entropy_mask is None
+        else v.mask_tensor(entropy_mask, "entropy_mask", lp, "per_token_logps", bool_only=True)
+    )
     opsm = v.optional_real(off_policy_mask_threshold, "off_policy_mask_threshold")
     ga = v.integer(gradient_accumulation_steps, "gradient_accumulation_steps", minimum=1)
     spg = ga if steps_per_generation is None else v.integer(steps_per_generation, "steps_per_generation", minimum=1)

@@ -15,7 +15,8 @@ Every op has a CPU kernel that hands zero-copy numpy views of the tensors to Rus
 and a default kernel, used on every other device, written in plain torch
 (``fastalign/_torch_losses.py``, same formulas), which never waits for the device (no
 ``.item()``, no boolean indexing, no blocking host-to-device copy) unless asked to check for NaN.
-Fake kernels give the output shapes from the input shapes only, so ``torch.compile(fullgraph=True)`` traces the ops; autograd formulas make
+Fake kernels give the output shapes from the input shapes only, so
+``torch.compile(fullgraph=True)`` traces the ops; autograd formulas make
 gradients flow to ``values`` / ``per_token_logps``. These ops take already-validated arguments:
 call them through :mod:`fastalign.ratios` and :mod:`fastalign.losses`.
 

@@ -92,7 +92,9 @@ def completion_mask(
     like_torch = v.is_torch(completion_ids)
     if like_torch:
         num_items = v._torch().tensor(num_items, dtype=v._torch().int64)
-    return CompletionMask(v.wrap(mask, like_torch), v.wrap(truncated, like_torch), v.wrap(lengths, like_torch), num_items)
+    return CompletionMask(
+        v.wrap(mask, like_torch), v.wrap(truncated, like_torch), v.wrap(lengths, like_torch), num_items
+    )
 
 
 _KERNELS = {
@@ -127,4 +129,6 @@ def _check_shape(shape: tuple[int, ...]) -> None:
     if shape[0] == 0:
         raise v.InvalidArgumentError("is empty; expected at least one completion", "completion_ids")
     if shape[1] == 0:
-        raise v.InvalidArgumentError("has no columns; expected shape (batch, length) with length >= 1", "completion_ids")
+        raise v.InvalidArgumentError(
+            "has no columns; expected shape (batch, length) with length >= 1", "completion_ids"
+        )

@@ -192,7 +192,8 @@ def balance_partitions(
         part while that lowers the larger of the two. KK's equal-size seeds pair items of
         neighbouring weights, so a long outlier leaves a gap no later merge closes; on a
         long-tail batch of 32 sequences into 2 parts the busiest part drops from 1.08x the
-        mean to 1.000x (median of 200 draws, ``benches/rank_balance.py``). ``False`` (the default) returns verl's partition exactly.
+        mean to 1.000x (median of 200 draws, ``benches/rank_balance.py``).
+        ``False`` (the default) returns verl's partition exactly.
 
     Returns
     -------
@@ -374,8 +375,8 @@ class _Packed:
                     "dataset",
                 )
         self.cols = cols
-        (self.prow, self.pskip, self.plen, self.out_offsets, self.bounds, truncated, split, empty) = (
-            _native.pack_plan(lengths, windows[0], windows[1], seq_length, strategy)
+        (self.prow, self.pskip, self.plen, self.out_offsets, self.bounds, truncated, split, empty) = _native.pack_plan(
+            lengths, windows[0], windows[1], seq_length, strategy
         )
         self.total = int(self.out_offsets[-1])
         self.n_out = len(self.out_offsets) - 1
@@ -572,7 +573,10 @@ def _pack_one(
             windows = (np.array([0], dtype=np.int64), np.array([n], dtype=np.int64))
         elif isinstance(window, str):
             windows = _trl_windows(
-                n, map_kwargs.get("batch_size", 1000), map_kwargs.get("num_proc"), map_kwargs.get("drop_last_batch", False)
+                n,
+                map_kwargs.get("batch_size", 1000),
+                map_kwargs.get("num_proc"),
+                map_kwargs.get("drop_last_batch", False),
             )
         else:
             windows = _trl_windows(n, window, None, False)
@@ -581,7 +585,9 @@ def _pack_one(
         if dataset._indices is not None:
             rows = dataset._indices.column(0).to_numpy().astype(np.int64, copy=False)
         names = list(table.column_names)
-        packer = _Packed([table.column(i) for i in range(table.num_columns)], names, rows, windows, seq_length, strategy)
+        packer = _Packed(
+            [table.column(i) for i in range(table.num_columns)], names, rows, windows, seq_length, strategy
+        )
         report = packer.report
         fingerprint = map_kwargs.get("new_fingerprint") or Hasher.hash(
             ("fastalign.packing.pack_dataset", dataset._fingerprint, seq_length, strategy, windows[0], windows[1])
@@ -603,7 +609,9 @@ def _pack_one(
                 out = Dataset.from_file(path, info=info, split=dataset.split)
                 out._fingerprint = fingerprint
             else:
-                out = Dataset(InMemoryTable(packer.table(progress)), info=info, split=dataset.split, fingerprint=fingerprint)
+                out = Dataset(
+                    InMemoryTable(packer.table(progress)), info=info, split=dataset.split, fingerprint=fingerprint
+                )
         finally:
             if progress is not None:
                 progress.close()
@@ -727,4 +735,3 @@ def patch_trl_sft(*, window: int | str | None = TRL_WINDOWS) -> Iterator[None]:
         yield
     finally:
         sft.pack_dataset = original
-

@@ -102,7 +102,9 @@ class SoftOverlongPunishment:
         return (type(self), (self.max_completion_len, self.soft_punish_cache))
 
     def __repr__(self) -> str:
-        return f"soft_overlong(max_completion_len={self.max_completion_len}, soft_punish_cache={self.soft_punish_cache})"
+        return (
+            f"soft_overlong(max_completion_len={self.max_completion_len}, soft_punish_cache={self.soft_punish_cache})"
+        )
 
 
 def _mask_lengths(mask: Any, ids: Any) -> Any:

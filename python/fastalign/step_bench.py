@@ -47,8 +47,9 @@ MAX_LEN = 2048
 SIDES = ("trl", "fastalign")
 
 
-def long_tail_lengths(n: int = N_SEQUENCES, *, median: float = 200.0, sigma: float = 0.9, seed: int = 0,
-                      lo: int = 16, hi: int = MAX_LEN) -> np.ndarray:
+def long_tail_lengths(
+    n: int = N_SEQUENCES, *, median: float = 200.0, sigma: float = 0.9, seed: int = 0, lo: int = 16, hi: int = MAX_LEN
+) -> np.ndarray:
     """Completion lengths of a long-tail rollout: lognormal, clipped, the longest forced to ``hi``."""
     rng = np.random.default_rng(seed)
     lengths = np.clip(np.round(rng.lognormal(np.log(median), sigma, n)), lo, hi).astype(np.int64)
@@ -60,8 +61,14 @@ def _model(name: str, tokenizer: Any) -> Any:
     import torch
     from transformers import Qwen2Config, Qwen2ForCausalLM
 
-    cfg = Qwen2Config(**MODELS[name], max_position_embeddings=4 * MAX_LEN, tie_word_embeddings=True,
-                      eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id, bos_token_id=None)
+    cfg = Qwen2Config(
+        **MODELS[name],
+        max_position_embeddings=4 * MAX_LEN,
+        tie_word_embeddings=True,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+        bos_token_id=None,
+    )
     torch.manual_seed(0)
     model = Qwen2ForCausalLM(cfg)
     model.generation_config.eos_token_id = tokenizer.eos_token_id
@@ -140,8 +147,13 @@ def _dpo(model_name: str, side: str, **config: Any) -> Any:
                      per_device_train_batch_size=8, gradient_accumulation_steps=4, max_length=None,
                      learning_rate=1e-6, logging_steps=1, save_strategy="no", seed=0, disable_tqdm=True,
                      padding_free=side == "fastalign", **config)  # fmt: skip
-    return cls(model=_model(model_name, tokenizer), ref_model=_model(model_name, tokenizer), args=args,
-               processing_class=tokenizer, train_dataset=Dataset.from_dict(rows))
+    return cls(
+        model=_model(model_name, tokenizer),
+        ref_model=_model(model_name, tokenizer),
+        args=args,
+        processing_class=tokenizer,
+        train_dataset=Dataset.from_dict(rows),
+    )
 
 
 def make_trainer(trainer: str, model_name: str, side: str, **config: Any) -> Any:

@@ -20,9 +20,27 @@ __all__ = ["WORDS", "tiny_tokenizer", "tiny_model", "tiny_grpo_trainer", "tiny_r
 
 # A small closed vocabulary: special tokens first, then digits and a few words.
 WORDS: tuple[str, ...] = (
-    "<pad>", "<eos>", "<unk>", "<end>",
+    "<pad>",
+    "<eos>",
+    "<unk>",
+    "<end>",
     *[str(i) for i in range(10)],
-    "+", "-", "=", "?", "the", "answer", "is", "what", "a", "b", "c", "d", "e", "f", "g", "h",
+    "+",
+    "-",
+    "=",
+    "?",
+    "the",
+    "answer",
+    "is",
+    "what",
+    "a",
+    "b",
+    "c",
+    "d",
+    "e",
+    "f",
+    "g",
+    "h",
 )
 
 

@@ -31,11 +31,30 @@ def dataset(n=32, seed=0):
 
 
 def train(cls, padding_free, kwargs, config):
-    args = DPOConfig(output_dir=tempfile.mkdtemp(), use_cpu=True, bf16=False, report_to=[], per_device_train_batch_size=4,
-                     gradient_accumulation_steps=2, max_steps=3, learning_rate=1e-3, logging_steps=1,
-                     save_strategy="no", seed=0, disable_tqdm=True, padding_free=padding_free, **config)  # fmt: skip
-    t = cls(model=tiny_model(TOK), ref_model=tiny_model(TOK), args=args, processing_class=TOK,
-            train_dataset=dataset(), **kwargs)
+    args = DPOConfig(
+        output_dir=tempfile.mkdtemp(),
+        use_cpu=True,
+        bf16=False,
+        report_to=[],
+        per_device_train_batch_size=4,
+        gradient_accumulation_steps=2,
+        max_steps=3,
+        learning_rate=1e-3,
+        logging_steps=1,
+        save_strategy="no",
+        seed=0,
+        disable_tqdm=True,
+        padding_free=padding_free,
+        **config,
+    )
+    t = cls(
+        model=tiny_model(TOK),
+        ref_model=tiny_model(TOK),
+        args=args,
+        processing_class=TOK,
+        train_dataset=dataset(),
+        **kwargs,
+    )
     t.train()
     return t, [row for row in t.state.log_history if "loss" in row]
 

@@ -41,11 +41,15 @@ def main(out: str) -> None:
         "dapo": ({"balance_ranks": True}, {}),
         "dapo-budget": ({"max_tokens_per_microbatch": 24, "balance_ranks": True}, {}),
         "grpo-entropy-bonus": (same, {"loss_type": "grpo", "entropy_coef": 0.01}),
-        "bnpo-budget-gspo": ({"max_tokens_per_microbatch": 24, **same},
-                             {"loss_type": "bnpo", "importance_sampling_level": "sequence", "num_iterations": 2}),
+        "bnpo-budget-gspo": (
+            {"max_tokens_per_microbatch": 24, **same},
+            {"loss_type": "bnpo", "importance_sampling_level": "sequence", "num_iterations": 2},
+        ),
         # several rows, one backward (the quantile is over the micro-batch): DDP syncs on the last call
-        "top-entropy-budget": ({"max_tokens_per_microbatch": 24, **same},
-                               {"loss_type": "grpo", "top_entropy_quantile": 0.5}),
+        "top-entropy-budget": (
+            {"max_tokens_per_microbatch": 24, **same},
+            {"loss_type": "grpo", "top_entropy_quantile": 0.5},
+        ),
     }
     result = {}
     for name, (kwargs, config) in runs.items():

@@ -78,8 +78,13 @@ assert [sum(weights[i] for i in p) for p in parts] == [18, 18]  # a perfect spli
 # --- the modules that need an extra say which one ------------------------------------------
 absent = [name for name in ("torch", "trl", "transformers", "datasets") if importlib.util.find_spec(name) is None]
 assert absent == ["torch", "trl", "transformers", "datasets"], f"this environment should have numpy only: {absent}"
-for module, extra in [("fastalign.losses", "torch"), ("fastalign.ops", "torch"), ("fastalign.ratios", "torch"),
-                      ("fastalign.trl", "trl"), ("fastalign.padding_free", "trl")]:
+for module, extra in [
+    ("fastalign.losses", "torch"),
+    ("fastalign.ops", "torch"),
+    ("fastalign.ratios", "torch"),
+    ("fastalign.trl", "trl"),
+    ("fastalign.padding_free", "trl"),
+]:
     try:
         importlib.import_module(module)
     except ImportError as e:

@@ -56,7 +56,7 @@ def differencing_partition(weights: list[int], k: int, equal_size: bool) -> list
     if equal_size:
         if n % k:
             raise ValueError(f"equal_size needs n ({n}) to be a multiple of k ({k})")
-        seeds = [by_size[start:start + k] for start in range(0, n, k)]
+        seeds = [by_size[start : start + k] for start in range(0, n, k)]
     else:
         seeds = [[i] for i in by_size]
     partials: list[list[list] | None] = []

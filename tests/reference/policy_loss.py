@@ -28,8 +28,9 @@ def sequence_log_ratio(logps: torch.Tensor, old_logps: torch.Tensor, mask: torch
     return sequence_mean(logps - old_logps, mask)
 
 
-def clipped_policy_loss(logps, old_logps, advantages, mask, *, level="token", aggregation="dapo",
-                        num_items=None, eps_low=0.2, eps_high=0.28):
+def clipped_policy_loss(
+    logps, old_logps, advantages, mask, *, level="token", aggregation="dapo", num_items=None, eps_low=0.2, eps_high=0.28
+):
     """The PPO-clip policy loss over a padded (B, T) batch (see the module docstring)."""
     if level == "token":
         log_weight = logps - old_logps

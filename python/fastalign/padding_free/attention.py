@@ -58,8 +58,16 @@ def packed_call() -> Iterator[None]:
         _PACKED.reset(token)
 
 
-def _segments(module: Any, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, cu: Any,
-              dropout: float, scaling: float | None, sliding_window: int | None) -> torch.Tensor:
+def _segments(
+    module: Any,
+    query: torch.Tensor,
+    key: torch.Tensor,
+    value: torch.Tensor,
+    cu: Any,
+    dropout: float,
+    scaling: float | None,
+    sliding_window: int | None,
+) -> torch.Tensor:
     if query.shape[0] != 1:
         raise PaddingFreeError(f"expected one packed row per forward, got a batch of {query.shape[0]}", "input_ids")
     bounds = cu.tolist() if isinstance(cu, torch.Tensor) else list(cu)
@@ -104,9 +112,18 @@ def segment_attention_forward(
     return _segments(module, query, key, value, cu_seq_lens_q, dropout, scaling, sliding_window), None
 
 
-def _segment_eager_forward(module: torch.nn.Module, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
-                           attention_mask: torch.Tensor | None, dropout: float = 0.0, scaling: float | None = None,
-                           sliding_window: int | None = None, cu_seq_lens_q: Any = None, **kwargs: Any) -> Any:
+def _segment_eager_forward(
+    module: torch.nn.Module,
+    query: torch.Tensor,
+    key: torch.Tensor,
+    value: torch.Tensor,
+    attention_mask: torch.Tensor | None,
+    dropout: float = 0.0,
+    scaling: float | None = None,
+    sliding_window: int | None = None,
+    cu_seq_lens_q: Any = None,
+    **kwargs: Any,
+) -> Any:
     if cu_seq_lens_q is None:
         return eager_attention_forward(module, query, key, value, attention_mask, dropout=dropout, scaling=scaling,
                                        sliding_window=sliding_window, **kwargs)  # fmt: skip

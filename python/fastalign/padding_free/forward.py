@@ -103,7 +103,9 @@ def check_model(model: Any) -> None:
     for module in root.modules():
         name = type(module).__name__
         if any(m in name for m in _SEQUENCE_MIXERS):
-            raise PaddingFreeError(f"the model has {name} layers, which mix the sequences of a packed row", "padding_free")
+            raise PaddingFreeError(
+                f"the model has {name} layers, which mix the sequences of a packed row", "padding_free"
+            )
         sinks = sinks or isinstance(getattr(module, "sinks", None), torch.nn.Parameter)
     softcap = getattr(text, "attn_logit_softcapping", None) is not None
     if (sinks or softcap) and not _is_flash(config._attn_implementation):
@@ -199,7 +201,7 @@ def forward_packed(
         if aux_loss:
             kwargs["output_router_logits"] = True
         kwargs.update(model_kwargs or {})
-        with _call_context(model, mode), (call_context(r) if call_context else contextlib.nullcontext()):
+        with _call_context(model, mode), call_context(r) if call_context else contextlib.nullcontext():
             if fused:
                 out = model(**kwargs, shift_labels=labels, fused_lm_head=True)
                 got = {f: getattr(out, f) for f in fields}
@@ -219,8 +221,9 @@ def forward_packed(
     return result
 
 
-def padded_logps(model: Any, values: np.ndarray, offsets: np.ndarray, targets: Any, sequences: Any,
-                 *, temperature: float = 1.0) -> torch.Tensor:
+def padded_logps(
+    model: Any, values: np.ndarray, offsets: np.ndarray, targets: Any, sequences: Any, *, temperature: float = 1.0
+) -> torch.Tensor:
     """The reference: the same scored log-probs from right-padded rows with an attention mask
     (the model's own attention), as an ``(N,)`` tensor in ``sequences`` order."""
     seq = np.asarray(sequences, dtype=np.int64)

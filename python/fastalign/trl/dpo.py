@@ -74,7 +74,9 @@ class DataCollatorForPackedPreference:
 
     def __call__(self, examples: list[dict[str, Any]]) -> dict[str, Any]:
         prompts = [e["prompt_ids"] for e in examples]
-        seqs = concat_lists(prompts + prompts, [e["chosen_ids"] for e in examples] + [e["rejected_ids"] for e in examples])
+        seqs = concat_lists(
+            prompts + prompts, [e["chosen_ids"] for e in examples] + [e["rejected_ids"] for e in examples]
+        )
         values, offsets, part = seqs.values, seqs.offsets, seqs.part
         if self.max_length is not None:
             lengths = np.diff(offsets)
@@ -215,8 +217,9 @@ class FastDPOTrainer(DPOTrainer):
         if "packed" not in inputs:
             return super()._compute_loss(model, inputs, return_outputs)
         if return_outputs:
-            raise PaddingFreeError("evaluation returns losses and metrics, not logits, in padding-free mode",
-                                   "return_outputs")
+            raise PaddingFreeError(
+                "evaluation returns losses and metrics, not logits, in padding-free mode", "return_outputs"
+            )
         mode = "train" if self.model.training else "eval"
         batch: PackedPairs = inputs["packed"]
         rows = self._rows(batch)
@@ -239,9 +242,9 @@ class FastDPOTrainer(DPOTrainer):
             chosen_cu = rows.cu_seqlens[: b + 1]
             kwargs["chosen_token_logps"] = scatter_padded(per_token[: int(chosen_cu[-1])], chosen_cu)
             width = kwargs["chosen_token_logps"].shape[1]
-            kwargs["chosen_token_mask"] = torch.from_numpy(
-                np.arange(width)[None, :] < counts[:b, None]
-            ).to(per_token.device)
+            kwargs["chosen_token_mask"] = torch.from_numpy(np.arange(width)[None, :] < counts[:b, None]).to(
+                per_token.device
+            )
         if self.use_weighting:
             cu = torch.from_numpy(rows.cu_seqlens).to(per_token.device)
             with torch.no_grad():

@@ -19,7 +19,8 @@ building blocks TRL uses — ``_generate`` (generation and its metrics), ``_calc
 Anything else (tool calling, environments, multimodal prompts, a PEFT reference model) goes to
 TRL's own method unchanged, and so does the loss when the entropy bonus or the MoE aux loss is on
 (terms TRL adds to the aggregated loss with schedules and metrics of their own; padding-free
-runs TRL's loss code on the packed forward's results then). With the same seed and data, a ``FastGRPOTrainer`` trains exactly
+runs TRL's loss code on the packed forward's results then). With the same seed and data, a
+``FastGRPOTrainer`` trains exactly
 like ``GRPOTrainer`` (``tests/test_trl_fast_trainer.py`` checks losses and metrics over several
 steps).
 
@@ -661,7 +662,9 @@ class FastGRPOTrainer(GRPOTrainer):
             check_budget(np.diff(gen.offsets), self.max_tokens_per_microbatch, "max_tokens_per_microbatch")
         sampling_logps = None
         if batch.sampling_logps is not None:
-            completion = np.concatenate([np.asarray(r, dtype=np.float32) for r in batch.sampling_logps] or [np.zeros(0)])
+            completion = np.concatenate(
+                [np.asarray(r, dtype=np.float32) for r in batch.sampling_logps] or [np.zeros(0)]
+            )
             comp_targets = self._completion_targets(batch, keep)
             sampling_logps = torch.from_numpy(completion[comp_targets].astype(np.float32)).to(device)
         self.fastalign_times.add("pack", time.perf_counter() - t)
@@ -905,7 +908,9 @@ class FastGRPOTrainer(GRPOTrainer):
             ratio = mb["importance_sampling_ratio"]
             # TRL's ratio is exp(0) = 1 where nothing is trained
             padded["importance_sampling_ratio"] = (
-                ratio.unsqueeze(1) if ratio.shape[0] == b and ratio.shape[0] != logps.shape[0] else scatter_padded(ratio, cu, 1.0)
+                ratio.unsqueeze(1)
+                if ratio.shape[0] == b and ratio.shape[0] != logps.shape[0]
+                else scatter_padded(ratio, cu, 1.0)
             )
         self._injected_forward = (scatter_padded(logps, cu), scatter_padded(entropies, cu), aux_loss)
         try:
@@ -943,8 +948,12 @@ class FastGRPOTrainer(GRPOTrainer):
                     sub["num_items_in_batch"] = mb["num_items_in_batch"]
                     if "importance_sampling_ratio" in mb:
                         ratio = mb["importance_sampling_ratio"]
-                        sub["importance_sampling_ratio"] = ratio[pos_t] if ratio.shape[0] == b_total != n_total else ratio[index]
-                    out = self._forward_rows(model, [gen.rows(bins[r], None)], ("log_probs", "entropy"), equalize=False)[0]
+                        sub["importance_sampling_ratio"] = (
+                            ratio[pos_t] if ratio.shape[0] == b_total != n_total else ratio[index]
+                        )
+                    out = self._forward_rows(
+                        model, [gen.rows(bins[r], None)], ("log_probs", "entropy"), equalize=False
+                    )[0]
                     logps, entropies = out["log_probs"], out["entropy"]
                     cu_r = torch.from_numpy(np.concatenate(([0], np.cumsum(counts[pos])))).to(device)
                     row = self._grpo_loss(logps, torch.ones_like(logps, dtype=torch.bool), sub, cu_seqlens=cu_r)
@@ -1008,8 +1017,10 @@ class FastGRPOTrainer(GRPOTrainer):
         mean = flat.mean() if flat.numel() else zero
         hi = flat.max() if flat.numel() else zero
         lo_all, hi_all = gather(lo), gather(hi)
-        m["sampling/importance_sampling_ratio/min"].append(lo_all[~torch.isnan(lo_all)].min().item()
-                                                            if (~torch.isnan(lo_all)).any() else math.nan)
+        m["sampling/importance_sampling_ratio/min"].append(
+            lo_all[~torch.isnan(lo_all)].min().item() if (~torch.isnan(lo_all)).any() else math.nan
+        )
         m["sampling/importance_sampling_ratio/mean"].append(gather(mean).nanmean().item())
-        m["sampling/importance_sampling_ratio/max"].append(hi_all[~torch.isnan(hi_all)].max().item()
-                                                            if (~torch.isnan(hi_all)).any() else math.nan)
+        m["sampling/importance_sampling_ratio/max"].append(
+            hi_all[~torch.isnan(hi_all)].max().item() if (~torch.isnan(hi_all)).any() else math.nan
+        )
