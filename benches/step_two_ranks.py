@@ -1,5 +1,5 @@
 """The GRPO training step on several processes: stock GRPOTrainer beside FastGRPOTrainer
-(padding-free, ranks balanced by tokens, and unbalanced), on the long-tail rollout.
+(padding-free, with TRL's contiguous split of the ranks and with ``balance_ranks``), on the long-tail rollout.
 
 Launch with ``ACCELERATE_USE_CPU=1 OMP_NUM_THREADS=1 torchrun --nproc_per_node 2
 benches/step_two_ranks.py [tiny|small] [rounds]``. Each rank generates its own long-tail
@@ -25,8 +25,8 @@ from fastalign.trl import FastGRPOTrainer
 
 SIDES = {
     "TRL": None,
-    "fastalign, balanced": {"padding_free": True},
-    "fastalign, unbalanced": {"padding_free": True, "balance_ranks": False},
+    "fastalign": {"padding_free": True},
+    "fastalign, balance_ranks": {"padding_free": True, "balance_ranks": True},
 }
 
 

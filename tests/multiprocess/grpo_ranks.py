@@ -25,6 +25,33 @@ from fastalign.trl import FastGRPOTrainer
 
 G = 4
 
+# Python-level collectives made while FastGRPOTrainer computes a training loss: none, since the
+# call counts are agreed per generation batch and the metrics are reduced once per optimizer step
+_LOSS = {"inside": False, "collectives": 0}
+
+
+def _counted(fn):
+    def call(*args, **kwargs):
+        if _LOSS["inside"]:
+            _LOSS["collectives"] += 1
+        return fn(*args, **kwargs)
+
+    return call
+
+
+_COLLECTIVES = "all_reduce all_gather all_gather_into_tensor all_gather_object broadcast broadcast_object_list gather"
+for _name in (_COLLECTIVES + " gather_object reduce reduce_scatter_tensor barrier").split():
+    setattr(torch.distributed, _name, _counted(getattr(torch.distributed, _name)))
+
+
+class CountingTrainer(FastGRPOTrainer):
+    def _compute_loss(self, model, inputs):
+        _LOSS["inside"] = self.model.training
+        try:
+            return super()._compute_loss(model, inputs)
+        finally:
+            _LOSS["inside"] = False
+
 
 def ends_with_eos(completion_ids, **kwargs):
     return [1.0 if ids and ids[-1] == 1 else 0.0 for ids in completion_ids]
@@ -77,14 +104,17 @@ def parity(out):
         "padded-cispo": ({}, {"loss_type": "cispo", "epsilon_high": 1.5}),
         "balanced-dapo": ({"padding_free": True, "balance_ranks": True}, {}),
         "balanced-grpo-beta": ({"padding_free": True, "balance_ranks": True}, {"loss_type": "grpo", "beta": 0.04}),
+        "padding-free-budget-bnpo": ({"padding_free": True, "max_tokens_per_microbatch": 32}, {"loss_type": "bnpo"}),
     }
     for name, (kwargs, config) in runs.items():
         ref = train(GRPOTrainer, None, config)
-        fast = train(FastGRPOTrainer, kwargs, config)
+        _LOSS["collectives"] = 0
+        fast = train(CountingTrainer, kwargs, config)
         write(out, name, fast.accelerator.process_index, {
             "trl": history(ref), "fastalign": history(fast),
             "grpo_loss_calls": fast.fastalign_times.calls("grpo_loss"),
             "balance_calls": fast.fastalign_times.calls("balance_partitions"),
+            "loss_collectives": _LOSS["collectives"],
         })  # fmt: skip
 
 

@@ -46,11 +46,18 @@ def forward_rows(
     *,
     aux_loss: bool = False,
     equalize: bool = True,
+    calls: int | None = None,
 ) -> list[dict]:
     """Each ``PackedRows`` through ``model`` under autocast (see :func:`forward_packed`); with
-    ``equalize``, this rank makes as many model calls as the busiest rank."""
-    calls = sum(r.num_rows for r in rows)
-    total = most_over_ranks(accelerator, calls) if equalize else calls
+    ``equalize``, this rank makes as many model calls as the busiest rank: ``calls`` when the
+    caller already knows that number (no collective here), else asked of the ranks."""
+    mine = sum(r.num_rows for r in rows)
+    if calls is not None:
+        if calls < mine:
+            raise RuntimeError(f"internal error: {calls} model calls planned for {mine} rows")
+        total = calls
+    else:
+        total = most_over_ranks(accelerator, mine) if equalize else mine
     done = 0
     grad = torch.is_grad_enabled() and accelerator.num_processes > 1
 

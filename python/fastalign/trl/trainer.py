@@ -89,7 +89,7 @@ from ..padding_free import (
     forward_packed,
 )
 from ..ratios import vllm_is_ratio
-from ._metrics import loss_metrics
+from ._metrics import PendingMetrics, loss_metrics
 from ._packed import PackedGeneration, padded_mask, scatter_padded, spans
 from ._step import forward_rows, idle_call, most_over_ranks
 
@@ -238,6 +238,7 @@ class FastGRPOTrainer(GRPOTrainer):
         if balance_ranks and not padding_free:
             raise InvalidArgumentError("needs padding_free=True", "balance_ranks")
         self.balance_ranks = balance_ranks
+        self._pending_loss_metrics = PendingMetrics()
         if not isinstance(dynamic_sampling, bool):
             raise v.InvalidTypeError(f"expected a bool, got {type(dynamic_sampling).__name__}", "dynamic_sampling")
         self.dynamic_sampling = dynamic_sampling
@@ -361,8 +362,23 @@ class FastGRPOTrainer(GRPOTrainer):
             n = scored["packed"].num_sequences
             order = torch.randperm(n).numpy()  # TRL's shuffle_sequence_dict draw
             size = n // spg
-            self._buffered_inputs = [{**scored, "sequences": order[i * size : (i + 1) * size]} for i in range(spg)]
+            parts = [order[i * size : (i + 1) * size] for i in range(spg)]
+            calls = self._calls_per_micro_batch(scored["packed"], parts)
+            self._buffered_inputs = [
+                {**scored, "sequences": part, "calls": c} for part, c in zip(parts, calls, strict=True)
+            ]
         return self._buffered_inputs[self._step % spg]
+
+    def _calls_per_micro_batch(self, gen: PackedGeneration, parts: list[np.ndarray]) -> list[int]:
+        """The model calls each training micro-batch needs on the busiest rank (one row each, or
+        its token-budget rows), asked of the ranks once per generation batch rather than at
+        every micro-batch, so the loss's forwards never wait for another rank."""
+        budget = self.max_tokens_per_microbatch
+        mine = [1 if budget is None else bfd(gen.lengths(p), budget).bin_offsets.size - 1 for p in parts]
+        if self.accelerator.num_processes == 1:
+            return mine
+        local = torch.tensor(mine, device=self.accelerator.device)
+        return self.accelerator.gather(local).view(-1, len(parts)).amax(dim=0).tolist()
 
     # -- generation and rewards ----------------------------------------------------------------
 
@@ -630,9 +646,15 @@ class FastGRPOTrainer(GRPOTrainer):
         self._checked_models.add(id(model))
 
     def _forward_rows(
-        self, model: Any, rows: list[PackedRows], fields: tuple[str, ...], *, equalize: bool = True
+        self,
+        model: Any,
+        rows: list[PackedRows],
+        fields: tuple[str, ...],
+        *,
+        equalize: bool = True,
+        calls: int | None = None,
     ) -> list[dict]:
-        return forward_rows(self.accelerator, model, rows, fields, equalize=equalize)
+        return forward_rows(self.accelerator, model, rows, fields, equalize=equalize, calls=calls)
 
     def _packed_logps(self, model: Any, gen: PackedGeneration, batch_size: int) -> torch.Tensor:
         """No-grad log-probs of every trained token of the generation batch, ``(N,)``: TRL's
@@ -810,13 +832,33 @@ class FastGRPOTrainer(GRPOTrainer):
         return out
 
     def _log_loss_metrics(self, out: Any, entropies: Any, mask: Any, *, rows: int, packed: bool) -> None:
-        """TRL's loss metrics, global over the processes (one all-reduce and one all-gather)."""
-        metrics = self._metrics["train" if self.model.training else "eval"]
-        logged = loss_metrics(
-            self.accelerator, out, entropies, mask, rows=rows, level=self.importance_sampling_level, packed=packed
-        )
+        """TRL's loss metrics, global over the processes. In training on several processes they
+        wait for the end of the optimizer step (:meth:`training_step`) and are reduced with the
+        other micro-batches' (one all-reduce and one all-gather per step), so the ranks do not
+        meet at every micro-batch; alone, or in evaluation, they are reduced at once."""
+        mode = "train" if self.model.training else "eval"
+        level = self.importance_sampling_level
+        if mode == "train" and self.accelerator.num_processes > 1:
+            self._pending_loss_metrics.add(
+                mode, self.accelerator, out, entropies, mask, rows=rows, level=level, packed=packed
+            )
+            return
+        logged = loss_metrics(self.accelerator, out, entropies, mask, rows=rows, level=level, packed=packed)
         for key, value in logged.items():
-            metrics[key].append(value)
+            self._metrics[mode][key].append(value)
+
+    def training_step(self, model: Any, inputs: Any, num_items_in_batch: Any = None) -> torch.Tensor:
+        output = super().training_step(model, inputs, num_items_in_batch)
+        if self._step % self.current_gradient_accumulation_steps == 0:  # TRL's step boundary
+            self._pending_loss_metrics.flush(self.accelerator, self._metrics)
+        return output
+
+    def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
+        # micro-batches of an unfinished accumulation (a partial one at an epoch's end): reduced
+        # here, before TRL averages them; every rank logs at the same step
+        if len(self._pending_loss_metrics):
+            self._pending_loss_metrics.flush(self.accelerator, self._metrics)
+        super().log(logs, start_time)
 
     # -- the padding-free loss -----------------------------------------------------------------
 
@@ -869,7 +911,7 @@ class FastGRPOTrainer(GRPOTrainer):
         if self.aux_loss_enabled:
             out = self._forward_with_aux(model, rows)
         else:
-            out = self._forward_rows(model, [rows], fields)[0]
+            out = self._forward_rows(model, [rows], fields, calls=inputs.get("calls"))[0]
         logps, entropies = out["log_probs"], out["entropy"]
         if self._entropy_bonus_enabled or self.aux_loss_enabled:  # terms TRL adds after the policy loss
             return self._trl_loss_on_packed(model, mb, logps, entropies, out.get("aux_loss"))
@@ -933,7 +975,7 @@ class FastGRPOTrainer(GRPOTrainer):
         n_total, b_total = int(cu[-1]), len(sequences)
         logps_all: torch.Tensor | None = None  # the rows' detached outputs, in the micro-batch's layout
         entropies_all: torch.Tensor | None = None
-        calls = most_over_ranks(self.accelerator, len(bins))
+        calls = inputs.get("calls") or most_over_ranks(self.accelerator, len(bins))
         last: torch.Tensor | None = None
         for r in range(calls):
             final = r == calls - 1
