@@ -33,8 +33,8 @@ group, or over the batch for batch-level statistics). Then
   squares, the absolute part from the mean it is centred on);
 * hence an advantage ``a = (s - mean) / (std + 1e-4)`` may differ by
   ``|Δa| <= RTOL * |a| + C_ULP * u(M) * (1 + |a|) / (std + 1e-4)``,
-  with ``std`` the exact (float64) std. The second term is the amplification the spec warns
-  about (§0): when ``std ≈ 0``, a mean that is off by one ulp of ``M`` becomes
+  with ``std`` the exact (float64) std. The second term is the amplification by
+  ``1/(std + 1e-4)`` in TRL's formula: when ``std ≈ 0``, a mean that is off by one ulp of ``M`` becomes
   ``u(M) / 1e-4``. A constant float32 group of 1000.1 gets 0.349 per row from TRL and
   fastalign alike with G = 3 (both means are one ulp off), but with G = 7 torch's float32 sum is
   one ulp off and fastalign's is exact: TRL gives every row -0.368 and counts the group as not
@@ -55,7 +55,7 @@ passed with 20,000 examples per test (the long profile before it became 100,000)
 a margin of about 3 while staying tight enough to fail on: a relative error of 3e-6 (float32) or 1e-14 (float64) in the
 advantages; TRL's float32 Bessel factor replaced by the exact one (float64 inputs); the
 population std; ``eps = 1e-5``; NaN rewards read as 0; the sign of ``beta``. float64 needs no
-looser bound for TRL's float32 Bessel factor ``f32(n)/f32(n-1)`` (spec §2.2) because fastalign
+looser bound for TRL's float32 Bessel factor ``f32(n)/f32(n-1)`` because fastalign
 reproduces it, so float64 is compared at float64 precision.
 
 The float64 "exact" std in these bounds is +inf wherever the computation in the rewards' dtype

@@ -1,6 +1,6 @@
 """fastalign.losses.grpo_loss against TRL 1.16.0's own ``GRPOTrainer._compute_loss``.
 
-TRL is driven as spec §10.3 describes: a tiny trainer on the CPU whose model forward is replaced
+TRL is driven through a tiny trainer on the CPU whose model forward is replaced
 by returning injected per-token log-probs (``fastalign.testing.injected_logps_grpo_trainer``), so
 TRL's loss code runs on exact inputs and ``per_token_logps.grad`` is TRL's own autograd gradient.
 One trainer serves every configuration (its loss attributes are set per call).

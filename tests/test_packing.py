@@ -391,7 +391,7 @@ def test_bfd_kernel_numpy_and_torch():
     r = bfd(torch.tensor([5, 2, 3, 1], dtype=torch.int32), 4, split=True)
     assert isinstance(r.order, torch.Tensor)
     assert r.order.tolist() == [0, 2, 0, 1, 3] and r.starts.tolist() == [0, 0, 4, 0, 0]
-    # FIFO among bins with equal space (spec example)
+    # FIFO among bins with equal space: the bin that reached that room first (TRL's tie-break)
     r = bfd(np.array([3, 3, 2, 2, 1, 1]), 4)
     assert r.order.tolist() == [0, 4, 1, 5, 2, 3]
 

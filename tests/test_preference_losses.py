@@ -2,7 +2,7 @@
 
 TRL 1.16 has no stand-alone DPO loss function: the loss is inlined in
 ``DPOTrainer._compute_loss``. The drivers below call TRL's *unbound* trainer methods on a small
-stub ``self`` whose model returns chosen per-token log-probs (spec §14's recipe):
+stub ``self`` whose model returns chosen per-token log-probs:
 
 * DPO: ``DPOTrainer._compute_loss`` (precomputed-reference path) — loss, gradients w.r.t. the
   per-token log-probs, and the logged ``rewards/*``/``logps/*`` metrics;

@@ -1,9 +1,9 @@
 """fastalign.trl.presets: every preset builds a real TRL 1.16 config holding its paper's values.
 
-The expected values below are transcribed from the paper index as documented in
-``shared/specs/trl-paper-index.md`` (the page at TRL f2cd57710, each value with its paper-section
-comment) and ``trl-dpo-spec.md`` §15 (the older copies in ``shared/seeds``), plus the 1.16
-corrections the presets document; they are not read from the presets' code. Where a correction
+The expected values below are transcribed from TRL's paper index
+(https://huggingface.co/docs/trl/paper_index, the page at TRL commit f2cd57710, each value with
+its paper-section comment), plus the 1.16 corrections the presets document; they are not read
+from the presets' code. Where a correction
 is claimed ("the page's snippet fails on 1.16"), a test shows the failure on the installed TRL.
 """
 
@@ -27,7 +27,7 @@ FAST = "fastalign.trl.FastGRPOTrainer"
 
 # name -> (config class, {field: value the paper index gives (after the documented 1.16 fixes)})
 EXPECTED: dict[str, tuple[str, dict]] = {
-    # --- GRPO family (trl-paper-index.md §1-22) ---
+    # --- GRPO family ---
     "deepseekmath_grpo": (
         "trl.GRPOConfig",
         dict(
@@ -41,7 +41,7 @@ EXPECTED: dict[str, tuple[str, dict]] = {
             gradient_accumulation_steps=128,
         ),
     ),
-    # §2, plus the batch fix (generation batch must hold whole groups of 16)
+    # the index's values, plus the batch fix (generation batch must hold whole groups of 16)
     "deepseek_r1": (
         "trl.GRPOConfig",
         dict(
@@ -115,7 +115,7 @@ EXPECTED: dict[str, tuple[str, dict]] = {
             top_entropy_quantile=0.2,
         ),
     ),
-    # §10, minus max_prompt_length, plus scale_rewards="none" and the batch fix
+    # the index's values, minus max_prompt_length, plus scale_rewards="none" and the batch fix
     "dr_grpo": (
         "trl.GRPOConfig",
         dict(
@@ -200,7 +200,7 @@ EXPECTED: dict[str, tuple[str, dict]] = {
     ),
     "gfpo": ("trl.GRPOConfig", dict(num_generations=16, per_device_train_batch_size=16)),
     "a2po": ("trl.experimental.a2po.A2POConfig", dict(beta1=0.5, beta2=1e-3, num_value_samples=8)),
-    # --- DPO family (trl-dpo-spec.md §15.2) ---
+    # --- DPO family ---
     "dpo": ("trl.DPOConfig", dict(loss_type=["sigmoid"], per_device_train_batch_size=64, learning_rate=1e-6, beta=0.1)),
     "slic_hf": (
         "trl.DPOConfig",
@@ -362,7 +362,7 @@ EXPECTED: dict[str, tuple[str, dict]] = {
         ),
     ),
     "on_policy_distillation": ("trl.experimental.gkd.GKDConfig", dict(lmbda=1.0, beta=1.0)),
-    # trl-paper-index.md §65, warmup_ratio=0.0 -> warmup_steps=0, plus max_length = 2048 + 16384
+    # the index's values, warmup_ratio=0.0 -> warmup_steps=0, plus max_length = 2048 + 16384
     "iw_opd": (
         "trl.experimental.iw_opd.IWOPDConfig",
         dict(
@@ -408,7 +408,7 @@ EXPECTED: dict[str, tuple[str, dict]] = {
 RECIPES = {"gspo_token", "dapo", "long_cot_rewards", "high_entropy_tokens", "gfpo", "bema"}
 NEEDS_FAST = {"gspo_token", "dapo", "gfpo"}
 
-# The papers of shared/seeds (paper_index.md, paper_index_short.md) -> the preset(s) covering them.
+# Papers of TRL's paper index -> the preset(s) covering them.
 SEED_PAPERS = {
     "2507.18071": ["gspo", "gspo_token"],
     "2503.14476": ["dapo"],
