@@ -109,6 +109,23 @@ def test_the_readme_and_the_docs_have_examples_to_run():
     assert len([b for b in EXAMPLES if b.path != README]) >= 5, "docs/ lost its runnable examples"
 
 
+def test_the_readme_opens_with_the_two_commands():
+    """CI and newcomers start from these two lines (.ci/run runs scripts/test.sh)."""
+    first = code_blocks(README)[0]
+    assert first.line == 3 and first.lang == "bash"
+    assert [line.split("#")[0].strip() for line in first.code.splitlines()] == [
+        "bash scripts/demo.sh",
+        "bash scripts/test.sh",
+    ]
+
+
+def test_the_readme_links_resolve():
+    """The README is read on its own (GitHub, the package page): its relative links must exist."""
+    targets = re.findall(r"\]\(([^)#\s]+)(?:#[^)]*)?\)", README.read_text(encoding="utf-8"))
+    local = [t for t in targets if "://" not in t]
+    assert local and not [t for t in local if not (ROOT / t).exists()]
+
+
 @pytest.mark.parametrize("path", [README, *DOCS], ids=lambda p: str(p.relative_to(ROOT)))
 def test_every_fence_names_its_language(path):
     blocks = code_blocks(path)
