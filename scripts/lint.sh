@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# The lint gate: every check below must pass, run from the repository root with the tools of
+# .venv (scripts/setup.sh installs them, pinned in requirements/dev.lock) and the Rust toolchain.
+# Stops at the first failing step. Run by .ci/run after the set-up and before the tests.
+#   ruff check / ruff format --check   Python lint and formatting (config: pyproject.toml)
+#   cargo fmt --check / cargo clippy   Rust formatting and lints, warnings are errors
+#   mypy                               the package's types (config: [tool.mypy] in pyproject.toml)
+#   stubtest                           python/fastalign/_native.pyi against the compiled module
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PY_PATHS=(python tests benches scripts)
+
+step() {
+    echo "== lint: $* =="
+}
+
+step ruff check
+.venv/bin/ruff check "${PY_PATHS[@]}"
+
+step ruff format --check
+.venv/bin/ruff format --check "${PY_PATHS[@]}"
+
+step cargo fmt --check
+cargo fmt --all --check
+
+step cargo clippy
+# the binding's build script asks this interpreter for its configuration (as maturin's build does)
+PYO3_PYTHON="$PWD/.venv/bin/python" cargo clippy --quiet --workspace --all-targets -- -D warnings
+
+step mypy
+.venv/bin/mypy
+
+step stubtest fastalign._native
+PYTHONPATH=python .venv/bin/python -m mypy.stubtest fastalign._native --mypy-config-file pyproject.toml
+
+echo "== lint: all checks passed =="
