@@ -25,7 +25,7 @@ import importlib.machinery
 import importlib.util
 import sys
 from types import ModuleType
-from typing import Any
+from typing import Any, cast
 
 __all__ = ["EXTRAS", "MissingExtraError", "require"]
 
@@ -154,7 +154,9 @@ class _Finder(importlib.abc.MetaPathFinder):
             and hasattr(loader, "exec_module")
             and not isinstance(loader, (_Loader, importlib.machinery.ExtensionFileLoader))
         ):
-            spec.loader = _Loader(loader)
+            # a loader by duck typing (create_module, exec_module, the rest forwarded), not by
+            # subclassing importlib.abc.Loader, whose defaults would shadow the forwarded methods
+            spec.loader = cast(importlib.abc.Loader, _Loader(loader))
         return spec
 
 

@@ -617,8 +617,8 @@ def main(argv: list[str] | None = None) -> int:
         return _steps(args)
     if args.list:
         for c in CASES.values():
-            sizes = ",".join(map(str, c.sizes))
-            print(f"{c.name:<26} {c.size_name}={sizes:<22} vs {c.reference}" + (f"  [{c.note}]" if c.note else ""))
+            listed = ",".join(map(str, c.sizes))
+            print(f"{c.name:<26} {c.size_name}={listed:<22} vs {c.reference}" + (f"  [{c.note}]" if c.note else ""))
         print(f"\n({INLINE_NOTE})")
         return 0
     ops = list(CASES) if not args.ops else [o.strip() for o in args.ops.split(",") if o.strip()]

@@ -27,19 +27,31 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, TypedDict
 
 import numpy as np
 
 __all__ = ["MODELS", "compare", "long_tail_lengths", "make_trainer", "peak_memory", "time_steps"]
 
-MODELS: dict[str, dict[str, int]] = {
+
+class ModelSize(TypedDict):
+    """A Qwen2 model's sizes (``Qwen2Config`` arguments)."""
+
+    hidden_size: int
+    num_hidden_layers: int
+    num_attention_heads: int
+    num_key_value_heads: int
+    intermediate_size: int
+    vocab_size: int
+
+
+MODELS: dict[str, ModelSize] = {
     # attention-dominated
-    "tiny": dict(hidden_size=64, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
-                 intermediate_size=128, vocab_size=1000),
+    "tiny": ModelSize(hidden_size=64, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
+                      intermediate_size=128, vocab_size=1000),
     # the issue's "small" model: hidden 256, 4 layers
-    "small": dict(hidden_size=256, num_hidden_layers=4, num_attention_heads=4, num_key_value_heads=2,
-                  intermediate_size=768, vocab_size=4096),
+    "small": ModelSize(hidden_size=256, num_hidden_layers=4, num_attention_heads=4, num_key_value_heads=2,
+                       intermediate_size=768, vocab_size=4096),
 }  # fmt: skip
 PROMPT_LEN = 16
 N_SEQUENCES = 32

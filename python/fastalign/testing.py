@@ -238,7 +238,9 @@ def tiny_rloo_trainer(
         model=model, reward_funcs=reward_funcs, args=args, train_dataset=train_dataset, processing_class=tokenizer
     )
     if completion_ids is not None:
-        trainer._generate_single_turn = _fixed_generation(completion_ids)
+        # replaces the method of this instance only (an attribute in its __dict__)
+        vars(trainer)["_generate_single_turn"] = _fixed_generation(completion_ids)
+    assert trainer.model is not None  # RLOOTrainer requires a model
     trainer.model.train()
     return trainer
 
@@ -268,7 +270,8 @@ def injected_logps_grpo_trainer(*, base: type | None = None, **config: Any) -> A
     """
     from trl import GRPOTrainer
 
-    class _Injected(base or GRPOTrainer):  # type: ignore[misc, valid-type]
+    # a base class chosen at run time, which mypy cannot check (it takes static base classes only)
+    class _Injected(base or GRPOTrainer):  # type: ignore[misc]
         injected: Any = None
 
         def _get_per_token_logps_and_entropies(self, *args: Any, **kwargs: Any) -> Any:

@@ -22,7 +22,7 @@ from __future__ import annotations
 import contextlib
 import contextvars
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, cast
 
 import torch
 import torch.nn.functional as F
@@ -125,8 +125,10 @@ def _segment_eager_forward(
     **kwargs: Any,
 ) -> Any:
     if cu_seq_lens_q is None:
-        return eager_attention_forward(module, query, key, value, attention_mask, dropout=dropout, scaling=scaling,
-                                       sliding_window=sliding_window, **kwargs)  # fmt: skip
+        # transformers' eager attention: it takes the float scaling every model's attention passes,
+        # and no sliding window (the mask it is given already has it)
+        return eager_attention_forward(module, query, key, value, attention_mask, dropout=dropout,
+                                       scaling=cast(float, scaling), **kwargs)  # fmt: skip
     _refuse_unsupported(kwargs)
     return _segments(module, query, key, value, cu_seq_lens_q, dropout, scaling, sliding_window), None
 

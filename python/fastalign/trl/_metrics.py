@@ -99,15 +99,16 @@ def _reduce(accelerator: Any, batch: list[_Local]) -> list[dict[str, float]]:
         flat = accelerator.reduce(flat, reduction="sum")
     totals = flat.tolist()
     with_extremes = [b.extremes for b in batch if b.extremes is not None]
-    gathered = None
+    gathered = torch.zeros(0, 0, 2)
     if with_extremes:
         gathered = torch.stack(with_extremes).reshape(1, -1)
         if procs > 1:
             gathered = accelerator.gather(gathered)
         gathered = gathered.view(gathered.shape[0], -1, 2)  # (ranks, micro-batches, 2)
-    results, at, e = [], 0, 0
+    results: list[dict[str, float]] = []
+    at = e = 0
     for b in batch:
-        result = {}
+        result: dict[str, float] = {}
         for name in b.names:
             s, c = totals[at], totals[at + 1]
             result[name] = s / max(c, 1.0)

@@ -10,16 +10,32 @@ when several calls feed one backward, DDP prepares its gradient sync on the last
 from __future__ import annotations
 
 import contextlib
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 import torch
+from trl.models.utils import disable_gradient_checkpointing
 
 from ..padding_free import PackedRows, forward_packed, pack_rows
 
-__all__ = ["forward_rows", "idle_call", "most_over_ranks"]
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel, TrainingArguments
+
+__all__ = ["forward_rows", "idle_call", "most_over_ranks", "no_gradient_checkpointing"]
 
 _ONE_TOKEN = pack_rows(np.zeros(2, dtype=np.int64), np.array([0, 2]))  # any valid id
+
+
+def no_gradient_checkpointing(
+    model: torch.nn.Module, args: TrainingArguments
+) -> contextlib.AbstractContextManager[Any]:
+    """TRL's ``disable_gradient_checkpointing(model, args.gradient_checkpointing_kwargs)``.
+
+    TRL annotates ``model`` as a ``PreTrainedModel``; a PEFT model wrapping one works too (it
+    forwards the checkpointing methods TRL calls). The kwargs are a dict or ``None`` once
+    ``TrainingArguments.__post_init__`` has parsed a JSON string."""
+    kwargs = cast("dict[str, Any] | None", args.gradient_checkpointing_kwargs)
+    return disable_gradient_checkpointing(cast("PreTrainedModel", model), kwargs)
 
 
 def most_over_ranks(accelerator: Any, count: int) -> int:

@@ -17,13 +17,12 @@ from __future__ import annotations
 import contextlib
 import inspect
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 import torch
 from accelerate.utils import is_peft_model
-from trl import DPOTrainer
-from trl.models.utils import disable_gradient_checkpointing
+from trl import DPOConfig, DPOTrainer
 from trl.trainer.utils import use_adapter
 
 from .. import _validate as v
@@ -40,7 +39,10 @@ from ..padding_free import (
 )
 from ..ratios import masked_sum
 from ._packed import scatter_padded
-from ._step import forward_rows
+from ._step import forward_rows, no_gradient_checkpointing
+
+if TYPE_CHECKING:
+    from transformers.trainer_pt_utils import AcceleratorConfig
 
 __all__ = ["DataCollatorForPackedPreference", "FastDPOTrainer", "PackedPairs"]
 
@@ -117,10 +119,14 @@ class FastDPOTrainer(DPOTrainer):
     another; the loss (a function of whole pairs) is computed once over all of them.
     """
 
+    # DPOTrainer's attributes once its __init__ has run (Trainer annotates them as it accepts them)
+    args: DPOConfig
+    model: torch.nn.Module  # a PreTrainedModel, or a PEFT model wrapping one
+
     def __init__(self, *args: Any, max_tokens_per_microbatch: int | None = None, **kwargs: Any) -> None:
         params = inspect.signature(DPOTrainer.__init__).bind(self, *args, **kwargs).arguments
         params.pop("self")
-        config = params.get("args")
+        config: DPOConfig | None = params.get("args")
         padding_free = bool(getattr(config, "padding_free", False))
         budget = None
         if max_tokens_per_microbatch is not None:
@@ -130,26 +136,29 @@ class FastDPOTrainer(DPOTrainer):
         # read by compute_ref_log_probs, which DPOTrainer.__init__ may already call (precomputing)
         self.max_tokens_per_microbatch = budget
         if padding_free:
+            assert config is not None  # padding_free was read from it
             if params.get("compute_metrics") is not None:
                 raise PaddingFreeError(
                     "compute_metrics needs the logits, which padding-free forwards do not build (TRL computes "
                     "them with an extra padded forward, deprecated); evaluate with padding_free=False",
                     "compute_metrics",
                 )
-            if config.accelerator_config.dispatch_batches is True:
+            # TrainingArguments.__post_init__ made the dict, JSON string or None an AcceleratorConfig
+            accelerator_config = cast("AcceleratorConfig", config.accelerator_config)
+            if accelerator_config.dispatch_batches is True:
                 raise PaddingFreeError(
                     "dispatch_batches=True splits collated batches across processes along their first "
                     "dimension, which a ragged batch does not have; leave dispatch_batches unset",
                     "accelerator_config",
                 )
-            config.accelerator_config.dispatch_batches = False  # e.g. for an iterable eval dataset
+            accelerator_config.dispatch_batches = False  # e.g. for an iterable eval dataset
             if params.get("data_collator") is None:
                 params["data_collator"] = DataCollatorForPackedPreference(config.max_length, config.truncation_mode)
             config.padding_free = False  # DPOTrainer would switch it off with a warning
         try:
             super().__init__(**params)
         finally:
-            if padding_free:
+            if config is not None and padding_free:
                 config.padding_free = True
         self.padding_free = padding_free
         if budget is not None and self.aux_loss_enabled:
@@ -190,7 +199,7 @@ class FastDPOTrainer(DPOTrainer):
     def _reference_logps(self, batch: PackedPairs, rows: PackedRows, model: Any = None) -> torch.Tensor:
         """(2B,) reference sequence log-probs: the reference model, or the policy with its PEFT
         adapter disabled, without gradients."""
-        adapter = contextlib.nullcontext()
+        adapter: contextlib.AbstractContextManager[Any] = contextlib.nullcontext()
         if model is None:
             model = self.ref_model
             if model is None:
@@ -199,7 +208,7 @@ class FastDPOTrainer(DPOTrainer):
                     unwrapped = self.accelerator.unwrap_model(self.model)
                     name = "ref" if "ref" in unwrapped.peft_config else None
                     adapter = use_adapter(unwrapped, adapter_name=name)
-        with torch.no_grad(), disable_gradient_checkpointing(self.model, self.args.gradient_checkpointing_kwargs):
+        with torch.no_grad(), no_gradient_checkpointing(self.model, self.args):
             with adapter:  # the policy (PEFT) is DDP-wrapped: same number of calls on every rank
                 per_token = forward_rows(self.accelerator, model, [rows], ("log_probs",))[0]["log_probs"]
         return self._sequence_logps(per_token, rows)
@@ -209,7 +218,8 @@ class FastDPOTrainer(DPOTrainer):
             return super().compute_ref_log_probs(model, inputs)
         batch = inputs["packed"]
         with self.accelerator.autocast():
-            return self._reference_logps(batch, self._rows(batch), model).chunk(2)
+            chosen, rejected = self._reference_logps(batch, self._rows(batch), model).chunk(2)
+        return chosen, rejected
 
     # -- the loss ------------------------------------------------------------------------------
 

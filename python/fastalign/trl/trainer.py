@@ -4,7 +4,7 @@ plus DAPO dynamic sampling and GFPO, which TRL 1.16 does not have.
 What changes, and what does not
 -------------------------------
 ``GRPOTrainer._generate_and_score_completions`` is one ~600-line method with no seam for the
-advantage step, the masks or the importance-sampling ratio (spec: trl-grpo-spec.md §10.2). This
+advantage step, the masks or the importance-sampling ratio. This
 subclass re-implements it for text batches (no tools, environments or images) from the same
 building blocks TRL uses — ``_generate`` (generation and its metrics), ``_calculate_rewards``,
 ``_get_per_token_logps_and_entropies`` — and replaces the inline tensor code with fastalign:
@@ -64,15 +64,14 @@ import contextlib
 import math
 import time
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
 from accelerate.utils import DistributedType, gather_object
-from trl import GRPOTrainer
-from trl.models.utils import disable_gradient_checkpointing
+from trl import GRPOConfig, GRPOTrainer
 
 from .. import _validate as v
 from ..advantages import grpo_advantages, top_k_per_group, zero_variance_groups
@@ -91,7 +90,7 @@ from ..padding_free import (
 from ..ratios import vllm_is_ratio
 from ._metrics import PendingMetrics, loss_metrics
 from ._packed import PackedGeneration, padded_mask, scatter_padded, spans
-from ._step import forward_rows, idle_call, most_over_ranks
+from ._step import forward_rows, idle_call, most_over_ranks, no_gradient_checkpointing
 
 __all__ = ["FastGRPOTrainer"]
 
@@ -99,6 +98,11 @@ _GFPO_METRICS = ("length", "reward_per_token")
 
 
 _LISTS = ("inputs", "prompts", "prompt_ids", "completion_ids", "completions", "sampling_logps", "tool_mask")
+
+
+def _pick(xs: list[Any] | None, rows: Iterable[int]) -> Any:
+    """Rows ``rows`` of one of a rollout's lists (``None`` stays ``None``)."""
+    return None if xs is None else [xs[i] for i in rows]
 
 
 @dataclass
@@ -119,22 +123,25 @@ class _Rollout:
         gathered, as TRL's); ``None``: the batch already is this rank's."""
         if rows is None:
             return self
-        pick = lambda xs: None if xs is None else [xs[i] for i in rows]  # noqa: E731
-        return _Rollout(*(pick(getattr(self, f)) for f in _LISTS), self.rewards_per_func)
+        return _Rollout.of((_pick(getattr(self, f), rows) for f in _LISTS), self.rewards_per_func)
 
     def take(self, rows: list[int]) -> _Rollout:
-        pick = lambda xs: None if xs is None else [xs[i] for i in rows]  # noqa: E731
         index = torch.as_tensor(rows, dtype=torch.long, device=self.rewards_per_func.device)
         return _Rollout(
-            inputs=pick(self.inputs),
-            prompts=pick(self.prompts),
-            prompt_ids=pick(self.prompt_ids),
-            completion_ids=pick(self.completion_ids),
-            completions=pick(self.completions),
-            sampling_logps=pick(self.sampling_logps),
-            tool_mask=pick(self.tool_mask),
+            inputs=_pick(self.inputs, rows),
+            prompts=_pick(self.prompts, rows),
+            prompt_ids=_pick(self.prompt_ids, rows),
+            completion_ids=_pick(self.completion_ids, rows),
+            completions=_pick(self.completions, rows),
+            sampling_logps=_pick(self.sampling_logps, rows),
+            tool_mask=_pick(self.tool_mask, rows),
             rewards_per_func=self.rewards_per_func.index_select(0, index),
         )
+
+    @staticmethod
+    def of(lists: Iterable[Any], rewards_per_func: torch.Tensor) -> _Rollout:
+        """A rollout from its lists in ``_LISTS`` order."""
+        return _Rollout(**dict(zip(_LISTS, lists)), rewards_per_func=rewards_per_func)
 
     @staticmethod
     def concat(parts: list[_Rollout]) -> _Rollout:
@@ -216,6 +223,17 @@ class FastGRPOTrainer(GRPOTrainer):
         split as TRL's does on its shuffle.
     """
 
+    # GRPOTrainer's attributes as they are once its __init__ has run: GRPOConfig and Trainer
+    # annotate them with the values they accept before resolving them (no model, a
+    # num_generations or max_completion_length left to the config, pad_to_multiple_of="auto")
+    args: GRPOConfig
+    model: torch.nn.Module  # a PreTrainedModel, or a PEFT model wrapping one
+    num_generations: int
+    num_generations_eval: int
+    max_completion_length: int
+    pad_to_multiple_of: int | None
+    _logs: dict[str, Any]
+
     def __init__(
         self,
         *args: Any,
@@ -246,7 +264,7 @@ class FastGRPOTrainer(GRPOTrainer):
         self.replay_informative_groups = v.integer(replay_informative_groups, "replay_informative_groups", minimum=0)
         self.zero_variance_atol = v.real(zero_variance_atol, "zero_variance_atol", minimum=0.0)
         self.zero_variance_rtol = v.real(zero_variance_rtol, "zero_variance_rtol", minimum=0.0)
-        self.gfpo_num_remains_in_group = None
+        self.gfpo_num_remains_in_group: int | None = None
         if gfpo_num_remains_in_group is not None:
             k = v.integer(gfpo_num_remains_in_group, "gfpo_num_remains_in_group", minimum=2)
             if k >= self.num_generations:
@@ -254,7 +272,7 @@ class FastGRPOTrainer(GRPOTrainer):
                     f"must be below num_generations ({self.num_generations}) to filter anything, got {k}",
                     "gfpo_num_remains_in_group",
                 )
-            spg, procs = self.args.steps_per_generation, self.accelerator.num_processes
+            spg, procs = self._steps_per_generation, self.accelerator.num_processes
             rows = self.args.per_device_train_batch_size * spg * procs
             kept_rows = rows // self.num_generations * k
             if rows % self.num_generations or kept_rows % (spg * procs):
@@ -266,7 +284,7 @@ class FastGRPOTrainer(GRPOTrainer):
             self.gfpo_num_remains_in_group = k
         if not callable(gfpo_metric):
             gfpo_metric = v.choice(gfpo_metric, "gfpo_metric", _GFPO_METRICS)
-        self.gfpo_metric = gfpo_metric
+        self.gfpo_metric: str | Callable[..., Any] = gfpo_metric
         self._replay: list[_Rollout] = []
         self.fastalign_times = _HotPathTimes()
 
@@ -325,7 +343,7 @@ class FastGRPOTrainer(GRPOTrainer):
 
     def _generate_and_score_completions(self, inputs: list[dict]) -> dict[str, Any]:
         mode = "train" if self.model.training else "eval"
-        filtering = mode == "train" and (self.dynamic_sampling or self.gfpo_num_remains_in_group)
+        filtering = mode == "train" and (self.dynamic_sampling or self.gfpo_num_remains_in_group is not None)
         if not self._fast_path_ok(inputs):
             if self.padding_free:
                 raise PaddingFreeError("supports text batches without tools, environments or images", "padding_free")
@@ -341,7 +359,7 @@ class FastGRPOTrainer(GRPOTrainer):
         batch = self._rollout(inputs, whole)
         if mode == "train" and self.dynamic_sampling:
             batch = self._dynamic_sampling(inputs, batch, g, whole)
-        if mode == "train" and self.gfpo_num_remains_in_group:
+        if mode == "train" and self.gfpo_num_remains_in_group is not None:
             batch, g = self._gfpo_filter(batch, g), self.gfpo_num_remains_in_group
         mine = self._rank_rows(batch) if whole else None
         if self.padding_free:
@@ -356,7 +374,7 @@ class FastGRPOTrainer(GRPOTrainer):
             return super()._prepare_inputs(generation_batch)
         if not self.model.training:
             return self._generate_and_score_completions(generation_batch)
-        spg = self.args.steps_per_generation
+        spg = self._steps_per_generation
         if self._step % (spg * self.num_iterations) == 0 or self._buffered_inputs is None:
             scored = self._generate_and_score_completions(generation_batch)
             n = scored["packed"].num_sequences
@@ -364,10 +382,15 @@ class FastGRPOTrainer(GRPOTrainer):
             size = n // spg
             parts = [order[i * size : (i + 1) * size] for i in range(spg)]
             calls = self._calls_per_micro_batch(scored["packed"], parts)
-            self._buffered_inputs = [
-                {**scored, "sequences": part, "calls": c} for part, c in zip(parts, calls, strict=True)
-            ]
-        return self._buffered_inputs[self._step % spg]
+            buffered = [{**scored, "sequences": part, "calls": c} for part, c in zip(parts, calls, strict=True)]
+            # mypy infers None from GRPOTrainer.__init__'s `self._buffered_inputs = None` (unannotated)
+            self._buffered_inputs = buffered  # type: ignore[assignment]
+        return cast(list[dict[str, Any]], self._buffered_inputs)[self._step % spg]
+
+    @property
+    def _steps_per_generation(self) -> int:
+        """``args.steps_per_generation``, which ``GRPOConfig.__post_init__`` always sets."""
+        return cast(int, self.args.steps_per_generation)
 
     def _calls_per_micro_batch(self, gen: PackedGeneration, parts: list[np.ndarray]) -> list[int]:
         """The model calls each training micro-batch needs on the busiest rank (one row each, or
@@ -398,10 +421,10 @@ class FastGRPOTrainer(GRPOTrainer):
                     else:
                         row[key] = values
         rewards_per_func = self._calculate_rewards(inputs, prompts, completions, completion_ids)  # gathered
-        lists = [inputs, prompts, prompt_ids, completion_ids, completions, sampling_logps, tool_mask]
+        lists: list[Any] = [inputs, prompts, prompt_ids, completion_ids, completions, sampling_logps, tool_mask]
         if whole:
             lists = [None if x is None else gather_object(list(x)) for x in lists]
-        return _Rollout(*lists, rewards_per_func)
+        return _Rollout.of(lists, rewards_per_func)
 
     def _rank_rows(self, batch: _Rollout) -> np.ndarray:
         """This rank's rows of a whole generation batch: TRL's contiguous slice, or with
@@ -467,6 +490,7 @@ class FastGRPOTrainer(GRPOTrainer):
 
     def _gfpo_filter(self, batch: _Rollout, g: int) -> _Rollout:
         k = self.gfpo_num_remains_in_group
+        assert k is not None  # called with GFPO on only
         lengths = torch.tensor([len(c) for c in batch.completion_ids], dtype=torch.float64)
         if self.gfpo_metric == "length":
             scores, keep = lengths, "smallest"
@@ -475,7 +499,8 @@ class FastGRPOTrainer(GRPOTrainer):
             if self.gfpo_metric == "reward_per_token":
                 scores = rewards / lengths.clamp(min=1.0)
             else:
-                raw = self.gfpo_metric(completion_ids=batch.completion_ids, rewards=rewards)
+                metric = cast(Callable[..., Any], self.gfpo_metric)  # neither of _GFPO_METRICS: the callable
+                raw = metric(completion_ids=batch.completion_ids, rewards=rewards)
                 scores = torch.as_tensor(raw, dtype=torch.float64).reshape(-1)
                 if scores.shape[0] != len(batch.completion_ids):
                     raise InvalidArgumentError(
@@ -542,8 +567,8 @@ class FastGRPOTrainer(GRPOTrainer):
         use_is = self.use_vllm and self.vllm_importance_sampling_correction
 
         old_logps = ref_logps = is_ratio = is_out = None
-        with torch.no_grad(), disable_gradient_checkpointing(self.model, self.args.gradient_checkpointing_kwargs):
-            generate_every = self.args.steps_per_generation * self.num_iterations
+        with torch.no_grad(), no_gradient_checkpointing(self.model, self.args):
+            generate_every = self._steps_per_generation * self.num_iterations
             if self.args.gradient_accumulation_steps % generate_every != 0 or use_is:
                 old_logps, _, _ = self._get_per_token_logps_and_entropies(
                     self.model, prompt_completion_ids, attention_mask, logits_to_keep, batch_size=batch_size
@@ -685,7 +710,7 @@ class FastGRPOTrainer(GRPOTrainer):
         sampling_logps = None
         if batch.sampling_logps is not None:
             completion = np.concatenate(
-                [np.asarray(r, dtype=np.float32) for r in batch.sampling_logps] or [np.zeros(0)]
+                [np.asarray(r, dtype=np.float32) for r in batch.sampling_logps] or [np.zeros(0, dtype=np.float32)]
             )
             comp_targets = self._completion_targets(batch, keep)
             sampling_logps = torch.from_numpy(completion[comp_targets].astype(np.float32)).to(device)
@@ -698,8 +723,8 @@ class FastGRPOTrainer(GRPOTrainer):
         use_is = self.use_vllm and self.vllm_importance_sampling_correction
         old_logps = ref_logps = is_out = None
         ones = torch.ones(n_trained, dtype=torch.bool, device=device)
-        with torch.no_grad(), disable_gradient_checkpointing(self.model, self.args.gradient_checkpointing_kwargs):
-            generate_every = self.args.steps_per_generation * self.num_iterations
+        with torch.no_grad(), no_gradient_checkpointing(self.model, self.args):
+            generate_every = self._steps_per_generation * self.num_iterations
             if self.args.gradient_accumulation_steps % generate_every != 0 or use_is:
                 old_logps = self._packed_logps(self.model, gen, batch_size)
             if use_is:
@@ -823,7 +848,7 @@ class FastGRPOTrainer(GRPOTrainer):
             num_processes=self.accelerator.num_processes,
             # the attribute exists inside the training loop only (evaluation may come first)
             gradient_accumulation_steps=self.current_gradient_accumulation_steps if training else 1,
-            steps_per_generation=self.args.steps_per_generation if training else 1,
+            steps_per_generation=self._steps_per_generation if training else 1,
             max_completion_length=self.max_completion_length,
             training=training,
             cu_seqlens=cu_seqlens,
@@ -900,8 +925,9 @@ class FastGRPOTrainer(GRPOTrainer):
     def _packed_loss(self, model: Any, inputs: dict) -> torch.Tensor:
         gen: PackedGeneration = inputs["packed"]
         sequences = inputs["sequences"]
-        if self._streams(inputs):
-            plan = bfd(gen.lengths(sequences), self.max_tokens_per_microbatch)
+        budget = self.max_tokens_per_microbatch
+        if budget is not None and self._streams(inputs):
+            plan = bfd(gen.lengths(sequences), budget)
             bins = [sequences[plan.order[a:b]] for a, b in zip(plan.bin_offsets[:-1], plan.bin_offsets[1:])]
             if len(bins) > 1:
                 return self._streamed_loss(model, inputs, bins)
@@ -1000,7 +1026,7 @@ class FastGRPOTrainer(GRPOTrainer):
                     cu_r = torch.from_numpy(np.concatenate(([0], np.cumsum(counts[pos])))).to(device)
                     row = self._grpo_loss(logps, torch.ones_like(logps, dtype=torch.bool), sub, cu_seqlens=cu_r)
                     loss = row.loss * self._row_share(len(pos), b_total, int(counts[pos].sum()), n_total)
-                    if logps_all is None:
+                    if logps_all is None or entropies_all is None:
                         logps_all = logps.new_zeros(n_total)
                         entropies_all = entropies.new_zeros(n_total)
                     logps_all[index] = logps.detach()
@@ -1015,6 +1041,7 @@ class FastGRPOTrainer(GRPOTrainer):
         with torch.no_grad():
             whole = self._grpo_loss(logps_all, mask, mb, cu_seqlens=mb["cu_seqlens"])
         self._log_loss_metrics(whole, entropies_all, mask, rows=len(mb["cu"]) - 1, packed=True)
+        assert last is not None  # calls >= len(bins) >= 2: the final call set it
         return last + (whole.loss.to(last.dtype) - last.detach())
 
     def _row_share(self, b_row: int, b_total: int, n_row: int, n_total: int) -> float:
