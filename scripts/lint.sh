@@ -6,6 +6,7 @@
 #   cargo fmt --check / cargo clippy   Rust formatting and lints, warnings are errors
 #   mypy                               the package's types (config: [tool.mypy] in pyproject.toml)
 #   stubtest                           python/fastalign/_native.pyi against the compiled module
+#   mkdocs build --strict              docs/: every page in the nav, every link and anchor valid
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -33,5 +34,11 @@ step mypy
 
 step stubtest fastalign._native
 PYTHONPATH=python .venv/bin/python -m mypy.stubtest fastalign._native --mypy-config-file pyproject.toml
+
+step mkdocs build --strict
+# no --quiet: it hides the warnings --strict turns into a failure
+site=$(mktemp -d)
+.venv/bin/mkdocs build --strict --site-dir "$site"
+rm -rf "$site"
 
 echo "== lint: all checks passed =="
