@@ -20,7 +20,7 @@ from collections import defaultdict
 import pytest
 import torch
 from _common import SEED, run, tag
-from test_preference_losses import _Acc
+from helpers.trl_preference import Acc
 from trl import DPOTrainer
 
 from fastalign._preference_losses import dpo_loss
@@ -66,7 +66,7 @@ def _trl_stub(lp, cm, ref_c, ref_r, names, weights):
     z = torch.zeros(n, t - 1)
     stub = s(
         model=s(training=True),
-        accelerator=_Acc(),
+        accelerator=Acc(),
         aux_loss_enabled=False,
         ld_alpha=None,
         precompute_ref_logps=True,

@@ -30,8 +30,8 @@ import numpy as np
 import pyarrow as pa
 import pytest
 import torch
-from test_bad_input import CASES as BAD_INPUT_CASES
-from test_bad_input import _same, _snapshot
+from helpers.bad_input import CASES as BAD_INPUT_CASES
+from helpers.bad_input import same, snapshot
 
 import fastalign.advantages as adv_mod
 import fastalign.losses as losses_mod
@@ -840,7 +840,7 @@ def _snap(x):
         return {k: _snap(v) for k, v in x.items()}
     if isinstance(x, pa.Table):
         return x
-    return _snapshot(x)
+    return snapshot(x)
 
 
 def _unchanged(before, after) -> bool:
@@ -859,7 +859,7 @@ def _unchanged(before, after) -> bool:
         return torch.equal(before, after)
     if isinstance(after, np.ndarray):
         return before.dtype == after.dtype and np.array_equal(before, after, equal_nan=after.dtype.kind in "fc")
-    return _same(before, after)
+    return same(before, after)
 
 
 @pytest.mark.parametrize("case", PARAMS)

@@ -21,7 +21,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from test_padding_free_grpo import assert_same_logs
+from helpers.logs import assert_same_logs
 
 SCRIPT = Path(__file__).parent / "multiprocess" / "grpo_backends.py"
 HAS_DEEPSPEED = importlib.util.find_spec("deepspeed") is not None

@@ -56,8 +56,8 @@ from unittest import mock
 import numpy as np
 import pytest
 import torch
-from test_losses import GA, SPG, Cfg, make_batch, run_trl, tolerances, trl_is_ratio
-from test_preference_losses import trl_cpo, trl_dft, trl_dpo
+from helpers.grpo_loss import GA, SPG, Cfg, make_batch, op_args, run_trl, tolerances, trl_is_ratio
+from helpers.trl_preference import trl_cpo, trl_dft, trl_dpo
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from fastalign import _native, _torch_losses, _validate, ops
@@ -884,8 +884,6 @@ def test_no_full_float64_copies_of_float32_inputs(monkeypatch, packed):
 
 
 def ops_args(cfg: Cfg, bt, packed: bool):
-    from test_ops import op_args
-
     return op_args(cfg, bt, packed=packed, num_items=37.0)
 
 

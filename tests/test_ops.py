@@ -11,34 +11,11 @@ import itertools
 
 import pytest
 import torch
-from test_losses import Cfg, make_batch, trl_is_ratio
+from helpers.grpo_loss import Cfg, make_batch, op_args
 
 from fastalign import _torch_losses, ops
 from fastalign.losses import LOSS_TYPES, grpo_loss
 from fastalign.ratios import masked_reduce, sequence_log_ratio, vllm_is_ratio
-
-
-def op_args(cfg: Cfg, bt, want_grad=True, packed=False, num_items=None):
-    isr = None if cfg.is_mode is None else trl_is_ratio(bt.old, bt.samp, bt.mask, cfg.is_mode)
-    lp, old, adv, m, ref, samp = bt.lp, bt.old, bt.adv, bt.mask, bt.ref, bt.samp
-    cu = None
-    if packed:
-        b, t = lp.shape
-        cu = torch.arange(0, b * t + 1, t)
-        lp, old, m, ref, samp = (x.reshape(-1) for x in (lp, old, m, ref, samp))
-        if isr is not None and isr.numel() != b:
-            isr = isr.reshape(-1)
-    if isr is not None and isr.numel() == adv.numel():
-        isr = isr.reshape(-1)
-    eps_high = cfg.epsilon_high if cfg.epsilon_high is not None else cfg.epsilon
-    nan = float("nan")
-    scalars = [cfg.epsilon, eps_high, nan if cfg.delta is None else cfg.delta, cfg.beta,
-               nan if cfg.opsm is None else cfg.opsm, 1.0, 1.05, 2.0, 3.0, 3.0, 2.0, 2.0, 32.0,
-               nan if num_items is None else num_items]  # fmt: skip
-    return (
-        lp, old, adv, m, ref if cfg.beta else None, isr, samp, None, cu,
-        ops.pack_options(cfg.loss_type, cfg.level, cfg.bias_kl, want_grad), scalars,
-    )  # fmt: skip
 
 
 def run_torch_path(*args):

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import torch
 from datasets import Dataset
-from test_padding_free_grpo import assert_same_logs
+from helpers.logs import assert_same_logs
 from trl import DPOConfig, DPOTrainer
 
 from fastalign.errors import InvalidArgumentError, PaddingFreeError

@@ -14,13 +14,12 @@ import numpy as np
 import pytest
 import torch
 from datasets import Dataset
+from helpers.logs import SKIP, assert_same_logs
 from trl import GRPOTrainer
 
 from fastalign.errors import InvalidArgumentError, PaddingFreeError
 from fastalign.testing import fixed_rollout, tiny_grpo_trainer
 from fastalign.trl import FastGRPOTrainer
-
-SKIP = ("time", "runtime", "per_second")
 
 
 def ends_with_eos(completion_ids, **kwargs):
@@ -46,21 +45,6 @@ def _trainer(cls, steps, trainer_kwargs=None, **config):
 def _logs(trainer):
     trainer.train()
     return [row for row in trainer.state.log_history if "loss" in row or "eval_loss" in row]
-
-
-def assert_same_logs(ref, got, rel=2e-5, abs=1e-6):
-    """Every logged row has the same keys; counts equal, floats within (rel, abs); wall-clock skipped."""
-    assert len(ref) == len(got) > 0
-    for a, b in zip(ref, got):
-        assert set(a) == set(b), set(a) ^ set(b)
-        for key, x in a.items():
-            if any(s in key for s in SKIP):
-                continue
-            y = b[key]
-            if isinstance(x, float) and not float(x).is_integer():
-                assert y == pytest.approx(x, rel=rel, abs=abs, nan_ok=True), key
-            else:
-                assert x == y, (key, x, y)
 
 
 CONFIGS = {

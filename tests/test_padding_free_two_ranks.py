@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from test_padding_free_grpo import assert_same_logs
+from helpers.logs import assert_same_logs
 
 SCRIPTS = [Path(__file__).parent / "multiprocess" / name for name in ("grpo_padding_free.py", "dpo_padding_free.py")]
 

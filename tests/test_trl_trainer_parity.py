@@ -35,9 +35,9 @@ import numpy as np
 import pytest
 import torch
 from datasets import Dataset
+from helpers.advantage_bounds import check_grpo, check_rloo
 from reference import advantages as reference
 from reference import policy_loss
-from test_advantages import check_grpo, check_rloo
 
 from fastalign.advantages import grpo_advantages, rloo_advantages
 from fastalign.testing import fixed_rollout, injected_logps_grpo_trainer, tiny_grpo_trainer, tiny_rloo_trainer
