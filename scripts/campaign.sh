@@ -4,7 +4,7 @@
 # each compared with its reference (TRL 1.16 itself, or the torch path). Hours on 2 cores.
 #
 #   bash scripts/campaign.sh                         # every property, one after another
-#   bash scripts/campaign.sh tests/test_ratios.py    # or the pytest ids given
+#   bash scripts/campaign.sh tests/parity/test_ratios.py    # or the pytest ids given
 #
 # Each property is its own pytest run; its log, with hypothesis's statistics (the number of
 # examples actually run, which is below the target only when hypothesis exhausted the strategy's
@@ -22,7 +22,7 @@ if [ $# -gt 0 ]; then
     ids=("$@")
 else
     # every test function decorated with @given, as pytest node ids (parametrized ones whole)
-    mapfile -t ids < <(for f in tests/test_*.py; do
+    mapfile -t ids < <(for f in tests/*/test_*.py; do
         awk -v F="$f" '/^@given/{g=1} g && /^def /{sub(/^def /,""); sub(/\(.*/,""); print F"::"$0; g=0}' "$f"
     done)
 fi

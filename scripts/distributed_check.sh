@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # DeepSpeed ZeRO-2, ZeRO-3 and FSDP2 on GPUs (NCCL), with accelerate as it is: FastGRPOTrainer,
 # padded and padding-free, logs what GRPOTrainer logs under the same backend, and the backend
-# really shards the model (tests/test_distributed_backends.py with FASTALIGN_BACKENDS_DEVICE=cuda;
+# really shards the model (tests/robustness/test_distributed_backends.py with FASTALIGN_BACKENDS_DEVICE=cuda;
 # tests/multiprocess/grpo_backends.py trains). docs/distributed.md says what runs where.
 #
 #   bash scripts/distributed_check.sh            # 2 processes on 2 GPUs (1 on a single GPU)
@@ -19,7 +19,7 @@ PY=${PYTHON:-.venv/bin/python}
 ngpu=$("$PY" -c "import torch; print(torch.cuda.device_count() if torch.cuda.is_available() else 0)")
 if [ "$ngpu" -eq 0 ]; then
     echo "distributed_check: no CUDA device here; nothing to do. On this machine:"
-    echo "  $PY -m pytest tests/test_distributed_backends.py   # CPU, gloo (docs/distributed.md)"
+    echo "  $PY -m pytest tests/robustness/test_distributed_backends.py   # CPU, gloo (docs/distributed.md)"
     exit 0
 fi
 nproc=${NPROC:-$((ngpu >= 2 ? 2 : 1))}
@@ -42,4 +42,4 @@ fi
 # the CPU settings of the test machine must not leak in
 unset DS_ACCELERATOR ACCELERATE_USE_CPU ACCELERATE_USE_DEEPSPEED ACCELERATE_USE_FSDP
 export FASTALIGN_BACKENDS_DEVICE=cuda FASTALIGN_BACKENDS_NPROC="$nproc"
-exec "$PY" -m pytest -p no:cacheprovider -v -rA tests/test_distributed_backends.py "$@"
+exec "$PY" -m pytest -p no:cacheprovider -v -rA tests/robustness/test_distributed_backends.py "$@"

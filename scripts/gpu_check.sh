@@ -20,7 +20,7 @@ if ! "$PY" -c 'import sys, torch; sys.exit(0 if torch.cuda.is_available() else 1
 fi
 "$PY" -c 'import torch; print("gpu_check:", torch.cuda.get_device_name(0), "torch", torch.__version__, "CUDA", torch.version.cuda)'
 # the test files that mention CUDA, and in them the tests with "cuda" in their name
-mapfile -t files < <(grep -l -i "cuda" tests/test_*.py)
+mapfile -t files < <(grep -l -i "cuda" tests/*/test_*.py)
 echo "== CUDA tests (pytest -k cuda ${files[*]}) =="
 "$PY" -m pytest -q -p no:cacheprovider -rs -k cuda "${files[@]}"
 tests_rc=$?

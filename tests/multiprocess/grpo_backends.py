@@ -1,7 +1,7 @@
 """Run under ``torchrun --nproc_per_node 2`` on a CPU machine (``DS_ACCELERATOR=cpu``, no
 ``ACCELERATE_USE_CPU``): GRPOTrainer, FastGRPOTrainer (padded) and FastGRPOTrainer(padding_free=True)
 train the same steps under DeepSpeed ZeRO-2, ZeRO-3 and FSDP2 on the gloo backend; rank 0 writes
-every run's log history to ``<out>/<backend>-<run>.json`` (tests/test_distributed_backends.py
+every run's log history to ``<out>/<backend>-<run>.json`` (tests/robustness/test_distributed_backends.py
 compares them).
 
 ``python grpo_backends.py OUT [BACKEND ...]`` with BACKEND among zero2, zero3, fsdp2 (default: all;

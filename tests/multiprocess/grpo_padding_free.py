@@ -1,6 +1,6 @@
 """Run under ``ACCELERATE_USE_CPU=1 torchrun --nproc_per_node 2``: stock GRPOTrainer and
 FastGRPOTrainer(padding_free=True, ...) train the same steps on two processes; rank 0 writes both
-log histories to ``<out>/<name>.json`` (tests/test_padding_free_two_ranks.py compares them)."""
+log histories to ``<out>/<name>.json`` (tests/robustness/test_padding_free_two_ranks.py compares them)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """Run under ``ACCELERATE_USE_CPU=1 torchrun --nproc_per_node 2``: FastGRPOTrainer on two
-processes. Every rank writes ``<out>/<name>-rank<r>.json`` (tests/test_two_ranks_grpo.py reads
+processes. Every rank writes ``<out>/<name>-rank<r>.json`` (tests/robustness/test_two_ranks_grpo.py reads
 them):
 
 * ``padded-*`` / ``balanced-*``: GRPOTrainer and FastGRPOTrainer (padded, or padding-free with

@@ -1,4 +1,4 @@
-"""Smoke test of an installed fastalign wheel, run by tests/test_wheel.py in a fresh virtual
+"""Smoke test of an installed fastalign wheel, run by tests/robustness/test_wheel.py in a fresh virtual
 environment that has the wheel and numpy only (no torch, TRL, transformers or datasets), on each
 CPython it finds. Run from outside the checkout, so the installed package is the one imported.
 

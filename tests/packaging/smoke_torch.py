@@ -1,6 +1,6 @@
 """Smoke test of the installed wheel with its ``torch`` extra (torch from requirements/dev.lock,
 no TRL): the torch custom ops and the losses built on them, forward and backward, against plain
-torch; and fastalign.trl still says it needs the ``trl`` extra. Run by tests/test_wheel.py.
+torch; and fastalign.trl still says it needs the ``trl`` extra. Run by tests/robustness/test_wheel.py.
 """
 
 from __future__ import annotations

@@ -145,7 +145,7 @@ def test_the_dpo_preset_names_the_fast_trainer_when_padding_free(tmp_path):
 
 def test_a_leaking_model_is_caught_by_the_forward_check():
     """Reference and policy forwards share the packed path; the GRPO trainer's first-step check
-    (tests/test_padding_free_grpo.py) and check_packed_forward cover the leak; here the packed
+    (tests/parity/test_padding_free_grpo.py) and check_packed_forward cover the leak; here the packed
     DPO log-probs equal the padded ones sequence by sequence."""
     t = _trainer(FastDPOTrainer, True)
     batch = t.data_collator([t.train_dataset[i] for i in range(4)])["packed"]

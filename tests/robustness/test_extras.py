@@ -1,7 +1,7 @@
 """fastalign._extras: a module whose optional dependency is missing names the extra to install.
 
 The environments without torch or TRL are simulated in subprocesses (``sys.modules[name] = None``
-makes ``import name`` fail as if it were not installed); tests/test_wheel.py checks the same in
+makes ``import name`` fail as if it were not installed); tests/robustness/test_wheel.py checks the same in
 real virtual environments without them.
 """
 

@@ -14,7 +14,7 @@ Columns are the categories in :data:`CATEGORIES`. Each cell holds one or more ca
 
 and in both cases no input was modified. A cell that does not apply to a function is listed
 with the reason (``test_matrix_is_complete`` fails when a function or a cell is missing), and
-is reported as a skip. Cells already covered by ``tests/test_bad_input.py`` reuse its cases by
+is reported as a skip. Cells already covered by ``tests/robustness/test_bad_input.py`` reuse its cases by
 id instead of restating them. A "meta" tensor stands in for a CUDA tensor: functions with a
 Rust-only path must refuse it; functions with a torch path must still validate it.
 """
@@ -116,7 +116,7 @@ def handles(func, cat, label, fn, args, kwargs, check, xfail=None):
 
 
 def reuse(func, cat, *ids):
-    """Cases of tests/test_bad_input.py, by id."""
+    """Cases of tests/robustness/test_bad_input.py, by id."""
     for i in ids:
         fn, args, kwargs, exc, argument = _BAD_INPUT[i].values
         _cell(func, cat).append(Case(f"bad_input[{i}]", fn, tuple(args), dict(kwargs), exc, argument))

@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 from helpers.logs import assert_same_logs
 
-SCRIPTS = [Path(__file__).parent / "multiprocess" / name for name in ("grpo_padding_free.py", "dpo_padding_free.py")]
+MULTIPROCESS = Path(__file__).parents[1] / "multiprocess"
+SCRIPTS = [MULTIPROCESS / name for name in ("grpo_padding_free.py", "dpo_padding_free.py")]
 
 
 def _free_port() -> int:

@@ -1,7 +1,7 @@
 """Host synchronisations per call on the torch path (what CUDA runs), beside TRL 1.16's own code.
 
 There is no GPU here, so the accelerator branch is forced on CPU tensors, as in
-tests/test_torch_path.py: ``_validate.on_accelerator`` says yes to every tensor, and fastalign's
+tests/unit/test_torch_path.py: ``_validate.on_accelerator`` says yes to every tensor, and fastalign's
 custom ops run their plain-torch kernel (``_torch_losses``) instead of the Rust one
 (:func:`accelerator_path`). A
 ``TorchDispatchMode`` (:class:`HostSyncs`) then counts what would make the host wait for the
@@ -21,7 +21,7 @@ device on CUDA. TRL is run for real on the same inputs and counted by the same m
   ``generate`` returns fixed ids);
 * ``dpo_loss``, ``cpo_loss``, ``dft_loss``: ``DPOTrainer._compute_loss``,
   ``CPOTrainer.get_batch_loss_metrics`` and ``SFTTrainer.compute_loss`` (``loss_type="dft"``) on
-  the stubs of tests/test_preference_losses.py, against the loss, its backward and ``.metrics()``.
+  the stubs of tests/parity/test_preference_losses.py, against the loss, its backward and ``.metrics()``.
 
 The counts are recorded in :data:`COUNTS` (fastalign, TRL; ``None`` where TRL has no such code on
 device tensors) and asserted exactly, with fastalign <= TRL. Host-to-device copies of Python data
@@ -477,7 +477,7 @@ def _capturing_rewards(trainer, captured):
 def trl_scoring(trainer, **attrs):
     """TRL's scoring step on the fixed rollout, counted: (syncs, output, rewards_per_func). With
     ``use_vllm`` the rollout_func path skips generation and the IS ratio is computed (as in
-    tests/test_trl_fast_trainer.py)."""
+    tests/parity/test_trl_fast_trainer.py)."""
     missing = object()
     saved = {k: getattr(trainer, k, missing) for k in attrs}
     for k, val in attrs.items():
@@ -588,7 +588,7 @@ def test_completion_mask_syncs(grpo_trainer):
 
 
 # ------------------------------------------------------------------------------------------
-# the preference losses against TRL's trainer methods (tests/test_preference_losses.py's stubs)
+# the preference losses against TRL's trainer methods (tests/parity/test_preference_losses.py's stubs)
 
 COUNTS.update({
     "dpo_loss sigmoid": (1, 17),
@@ -724,7 +724,7 @@ def test_own_ops_syncs():
     """zero_variance_groups (DAPO's filter) and top_k_per_group (GFPO's) make none. TRL's soft
     overlong reward reads Python lists (no device data); on device tensors fastalign checks the
     lengths (``soft_overlong_penalty``: negative lengths raise, one sync, as
-    tests/test_torch_path.py requires) or the mask (an integer mask must be >= 0, one sync; a bool
+    tests/unit/test_torch_path.py requires) or the mask (an integer mask must be >= 0, one sync; a bool
     mask needs no check)."""
     g = torch.Generator().manual_seed(8)
     r = torch.rand(16, 2, generator=g)

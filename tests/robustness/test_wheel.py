@@ -38,7 +38,7 @@ from collections.abc import Iterator
 
 import pytest
 
-ROOT = pathlib.Path(__file__).resolve().parents[1]
+ROOT = pathlib.Path(__file__).resolve().parents[2]
 SMOKE = ROOT / "tests" / "packaging"
 LOCK = ROOT / "requirements" / "dev.lock"
 CACHE = pathlib.Path(os.environ.get("FASTALIGN_PACKAGE_CACHE", pathlib.Path.home() / ".cache" / "fastalign-package"))

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from helpers.logs import assert_same_logs
 
-SCRIPT = Path(__file__).parent / "multiprocess" / "grpo_ranks.py"
+SCRIPT = Path(__file__).parents[1] / "multiprocess" / "grpo_ranks.py"
 
 
 def _free_port() -> int:

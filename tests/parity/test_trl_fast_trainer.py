@@ -5,7 +5,7 @@ Parity runs real ``trainer.train()`` steps of a tiny random Qwen2 on the CPU (re
 real optimiser) for both trainers from the same seed and compares every logged value. Counts and
 lengths must be identical (the same completions were generated, so the RNG streams stayed in
 step). Float values may differ by a few ulp: fastalign accumulates means and stds in float64 and
-rounds once where torch reduces in float32 (tests/test_advantages.py derives that tolerance); an
+rounds once where torch reduces in float32 (tests/parity/test_advantages.py derives that tolerance); an
 advantage off by an ulp moves the loss by about as much, and three optimiser steps carry that
 forward, so floats are compared at rel 1e-5 (observed: at most ~1e-7).
 """

@@ -23,11 +23,11 @@ from pathlib import Path
 import pytest
 from helpers.logs import assert_same_logs
 
-SCRIPT = Path(__file__).parent / "multiprocess" / "grpo_backends.py"
+SCRIPT = Path(__file__).parents[1] / "multiprocess" / "grpo_backends.py"
 HAS_DEEPSPEED = importlib.util.find_spec("deepspeed") is not None
 DEVICE = os.environ.get("FASTALIGN_BACKENDS_DEVICE", "cpu")  # cuda: scripts/distributed_check.sh
 NPROC = int(os.environ.get("FASTALIGN_BACKENDS_NPROC", "2"))
-# float32 on CPU agrees to rounding (as tests/test_padding_free_two_ranks.py); CUDA kernels differ
+# float32 on CPU agrees to rounding (as tests/robustness/test_padding_free_two_ranks.py); CUDA kernels differ
 # more between the padded and the packed layouts
 TOLERANCE = {"rel": 2e-5, "abs": 1e-6} if DEVICE == "cpu" else {"rel": 1e-4, "abs": 1e-5}
 NO_DEEPSPEED = "deepspeed is not installed (DS_BUILD_OPS=0 pip install deepspeed==0.19.8 runs these on CPU)"
