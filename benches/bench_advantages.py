@@ -4,7 +4,7 @@ TRL computes its advantages inline in ``GRPOTrainer._generate_and_score_completi
 things are timed:
 
 * the advantage step alone: the reference is ``tests/reference/advantages.grpo`` (plain torch, the
-  project's own code, equal to the trainer bit for bit by ``tests/test_trl_trainer_parity.py``;
+  project's own code, equal to the trainer bit for bit by ``tests/parity/test_trl_trainer_parity.py``;
   scale_rewards="group", sum_then_normalize), ``metrics=False`` for the advantages alone and
   ``metrics=True`` for them plus the reward metrics TRL logs each step. fastalign runs with
   ``metrics=False`` / ``metrics=True`` respectively, on the same float32 CPU tensor and the same

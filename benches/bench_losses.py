@@ -5,8 +5,8 @@ Two groups per configuration and size:
 * ``grpo_loss fwd+bwd``: the loss alone. TRL computes it inline in ``_compute_loss``, so the
   reference is ``tests/reference/policy_loss.clipped_policy_loss`` (plain torch, the project's own
   code, equal to the trainer method's loss and gradient bit for bit by
-  ``tests/test_trl_trainer_parity.py::test_policy_loss_reference_is_grpo_trainer``; fastalign is
-  proven equal to the method itself by ``tests/test_losses.py``), then ``torch.autograd.grad``
+  ``tests/parity/test_trl_trainer_parity.py::test_policy_loss_reference_is_grpo_trainer``; fastalign is
+  proven equal to the method itself by ``tests/parity/test_losses.py``), then ``torch.autograd.grad``
   to ``per_token_logps``;
 * ``_compute_loss fwd+bwd``: TRL's own method beside FastGRPOTrainer's, on injected log-probs
   (``fastalign.bench.loss_method_pair``): the loss, its logged metrics (entropy, clip ratios)

@@ -7,7 +7,7 @@ TRL makes the mask inline in ``GRPOTrainer._generate_single_turn``, so the refer
 ``tests/reference/masks.py`` (plain torch, the project's own code: which positions hold a stop
 token, the first of them per row, a comparison with the column index; the kept ids of each row
 as a list, their lengths and last ids), proven equal to the trainer by
-``tests/test_overlong.py::test_matches_grpo_trainer``.
+``tests/parity/test_overlong.py::test_matches_grpo_trainer``.
 
 * ``test_completion_mask``: the tensor step -> the mask, as int32 (the dtype TRL's step makes).
   fastalign's single call returns the mask plus ``is_truncated``, ``lengths`` and ``num_items``

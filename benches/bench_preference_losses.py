@@ -7,7 +7,7 @@ what TRL's own lines cost, so swapping them into a trainer is free.
 Both sides time one DPO loss step the way a trainer runs it after the forward pass: from per-token
 log-probs (2B, T) and the completion mask to the loss, its backward, and the logged reward metrics.
 The reference is ``DPOTrainer._compute_loss`` itself, on a stub ``self`` whose model returns the
-log-probs (the recipe of ``tests/test_preference_losses.trl_dpo``, with the stub and its zero
+log-probs (the recipe of ``tests/helpers/trl_preference.trl_dpo``, with the stub and its zero
 tensors built once, outside the timed call). TRL's step also computes the model-output metrics
 (entropy, logits, token accuracy: a few (2B, T) masked sums), which fastalign leaves to the caller.
 """

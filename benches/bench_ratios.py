@@ -7,7 +7,7 @@ default; set ``FASTALIGN_BENCH_RATIO_SIZES="512x8192,64x4096"`` to change them.
 TRL computes both inline in ``GRPOTrainer._compute_loss``; the references are
 ``tests/reference/policy_loss`` (plain torch, the project's own code: the masked mean of
 ``logp - old`` over ``max(1, count)``), proven equal to the trainer method by
-``tests/test_trl_trainer_parity.py::test_policy_loss_reference_is_grpo_trainer``.
+``tests/parity/test_trl_trainer_parity.py::test_policy_loss_reference_is_grpo_trainer``.
 
 * ``sequence_log_ratio`` (GSPO's sequence log importance weight):
   ``reference.policy_loss.sequence_log_ratio`` vs ``fastalign.ratios.sequence_log_ratio`` (one

@@ -19,8 +19,9 @@ import pytest
 
 BENCHES = Path(__file__).resolve().parent
 # tests/reference/ holds the plain-torch references for what TRL computes inline (advantages,
-# masks, the loss lines) and the pure-Python Karmarkar-Karp, each proven by the tests; benches/
-# itself holds _common.py (helpers, seeded inputs).
+# masks, the loss lines) and the pure-Python Karmarkar-Karp, each proven by the tests, and
+# tests/helpers/ the drivers of TRL's trainer code shared with them; benches/ itself holds
+# _common.py (helpers, seeded inputs).
 for p in (BENCHES.parent / "tests", BENCHES):
     if str(p) not in sys.path:
         sys.path.insert(0, str(p))

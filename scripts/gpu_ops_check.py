@@ -10,12 +10,12 @@ a warm-up, and the number of host synchronisations of one call, counted by CUDA 
 TRL's side is always TRL's own method, driven on the same tensors: ``GRPOTrainer._compute_loss``
 (a tiny trainer whose forward returns the given log-probs), ``DPOTrainer._compute_loss``,
 ``CPOTrainer.get_batch_loss_metrics`` and ``SFTTrainer.compute_loss`` (``loss_type="dft"``) on a
-stub ``self`` (as tests/test_preference_losses.py does), and ``trl.rewards.
+stub ``self`` (as tests/parity/test_preference_losses.py does), and ``trl.rewards.
 get_soft_overlong_punishment`` (on Python lists, the form it takes). The advantages, the IS ratio,
 the completion mask and the sequence ratios are lines inside TRL's larger methods
 (``_generate_and_score_completions``, ``_generate_single_turn``, ``_compute_loss``) with no
 function of their own: they are timed for fastalign alone (TRL column "-"); their sync counts
-against TRL's lines are in tests/test_host_syncs.py.
+against TRL's lines are in tests/robustness/test_host_syncs.py.
 
 ``--device cpu`` runs the same table on the CPU with fastalign's torch path forced (the branch
 CUDA tensors take; the Rust kernels are disabled), to check the script where there is no GPU;
@@ -96,7 +96,7 @@ def cuda_syncs(fn: Callable[[], object], device: torch.device) -> int | None:
 @contextlib.contextmanager
 def torch_path_on_cpu(device: torch.device):
     """On the CPU, send fastalign's calls down the branch CUDA tensors take (as
-    tests/test_torch_path.py and tests/test_host_syncs.py do); nothing to do on CUDA."""
+    tests/unit/test_torch_path.py and tests/robustness/test_host_syncs.py do); nothing to do on CUDA."""
     if device.type == "cuda":
         yield
         return

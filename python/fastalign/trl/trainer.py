@@ -21,7 +21,7 @@ TRL's own method unchanged, and so does the loss when the entropy bonus or the M
 (terms TRL adds to the aggregated loss with schedules and metrics of their own; padding-free
 runs TRL's loss code on the packed forward's results then). With the same seed and data, a
 ``FastGRPOTrainer`` trains exactly
-like ``GRPOTrainer`` (``tests/test_trl_fast_trainer.py`` checks losses and metrics over several
+like ``GRPOTrainer`` (``tests/parity/test_trl_fast_trainer.py`` checks losses and metrics over several
 steps).
 
 Additions
