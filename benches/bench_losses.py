@@ -36,7 +36,7 @@ from _common import run, tag
 from bench_ratios import make_logps
 from reference.policy_loss import clipped_policy_loss
 
-from fastalign import _torch_losses
+from fastalign import _torch_backend as _torch_losses
 from fastalign.losses import grpo_loss
 
 

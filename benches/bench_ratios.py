@@ -30,7 +30,7 @@ from _common import SEED, run, tag
 from reference.policy_loss import sequence_log_ratio as ref_sequence_log_ratio
 from reference.policy_loss import sequence_mean as ref_masked_mean
 
-from fastalign import _torch_losses
+from fastalign import _torch_backend as _torch_losses
 from fastalign.ratios import masked_mean, sequence_log_ratio
 
 

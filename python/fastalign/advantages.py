@@ -18,58 +18,19 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Any, NamedTuple
+from typing import Any
 
 import numpy as np
 
 from . import _native
 from . import _validate as v
+from ._results import Advantages
 from .errors import InvalidArgumentError
 
 __all__ = ["Advantages", "grpo_advantages", "rloo_advantages", "top_k_per_group", "zero_variance_groups"]
 
 _SCALES = ("group", "batch", "none")
 _AGGREGATIONS = ("sum_then_normalize", "normalize_then_sum")
-
-
-class Advantages(NamedTuple):
-    """Result of :func:`grpo_advantages` / :func:`rloo_advantages`.
-
-    ``advantages`` and ``std_is_zero`` come first, so ``adv, std_is_zero, *_ = ...`` works.
-    Arrays are of the input's kind and device. The statistics are the values TRL logs for this
-    step, as Python floats; they are ``None`` when the call was made with ``metrics=False``
-    (except ``frac_reward_zero_std``, which is always computed).
-    """
-
-    advantages: Any
-    """(N,) advantages, in the rewards' dtype."""
-    std_is_zero: Any
-    """(N,) bool: the std that scaled this row is zero (``torch.isclose(std, 0)``)."""
-    rewards: Any
-    """(N,) weighted NaN-sum of the raw rewards, NaN for unscorable rows."""
-    frac_reward_zero_std: float
-    reward_mean: float | None = None
-    reward_std: float | None = None
-    reward_func_means: tuple[float, ...] | None = None
-    reward_func_stds: tuple[float, ...] | None = None
-
-    def metrics(self, reward_func_names: Sequence[str] | None = None) -> dict[str, float]:
-        """The metrics under TRL's keys (``reward``, ``reward_std``, ``frac_reward_zero_std``,
-        ``rewards/{name}/mean`` and ``rewards/{name}/std``)."""
-        if self.reward_func_means is None or self.reward_func_stds is None:
-            raise InvalidArgumentError("were not computed: call with metrics=True", "metrics")
-        k = len(self.reward_func_means)
-        names = list(reward_func_names) if reward_func_names is not None else [f"reward_{i}" for i in range(k)]
-        if len(names) != k:
-            raise InvalidArgumentError(f"has {len(names)} names for {k} reward functions", "reward_func_names")
-        out: dict[str, float] = {}
-        for name, m, s in zip(names, self.reward_func_means, self.reward_func_stds):
-            out[f"rewards/{name}/mean"] = m
-            out[f"rewards/{name}/std"] = s
-        out["reward"] = self.reward_mean  # type: ignore[assignment]
-        out["reward_std"] = self.reward_std  # type: ignore[assignment]
-        out["frac_reward_zero_std"] = self.frac_reward_zero_std
-        return out
 
 
 def _scale_mode(scale_rewards: object) -> str:
@@ -243,12 +204,12 @@ def grpo_advantages(
     eps = v.real(eps, "eps", minimum=0.0)
     metrics = _flag(metrics, "metrics")
     if v.on_accelerator(rewards):
-        from . import _torch_impl
+        from ._torch_backend import advantages as torch_path
 
         r = v.tensor(rewards, "rewards", v.FLOAT, (1, 2))
         _, k, g = _check_layout(tuple(r.shape), num_generations)
         w = _weights(reward_weights, k, v._numpy_dtype_of_torch(r.dtype))
-        return _torch_impl.grpo_advantages(r.reshape(r.shape[0], k), w, g, scale, agg, eps, metrics)
+        return torch_path.grpo_advantages(r.reshape(r.shape[0], k), w, g, scale, agg, eps, metrics)
     arr = v.array(rewards, "rewards", v.FLOAT, (1, 2))
     _, k, g = _check_layout(arr.shape, num_generations)
     w = _weights(reward_weights, k, arr.dtype)
@@ -293,7 +254,7 @@ def rloo_advantages(
     if beta != 0.0 and kl is None:
         raise InvalidArgumentError("is required when beta != 0 (per-sequence KL, shape (N,))", "kl")
     if v.on_accelerator(rewards):
-        from . import _torch_impl
+        from ._torch_backend import advantages as torch_path
 
         r = v.tensor(rewards, "rewards", v.FLOAT, (1, 2))
         n, k, g = _check_layout(tuple(r.shape), num_generations)
@@ -303,7 +264,7 @@ def rloo_advantages(
             v.same_device(kl, "kl", r.device)
             kl_t = v.tensor(kl, "kl", v.FLOAT, (1,))
             _check_kl(kl_t, n, r.dtype)
-        return _torch_impl.rloo_advantages(r.reshape(n, k), w, g, kl_t, beta, clip, normalize, eps, metrics)
+        return torch_path.rloo_advantages(r.reshape(n, k), w, g, kl_t, beta, clip, normalize, eps, metrics)
     arr = v.array(rewards, "rewards", v.FLOAT, (1, 2))
     n, k, g = _check_layout(arr.shape, num_generations)
     w = _weights(reward_weights, k, arr.dtype)
@@ -346,12 +307,12 @@ def zero_variance_groups(
     atol = v.real(atol, "atol", minimum=0.0)
     rtol = v.real(rtol, "rtol", minimum=0.0)
     if v.on_accelerator(rewards):
-        from . import _torch_impl
+        from ._torch_backend import advantages as torch_path
 
         r = v.tensor(rewards, "rewards", v.FLOAT, (1, 2))
         n, k, g = _check_layout(tuple(r.shape), num_generations)
         w = _weights(reward_weights, k, v._numpy_dtype_of_torch(r.dtype))
-        return _torch_impl.zero_variance_groups(r.reshape(n, k), w, g, atol, rtol)
+        return torch_path.zero_variance_groups(r.reshape(n, k), w, g, atol, rtol)
     arr = v.array(rewards, "rewards", v.FLOAT, (1, 2))
     _, k, g = _check_layout(arr.shape, num_generations)
     w = _weights(reward_weights, k, arr.dtype)
@@ -388,11 +349,11 @@ def top_k_per_group(scores: Any, num_generations: int, k: int, *, keep: str = "l
     if k > g:
         raise InvalidArgumentError(f"must be at most num_generations ({g}), got {k}", "k")
     if v.on_accelerator(scores):
-        from . import _torch_impl
+        from ._torch_backend import advantages as torch_path
 
         t = v.tensor(scores, "scores", v.FLOAT, (1,))
         _check_layout(tuple(t.shape), g, "scores")
-        return _torch_impl.top_k_per_group(t.detach(), g, k, keep)
+        return torch_path.top_k_per_group(t.detach(), g, k, keep)
     arr = v.array(scores, "scores", v.FLOAT, (1,))
     _check_layout(arr.shape, g, "scores")
     fn = _native.top_k_per_group_f32 if arr.dtype == np.float32 else _native.top_k_per_group_f64

@@ -32,7 +32,7 @@ from torch import Tensor
 from torch.utils import _python_dispatch
 
 from . import _native, _validate
-from . import _torch_losses as _tl
+from . import _torch_backend as _tl
 
 __all__ = [
     "grpo_loss", "grpo_loss_eager", "masked_reduce", "masked_reduce_backward", "vllm_is_ratio", "N_LOSS_METRICS",

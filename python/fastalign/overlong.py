@@ -9,29 +9,15 @@ truncated completions, which also removes their tokens from ``num_items_in_batch
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, NamedTuple
+from typing import Any
 
 import numpy as np
 
 from . import _native
 from . import _validate as v
+from ._results import CompletionMask
 
 __all__ = ["CompletionMask", "completion_mask"]
-
-
-class CompletionMask(NamedTuple):
-    """Result of :func:`completion_mask`; arrays are of the input's kind and device."""
-
-    mask: Any
-    """(B, T) int64 (or the ``dtype`` asked for): 1 up to and including the first EOS, 0 after
-    (the whole row 0 when masked)."""
-    is_truncated: Any
-    """(B,) bool: the completion ends in neither an EOS nor the pad token."""
-    lengths: Any
-    """(B,) int64: kept length of each completion (EOS included), before masking."""
-    num_items: Any
-    """Number of ones in ``mask`` (TRL's ``num_items_in_batch``): an int for numpy input, a
-    0-d int64 tensor for torch input."""
 
 
 def completion_mask(
@@ -81,11 +67,11 @@ def completion_mask(
     mask_truncated = bool(mask_truncated_completions)
     kind = _mask_kind(dtype)
     if v.on_accelerator(completion_ids):
-        from . import _torch_impl
+        from ._torch_backend import overlong as torch_path
 
         ids = v.tensor(completion_ids, "completion_ids", v.INT, (2,))
         _check_shape(tuple(ids.shape))
-        return _torch_impl.completion_mask(ids, eos, pad, mask_truncated, kind)
+        return torch_path.completion_mask(ids, eos, pad, mask_truncated, kind)
     arr = v.array(completion_ids, "completion_ids", v.INT, (2,))
     _check_shape(arr.shape)
     mask, truncated, lengths, num_items = _KERNELS[(arr.dtype == np.int32, kind)](arr, eos, pad, mask_truncated)

@@ -200,10 +200,10 @@ def _penalties(kernel: _native.SoftOverlong, lengths: Any, float64: bool, *, che
     """Penalties of a lengths array with a validated kernel: Rust for CPU memory, torch elsewhere.
     ``checked``: the lengths are known to be >= 0 (the torch path then skips its check, a sync)."""
     if v.on_accelerator(lengths):
-        from . import _torch_impl
+        from ._torch_backend import rewards as torch_path
 
         t = v.tensor(lengths, "lengths", v.INT, (1,))
-        return _torch_impl.soft_overlong_penalty(
+        return torch_path.soft_overlong_penalty(
             t, kernel.max_completion_len, kernel.soft_punish_cache, float64, check=not checked
         )
     arr = v.array(lengths, "lengths", v.INT, (1,))

@@ -82,7 +82,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from reference import advantages as reference
 
-from fastalign import _native, _torch_impl
+from fastalign import _native
+from fastalign._torch_backend import advantages as _torch_impl
 from fastalign.advantages import Advantages, grpo_advantages, rloo_advantages, top_k_per_group, zero_variance_groups
 
 # 200 examples per test by default; a larger conftest profile (FASTALIGN_HYPOTHESIS_PROFILE=long) wins

@@ -19,7 +19,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from reference.masks import completion_outputs, kept_rows, stop_mask
 
-from fastalign import _torch_impl
+from fastalign._torch_backend import overlong as _torch_impl
 from fastalign.overlong import completion_mask
 
 EOS, END, PAD = 1, 3, 0

@@ -21,7 +21,7 @@ from _profile import examples
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from fastalign import _torch_losses
+from fastalign import _torch_backend as _torch_losses
 from fastalign.errors import InvalidArgumentError, InvalidTypeError
 from fastalign.ratios import (
     importance_weights,

@@ -15,7 +15,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from trl.rewards import get_soft_overlong_punishment
 
-from fastalign import _torch_impl
+from fastalign._torch_backend import rewards as _torch_impl
 from fastalign.errors import InvalidArgumentError, InvalidTypeError
 from fastalign.rewards import SoftOverlongPunishment, _penalties, soft_overlong, soft_overlong_penalty
 

@@ -39,8 +39,8 @@ import fastalign.overlong as overlong_mod
 import fastalign.packing as packing_mod
 import fastalign.ratios as ratios_mod
 import fastalign.rewards as rewards_mod
-from fastalign import _torch_impl
-from fastalign import _torch_losses as tl
+from fastalign import _torch_backend as tl
+from fastalign._torch_backend import advantages as _torch_impl
 from fastalign.advantages import grpo_advantages, rloo_advantages, top_k_per_group, zero_variance_groups
 from fastalign.errors import FastalignError, InvalidArgumentError, InvalidTypeError
 from fastalign.losses import cpo_loss, dft_loss, dpo_loss, grpo_loss, wpo_weights

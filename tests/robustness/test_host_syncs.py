@@ -60,7 +60,8 @@ from helpers.grpo_loss import GA, SPG, Cfg, make_batch, op_args, run_trl, tolera
 from helpers.trl_preference import trl_cpo, trl_dft, trl_dpo
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from fastalign import _native, _torch_losses, _validate, ops
+from fastalign import _native, _validate, ops
+from fastalign._torch_backend import layout as _torch_losses
 from fastalign.advantages import grpo_advantages, rloo_advantages, top_k_per_group, zero_variance_groups
 from fastalign.errors import InvalidArgumentError, InvalidTypeError
 from fastalign.losses import cpo_loss, dft_loss, dpo_loss, grpo_loss, wpo_weights

@@ -13,7 +13,8 @@ import pytest
 import torch
 from helpers.grpo_loss import Cfg, make_batch, op_args
 
-from fastalign import _torch_losses, ops
+from fastalign import _torch_backend as _torch_losses
+from fastalign import ops
 from fastalign.losses import LOSS_TYPES, grpo_loss
 from fastalign.ratios import masked_reduce, sequence_log_ratio, vllm_is_ratio
 

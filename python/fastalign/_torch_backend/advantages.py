@@ -1,13 +1,8 @@
-"""Plain-torch implementations of fastalign's ops: what runs for tensors on CUDA (or any
-non-CPU device).
+"""Group-relative advantages in plain torch (twins of the Rust kernels behind
+:mod:`fastalign.advantages`).
 
-They follow the same formulas as the Rust kernels (and TRL 1.16.0): element-wise steps in the
-input dtype, the NaN rules, TRL's Bessel factor computed as ``f32(n) / f32(n - 1)``. Inputs have
-already been validated by the public functions; everything stays on the input's device except
-the scalar statistics, which are returned as Python floats (TRL calls ``.item()`` on them too):
-they are read back together, in one synchronisation per call. Nothing else waits for the device:
-no boolean-mask indexing, and host data (the reward weights) goes to the device with a
-non-blocking copy (``torch.tensor(..., device=...)`` would block until the stream drains).
+Everything stays on the input's device except the scalar statistics TRL logs, returned as
+Python floats and read back together, in one synchronisation per call.
 """
 
 from __future__ import annotations
@@ -17,8 +12,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from .advantages import Advantages
-from .overlong import CompletionMask
+from .._results import Advantages
 
 
 def _nanstd(x: torch.Tensor, dim: int | None = None) -> torch.Tensor:
@@ -44,7 +38,9 @@ def _weights(w_np: np.ndarray, like: torch.Tensor) -> torch.Tensor:
     return torch.from_numpy(np.array(w_np, copy=True)).to(like.device, non_blocking=True)
 
 
-def _result(adv, zero, r: torch.Tensor, s_logged: torch.Tensor, metrics: bool) -> Advantages:
+def _result(
+    adv: torch.Tensor, zero: torch.Tensor, r: torch.Tensor, s_logged: torch.Tensor, metrics: bool
+) -> Advantages:
     """The advantages and the statistics TRL logs, read back to the host in one go."""
     stats = [zero.float().mean()]
     k = r.shape[1]
@@ -110,7 +106,7 @@ def rloo_advantages(
     s = logged
     if clip is not None:
         s = s.clamp(min=clip[0], max=clip[1])
-    if beta != 0.0:
+    if kl is not None and beta != 0.0:
         s = s - beta * kl
     groups = s.view(-1, g)
     std = _nanstd(groups, dim=1) if g > 1 else torch.zeros(groups.shape[0], dtype=s.dtype, device=s.device)
@@ -138,45 +134,8 @@ def zero_variance_groups(r: torch.Tensor, w_np: np.ndarray, g: int, atol: float,
     return (count < 2) | (lo == hi) | ((hi - lo) <= atol + rtol * scale)
 
 
-def completion_mask(
-    ids: torch.Tensor, eos: list[int], pad: int, mask_truncated: bool, kind: str = "int64"
-) -> CompletionMask:
-    b, t = ids.shape
-    if len(eos) <= 8:  # comparisons with Python ints: no host-to-device copy of the EOS ids
-        is_eos = ids == eos[0] if eos else torch.zeros_like(ids, dtype=torch.bool)
-        for e in eos[1:]:
-            is_eos |= ids == e
-    else:
-        ids_eos = torch.tensor(eos, dtype=ids.dtype).to(ids.device, non_blocking=True)
-        is_eos = torch.isin(ids, ids_eos)
-    has_eos = is_eos.any(dim=1)
-    first = is_eos.to(torch.int8).argmax(dim=1)
-    lengths = torch.where(has_eos, first + 1, torch.full_like(first, t)).to(torch.int64)
-    truncated = ~has_eos & (ids[:, -1] != pad)
-    keep = torch.arange(t, device=ids.device).unsqueeze(0) < lengths.unsqueeze(1)
-    if mask_truncated:
-        keep = keep & ~truncated.unsqueeze(1)
-    mask = keep.to(getattr(torch, kind))
-    return CompletionMask(mask, truncated, lengths, keep.sum())
-
-
-def soft_overlong_penalty(lengths: torch.Tensor, lmax: int, cache: int, float64: bool, check: bool = True) -> Any:
-    """DAPO's penalty of each length. ``check``: refuse negative lengths (one device sync, which
-    the public function skips for lengths it computed from a checked mask)."""
-    if check and bool((lengths < 0).any()):
-        bad = int(torch.nonzero(lengths < 0)[0, 0])
-        from .errors import InvalidArgumentError
-
-        raise InvalidArgumentError(f"must be >= 0, found {int(lengths[bad])} at index {bad}", "lengths")
-    lo = lmax - cache
-    x = lengths.to(torch.int64)
-    ramp = (lo - x).to(torch.float64) / cache if cache > 0 else torch.zeros_like(x, dtype=torch.float64)
-    out = torch.where(x <= lo, torch.zeros_like(ramp), torch.where(x <= lmax, ramp, torch.full_like(ramp, -1.0)))
-    return out if float64 else out.to(torch.float32)
-
-
 def top_k_per_group(scores: Any, g: int, k: int, keep: str) -> Any:
-    """Plain-torch twin of the Rust selection: NaN last, ties to the earlier row, original order."""
+    """The Rust selection: NaN last, ties to the earlier row, original order."""
     s = scores.reshape(-1, g)
     key = -s if keep == "largest" else s
     # a stable ascending sort puts NaN last and keeps equal keys (-0.0 == 0.0) in index order

@@ -1,126 +1,15 @@
-"""Plain-torch implementations of the ratio and loss kernels: what runs for tensors on CUDA (or
-any non-CPU device), and a second implementation the tests hold against the Rust one on CPU.
-
-Each function returns exactly what the Rust kernel returns (same shapes, same metric slots),
-computes the same formulas (TRL 1.16's element-wise steps in the input dtype, the analytic
-gradient of ``rust/fastalign-core/src/losses.rs``) and works for both layouts: padded ``(B, T)``
-with a mask, and packed ``(N,)`` tokens with ``cu_seqlens``. Inputs were validated by the public
-functions, except the data checks (NaN log-probs, opt-in here: ``check_finite``).
-
-What these functions do not do, so that a CUDA step runs without waiting for the device:
-
-* no host synchronisation: no ``.item()``, no ``bool(tensor)``, no boolean-mask indexing (masked
-  statistics are reductions over ``torch.where``), no ``torch.tensor(..., device=...)`` (a
-  blocking host-to-device copy; constants are Python floats, rounded to the input dtype as
-  torch rounds them). The one exception is the opt-in NaN check of :func:`grpo_loss`, one
-  synchronisation for all its inputs;
-* no ``(B, T)`` float64 tensors for float32 inputs. Sums accumulate in float64 through
-  :func:`sum64`, which converts at most :data:`F64_BLOCK` elements at a time (``torch.sum(x,
-  dtype=torch.float64)`` alone would convert all of ``x`` first: eager torch casts the input
-  before reducing); mask counts add as integers (exact, as TRL's ``mask.sum(-1)``).
-"""
+"""The GRPO-family loss in plain torch: the twin of the Rust kernel behind
+:func:`fastalign.losses.grpo_loss` (loss, analytic gradient with respect to ``per_token_logps``
+and the metrics TRL logs), for padded and packed inputs."""
 
 from __future__ import annotations
 
 import math
 
-import numpy as np
 import torch
 
-from .errors import InvalidArgumentError
-
-F64 = torch.float64
-
-F64_BLOCK = 1 << 20
-"""Largest number of float32 elements converted to float64 at once by :func:`sum64` (8 MiB of
-float64). Inputs up to this size are converted in one piece; larger ones block by block."""
-
-
-def sum64(v: torch.Tensor, dim: int | None = -1) -> torch.Tensor:
-    """Sum of ``v`` over its last dimension (``dim=-1``) or all of it (``dim=None``), accumulated
-    in float64, without a float64 copy of more than :data:`F64_BLOCK` elements."""
-    if dim is None:
-        v = v.reshape(-1)
-    if v.dtype == F64:
-        return v.sum(-1)
-    n = v.shape[-1]
-    step = max(1, F64_BLOCK // max(1, v.numel() // max(1, n)))
-    if n <= step:
-        return v.sum(-1, dtype=F64)
-    out = v[..., :step].sum(-1, dtype=F64)
-    for s in range(step, n, step):
-        out = out + v[..., s : s + step].sum(-1, dtype=F64)
-    return out
-
-
-def _f(x: float, dtype: torch.dtype) -> float:
-    """A Python float rounded to ``dtype`` (float32 or float64), as torch rounds a scalar operand."""
-    return float(np.float32(x)) if dtype == torch.float32 else float(x)
-
-
-def _f32(x: float) -> float:
-    """A Python float rounded to float32 (``torch.where(cond, float, float)`` makes float32)."""
-    return float(np.float32(x))
-
-
-class Layout:
-    """Per-sequence sums and broadcasts for padded ``(B, T)`` or packed ``(N,)`` + ``cu_seqlens``."""
-
-    def __init__(self, x: torch.Tensor, cu_seqlens: torch.Tensor | None) -> None:
-        self.packed = cu_seqlens is not None
-        if cu_seqlens is None:
-            self.rows = x.shape[0]
-            self.single_col = x.dim() == 2 and x.shape[1] == 1
-            self.width = x.shape[-1] if x.dim() == 2 else 1
-        else:
-            self.rows = cu_seqlens.numel() - 1
-            self.lengths = (cu_seqlens[1:] - cu_seqlens[:-1]).long()
-            self.seg = torch.repeat_interleave(
-                torch.arange(self.rows, device=x.device), self.lengths, output_size=x.numel()
-            )
-            self.single_col = False
-
-    def rsum(self, v: torch.Tensor, dtype: torch.dtype | None = None) -> torch.Tensor:
-        """Per-sequence sum (accumulated in float64 and returned as float64 with ``dtype=F64``;
-        in ``v``'s dtype otherwise)."""
-        if dtype is None or dtype == v.dtype:
-            if not self.packed:
-                return v.sum(-1)
-            return torch.zeros(self.rows, dtype=v.dtype, device=v.device).index_add_(0, self.seg, v)
-        if dtype != F64:
-            raise TypeError(f"rsum accumulates in float64 or in the input dtype, not {dtype}")
-        if not self.packed:
-            return sum64(v)
-        out = torch.zeros(self.rows, dtype=F64, device=v.device)
-        for s in range(0, v.shape[0], F64_BLOCK):
-            out.index_add_(0, self.seg[s : s + F64_BLOCK], v[s : s + F64_BLOCK].to(F64))
-        return out
-
-    def count(self, mask: torch.Tensor) -> torch.Tensor:
-        """Per-sequence mask sum as float64 (B,): bool and integer masks add as int64 (exact, as
-        TRL's ``mask.sum(-1)``), float masks accumulate in float64."""
-        if mask.is_floating_point():
-            return self.rsum(mask, F64)
-        if not self.packed:
-            return mask.sum(-1).to(F64)
-        out = torch.zeros(self.rows, dtype=torch.int64, device=mask.device)
-        return out.index_add_(0, self.seg, mask.to(torch.int64)).to(F64)
-
-    def full_count(self, device: torch.device) -> torch.Tensor:
-        """Tokens per sequence (no mask), float64 (B,)."""
-        if self.packed:
-            return self.lengths.to(F64)
-        return torch.full((self.rows,), float(self.width), dtype=F64, device=device)
-
-    def expand(self, r: torch.Tensor) -> torch.Tensor:
-        """A per-sequence value broadcast to its tokens."""
-        return r.unsqueeze(-1) if not self.packed else r[self.seg]
-
-    def rmax(self, v: torch.Tensor) -> torch.Tensor:
-        if not self.packed:
-            return v.amax(-1) if v.shape[-1] else torch.full((self.rows,), -math.inf, dtype=v.dtype, device=v.device)
-        out = torch.full((self.rows,), -math.inf, dtype=v.dtype, device=v.device)
-        return out.scatter_reduce(0, self.seg, v, "amax", include_self=True)
+from ..errors import InvalidArgumentError
+from .layout import F64, Layout, scalar, scalar32, sum64
 
 
 def _masked(flag: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -141,88 +30,6 @@ def check_nan(named: list[tuple[str, torch.Tensor | None]]) -> None:
     for (name, _), nan in zip(present, bad):
         if nan:
             raise InvalidArgumentError("contains NaN", name)
-
-
-def masked_reduce(
-    values: torch.Tensor,
-    minus: torch.Tensor | None,
-    mask: torch.Tensor | None,
-    cu_seqlens: torch.Tensor | None,
-    reduction: str,
-) -> torch.Tensor:
-    lay = Layout(values, cu_seqlens)
-    x = values if minus is None else values - minus
-    if reduction == "max":
-        if mask is not None:
-            x = x.masked_fill(mask == 0, -math.inf)
-        return lay.rmax(x)
-    xm = x if mask is None else x * mask.to(x.dtype)
-    s = lay.rsum(xm, F64)
-    if reduction == "sum":
-        return s.to(values.dtype)
-    # the count is exact, as TRL's ``mask.sum(-1)`` (an integer mask is summed as integers)
-    cnt = lay.count(mask) if mask is not None else lay.full_count(values.device)
-    return (s / cnt.clamp(min=1.0)).to(values.dtype)
-
-
-def masked_reduce_backward(
-    grad: torch.Tensor, mask: torch.Tensor | None, like: torch.Tensor, cu_seqlens: torch.Tensor | None, reduction: str
-) -> torch.Tensor:
-    lay = Layout(like, cu_seqlens)
-    g = grad
-    if reduction == "mean":
-        cnt = lay.count(mask) if mask is not None else lay.full_count(like.device)
-        g = (grad.to(F64) / cnt.clamp(min=1.0)).to(like.dtype)
-    if mask is None:
-        return lay.expand(g).expand(like.shape).contiguous() if not lay.packed else lay.expand(g)
-    return lay.expand(g) * mask.to(like.dtype)
-
-
-def _stats(x: torch.Tensor, sel: torch.Tensor | None) -> list[torch.Tensor]:
-    """min, mean, max (float64, 0-d) of ``x`` where ``sel`` (all of ``x`` when ``None``); zeros
-    when nothing is selected. Reductions over ``torch.where``: no boolean indexing, no sync."""
-    if sel is None:
-        if x.numel() == 0:
-            z = torch.zeros((), dtype=F64, device=x.device)
-            return [z, z, z]
-        return [x.amin().to(F64), sum64(x, None) / x.numel(), x.amax().to(F64)]
-    n = sel.sum()
-    some = n > 0
-    lo = torch.where(sel, x, math.inf).amin().to(F64)
-    hi = torch.where(sel, x, -math.inf).amax().to(F64)
-    mean = sum64(torch.where(sel, x, 0.0), None) / n.to(F64)
-    return [torch.where(some, t, 0.0) for t in (lo, mean, hi)]
-
-
-def vllm_is_ratio(
-    old: torch.Tensor,
-    sampling: torch.Tensor,
-    mask: torch.Tensor,
-    cu_seqlens: torch.Tensor | None,
-    mode: str,
-    clip_min: float | None,
-    clip_max: float | None,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    lay = Layout(old, cu_seqlens)
-    on = mask != 0
-    dd = old - sampling
-    ok = on & ~torch.isnan(dd)
-    d = torch.nan_to_num(dd * mask.to(old.dtype), nan=0.0)
-    sequence = mode.startswith("sequence")
-    if sequence:
-        raw = torch.exp(lay.rsum(d, F64).to(old.dtype))
-    else:
-        raw = torch.exp(d)
-    if mode.endswith("truncate"):
-        ratio = torch.clamp(raw, min=clip_min, max=clip_max)
-    else:
-        lo = -math.inf if clip_min is None else clip_min
-        hi = math.inf if clip_max is None else clip_max
-        ratio = raw.masked_fill((raw < lo) | (raw > hi), 0.0)
-    sel = None if sequence else on
-    ds = _stats(dd.abs(), ok)
-    metrics = torch.stack([ds[1], ds[2], *_stats(ratio, sel), *_stats(raw, sel)])
-    return ratio, metrics
 
 
 def _nanmin(x: torch.Tensor) -> torch.Tensor:
@@ -292,7 +99,7 @@ def grpo_loss(
     ppo = loss_type in ("grpo", "bnpo", "dr_grpo", "dapo", "luspo")
 
     def c(x: float) -> float:  # a Python float as torch rounds it for this dtype
-        return _f(x, dt)
+        return scalar(x, dt)
 
     if seq:
         coef_row = torch.exp((lay.rsum(lr * m, F64) / cnt1).to(dt))
@@ -303,14 +110,14 @@ def grpo_loss(
 
     zero = torch.zeros_like(lp)
     low = high = cis = torch.zeros_like(lp, dtype=torch.bool)
-    phi = None
+    phi = phi_rows = None
     if loss_type == "cispo":
         cc = torch.clamp(coef, max=eps_high)
         pl, gd, gc = -cc * A * lp, -cc * A, zero
         cis = (coef > eps_high) & (A > 0)
     elif loss_type == "sapo":
         # torch.where(cond, float, float) makes float32, as TRL's temperatures
-        tau = torch.where(A > 0, _f32(sapo_pos), _f32(sapo_neg)).to(dt)
+        tau = torch.where(A > 0, scalar32(sapo_pos), scalar32(sapo_neg)).to(dt)
         s = torch.sigmoid(tau * (coef - 1))
         pl = -(s * 4 / tau) * A
         gd, gc = zero, -A * 4 / tau * (s * (1 - s)) * tau
@@ -324,8 +131,8 @@ def grpo_loss(
 
         def phi_of(a: torch.Tensor, lw: torch.Tensor, ww: torch.Tensor) -> torch.Tensor:
             nonneg = a >= 0
-            k = torch.where(nonneg, _f32(vk_pos), _f32(vk_neg)).to(dt)
-            lam = torch.clamp(torch.where(nonneg, _f32(vl_pos), _f32(vl_neg)), min=_f32(1e-4)).to(dt)
+            k = torch.where(nonneg, scalar32(vk_pos), scalar32(vk_neg)).to(dt)
+            lam = torch.clamp(torch.where(nonneg, scalar32(vl_pos), scalar32(vl_neg)), min=scalar32(1e-4)).to(dt)
             return torch.exp(lam + k * lw - lam * ww).nan_to_num(nan=0.0, posinf=0.0, neginf=0.0)
 
         phi = phi_of(A, lay.expand(log_w), lay.expand(w))
@@ -360,7 +167,7 @@ def grpo_loss(
     if f is not None:
         pl, gd, gc = pl * f, gd * f, gc * f
     klv = None
-    if beta != 0.0:
+    if beta != 0.0 and ref is not None:  # (ref was checked above: it is given when beta != 0)
         b_ = c(beta)
         dref = ref - lp
         e = torch.exp(dref)
@@ -379,7 +186,7 @@ def grpo_loss(
         w_row = 1.0 / (cnt1 * B * ga)
     elif loss_type == "bnpo":
         w_row = 1.0 / (total.clamp(min=1.0).to(torch.float32).to(F64) * ga) * torch.ones(B, dtype=F64, device=dev)
-    elif loss_type == "dr_grpo":
+    elif loss_type == "dr_grpo" and max_len is not None:  # (checked above: dr_grpo has one)
         w_row = torch.full((B,), 1.0 / (B * max_len * ga), dtype=F64, device=dev)
     elif loss_type in ("dapo", "cispo", "vespo"):
         if isinstance(token_den, torch.Tensor):
@@ -433,15 +240,15 @@ def grpo_loss(
         cis_m = lay.count(_masked(cis, mask)).sum() / tokden if loss_type == "cispo" else zero64
         low_min = _nanmin(low_rows / cnt)
         high_max = _nanmax(high_rows / cnt)
-    if beta == 0.0:
+    if klv is None:  # beta == 0
         kl_m = zero64
     elif lay.single_col:
         kl_m = sum64(klv, None) / bden
     else:
         kl_m = sum64(klv * m, None) / tokden
-    if loss_type != "vespo":
+    if phi is None:  # not vespo
         phi_m = zero64
-    elif lay.single_col or not adv_tok:
+    elif phi_rows is not None:  # one advantage per sequence
         phi_m = sum64(phi_rows, None) / bden
     else:
         phi_m = sum64(phi * m, None) / tokden
