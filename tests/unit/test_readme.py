@@ -25,7 +25,7 @@ import pytest
 
 import fastalign
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 README = ROOT / "README.md"
 DOCS = sorted((ROOT / "docs").glob("*.md"))
 RUN_MARKER = "<!-- test: run -->"
@@ -77,7 +77,7 @@ def runnable(path: Path) -> list[Block]:
 
 def run_block(block: Block, cwd: Path) -> subprocess.CompletedProcess:
     """Run one block in a fresh interpreter, offline, with the fastalign this process imported."""
-    package_root = str(Path(fastalign.__file__).resolve().parents[1])
+    package_root = str(Path(fastalign.__file__).resolve().parents[2])
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH", "")) if p)
     env.update(
