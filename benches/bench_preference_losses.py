@@ -23,7 +23,7 @@ from _common import SEED, run, tag
 from helpers.trl_preference import Acc
 from trl import DPOTrainer
 
-from fastalign._preference_losses import dpo_loss
+from fastalign.losses import dpo_loss
 
 T = 512
 IMPLS = ["trl", "fastalign", "fastalign (check_finite=False)"]

@@ -16,7 +16,6 @@ Results come back as the caller's kind (tensor in, tensor out).
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -25,97 +24,11 @@ import numpy as np
 from . import _native
 from . import _validate as v
 from ._results import Advantages
-from .errors import InvalidArgumentError
 
 __all__ = ["Advantages", "grpo_advantages", "rloo_advantages", "top_k_per_group", "zero_variance_groups"]
 
 _SCALES = ("group", "batch", "none")
 _AGGREGATIONS = ("sum_then_normalize", "normalize_then_sum")
-
-
-def _scale_mode(scale_rewards: object) -> str:
-    if scale_rewards == "group" and type(scale_rewards) is str:
-        return "group"
-    if scale_rewards is True:
-        return "group"
-    if scale_rewards is False:
-        return "none"
-    return v.choice(scale_rewards, "scale_rewards", _SCALES)
-
-
-def _check_layout(shape: tuple[int, ...], num_generations: object, name: str = "rewards") -> tuple[int, int, int]:
-    """Validate the grouping of an (N,) or (N, K) shape of argument ``name``; return (N, K, G)."""
-    g = v.integer(num_generations, "num_generations", minimum=1)
-    n = shape[0]
-    k = shape[1] if len(shape) == 2 else 1
-    if n == 0:
-        raise InvalidArgumentError("is empty; expected at least one completion", name)
-    if k == 0:
-        raise InvalidArgumentError("has no columns; expected one column per reward function", name)
-    if n % g:
-        raise InvalidArgumentError(
-            f"{g} does not divide the number of completions {n} (groups are contiguous blocks of num_generations rows)",
-            "num_generations",
-        )
-    return n, k, g
-
-
-_ONES: dict[tuple[int, np.dtype], np.ndarray] = {}
-
-
-def _weights(reward_weights: object, k: int, dtype: np.dtype) -> np.ndarray:
-    """The reward weights as a (k,) array of the rewards' dtype (TRL: ``torch.tensor(w, float32)``)."""
-    if reward_weights is None:
-        w = _ONES.get((k, dtype))
-        if w is None:
-            w = _ONES[(k, dtype)] = np.ones(k, dtype=dtype)
-            w.flags.writeable = False  # shared between calls; Rust only reads it
-        return w
-    if v.is_torch(reward_weights):
-        # A trainer passes the same weights tensor every step. When the checked array is a view
-        # of that tensor (same dtype, CPU), it is reused while the tensor is the same object with
-        # the same version counter: a view always reads the tensor's current values, and the
-        # version counter catches in-place changes that would need re-checking.
-        hit = _LAST_WEIGHTS.get("t")
-        if (
-            hit is not None
-            and hit[0] is reward_weights
-            and hit[1] == reward_weights._version  # type: ignore[attr-defined]
-            and hit[2].dtype == dtype
-            and hit[2].shape[0] == k
-        ):
-            return hit[2]
-        t = reward_weights
-        if not t.is_cpu or t.requires_grad:  # type: ignore[attr-defined]
-            t = t.detach().cpu()  # type: ignore[attr-defined]
-        view = t.numpy()  # type: ignore[attr-defined]
-        w = _checked_weights(view, k, dtype)
-        if np.shares_memory(w, view):
-            _LAST_WEIGHTS["t"] = (reward_weights, reward_weights._version, w)  # type: ignore[attr-defined]
-        return w
-    return _checked_weights(reward_weights, k, dtype)
-
-
-# the last weights tensor seen and its checked zero-copy view: {"t": (tensor, version, array)}
-_LAST_WEIGHTS: dict[str, tuple[Any, int, np.ndarray]] = {}
-
-
-def _checked_weights(reward_weights: object, k: int, dtype: np.dtype) -> np.ndarray:
-    if isinstance(reward_weights, np.ndarray) and reward_weights.dtype.kind == "f":
-        w = reward_weights  # no copy unless the dtype differs (the common case: same dtype)
-    else:
-        try:
-            w = np.asarray(reward_weights, dtype=np.float64)
-        except (TypeError, ValueError):
-            raise v.InvalidTypeError("expected a sequence of numbers", "reward_weights") from None
-    if w.ndim != 1 or w.shape[0] != k:
-        raise InvalidArgumentError(
-            f"expected {k} weights (one per reward function), got shape {tuple(w.shape)}", "reward_weights"
-        )
-    w = w.astype(dtype, copy=False)
-    if not all(map(math.isfinite, w.tolist())):
-        raise InvalidArgumentError("must be finite", "reward_weights")
-    return np.ascontiguousarray(w)
 
 
 def _result(out: tuple, like_torch: bool) -> Advantages:
@@ -130,12 +43,6 @@ def _result(out: tuple, like_torch: bool) -> Advantages:
         reward_func_means=tuple(m for m, _ in funcs),
         reward_func_stds=tuple(s for _, s in funcs),
     )
-
-
-def _flag(x: object, name: str) -> bool:
-    if not isinstance(x, (bool, np.bool_)):
-        raise v.InvalidTypeError(f"expected a bool, got {type(x).__name__}", name)
-    return bool(x)
 
 
 def grpo_advantages(
@@ -199,20 +106,20 @@ def grpo_advantages(
     )
     if out is not None:
         return out
-    scale = _scale_mode(scale_rewards)
+    scale = v.scale_rewards(scale_rewards, _SCALES)
     agg = v.choice(multi_objective_aggregation, "multi_objective_aggregation", _AGGREGATIONS)
     eps = v.real(eps, "eps", minimum=0.0)
-    metrics = _flag(metrics, "metrics")
+    metrics = v.boolean(metrics, "metrics")
     if v.on_accelerator(rewards):
         from ._torch_backend import advantages as torch_path
 
         r = v.tensor(rewards, "rewards", v.FLOAT, (1, 2))
-        _, k, g = _check_layout(tuple(r.shape), num_generations)
-        w = _weights(reward_weights, k, v._numpy_dtype_of_torch(r.dtype))
+        _, k, g = v.groups(tuple(r.shape), num_generations)
+        w = v.reward_weights(reward_weights, k, r.dtype)
         return torch_path.grpo_advantages(r.reshape(r.shape[0], k), w, g, scale, agg, eps, metrics)
     arr = v.array(rewards, "rewards", v.FLOAT, (1, 2))
-    _, k, g = _check_layout(arr.shape, num_generations)
-    w = _weights(reward_weights, k, arr.dtype)
+    _, k, g = v.groups(arr.shape, num_generations)
+    w = v.reward_weights(reward_weights, k, arr.dtype)
     fn = _native.grpo_advantages_f32 if arr.dtype == np.float32 else _native.grpo_advantages_f64
     return _result(fn(arr, w, g, scale, agg, eps, metrics), v.is_torch(rewards))
 
@@ -240,48 +147,33 @@ def rloo_advantages(
     """
     eps = v.real(eps, "eps", minimum=0.0)
     beta = v.real(beta, "beta")
-    normalize = _flag(normalize_advantages, "normalize_advantages")
-    metrics = _flag(metrics, "metrics")
-    clip = None
-    if reward_clip_range is not None:
-        try:
-            lo, hi = reward_clip_range  # type: ignore[misc]
-        except (TypeError, ValueError):
-            raise InvalidArgumentError("expected a (min, max) pair", "reward_clip_range") from None
-        clip = (v.real(lo, "reward_clip_range"), v.real(hi, "reward_clip_range"))
-        if clip[0] > clip[1]:
-            raise InvalidArgumentError(f"lower bound {clip[0]} is above upper bound {clip[1]}", "reward_clip_range")
-    if beta != 0.0 and kl is None:
-        raise InvalidArgumentError("is required when beta != 0 (per-sequence KL, shape (N,))", "kl")
+    normalize = v.boolean(normalize_advantages, "normalize_advantages")
+    metrics = v.boolean(metrics, "metrics")
+    clip = v.clip_range(reward_clip_range)
+    if beta != 0.0:
+        v.required(kl, "kl", "is required when beta != 0 (per-sequence KL, shape (N,))")
     if v.on_accelerator(rewards):
         from ._torch_backend import advantages as torch_path
 
         r = v.tensor(rewards, "rewards", v.FLOAT, (1, 2))
-        n, k, g = _check_layout(tuple(r.shape), num_generations)
-        w = _weights(reward_weights, k, v._numpy_dtype_of_torch(r.dtype))
+        n, k, g = v.groups(tuple(r.shape), num_generations)
+        w = v.reward_weights(reward_weights, k, r.dtype)
         kl_t = None
         if beta != 0.0:
             v.same_device(kl, "kl", r.device)
             kl_t = v.tensor(kl, "kl", v.FLOAT, (1,))
-            _check_kl(kl_t, n, r.dtype)
+            v.kl_like_rewards(kl_t, n, r.dtype)
         return torch_path.rloo_advantages(r.reshape(n, k), w, g, kl_t, beta, clip, normalize, eps, metrics)
     arr = v.array(rewards, "rewards", v.FLOAT, (1, 2))
-    n, k, g = _check_layout(arr.shape, num_generations)
-    w = _weights(reward_weights, k, arr.dtype)
+    n, k, g = v.groups(arr.shape, num_generations)
+    w = v.reward_weights(reward_weights, k, arr.dtype)
     kl_a = None
     if beta != 0.0:
         kl_a = v.array(kl, "kl", v.FLOAT, (1,))
-        _check_kl(kl_a, n, arr.dtype)
+        v.kl_like_rewards(kl_a, n, arr.dtype)
     fn = _native.rloo_advantages_f32 if arr.dtype == np.float32 else _native.rloo_advantages_f64
     out = fn(arr, w, g, kl_a, beta, clip, normalize, eps, metrics)
     return _result(out, v.is_torch(rewards))
-
-
-def _check_kl(kl: Any, n: int, dtype: Any) -> None:
-    if tuple(kl.shape) != (n,):
-        raise InvalidArgumentError(f"expected shape ({n},), one value per completion, got {tuple(kl.shape)}", "kl")
-    if kl.dtype != dtype:
-        raise v.InvalidTypeError(f"must have the rewards' dtype {dtype}, got {kl.dtype}", "kl")
 
 
 def zero_variance_groups(
@@ -310,12 +202,12 @@ def zero_variance_groups(
         from ._torch_backend import advantages as torch_path
 
         r = v.tensor(rewards, "rewards", v.FLOAT, (1, 2))
-        n, k, g = _check_layout(tuple(r.shape), num_generations)
-        w = _weights(reward_weights, k, v._numpy_dtype_of_torch(r.dtype))
+        n, k, g = v.groups(tuple(r.shape), num_generations)
+        w = v.reward_weights(reward_weights, k, r.dtype)
         return torch_path.zero_variance_groups(r.reshape(n, k), w, g, atol, rtol)
     arr = v.array(rewards, "rewards", v.FLOAT, (1, 2))
-    _, k, g = _check_layout(arr.shape, num_generations)
-    w = _weights(reward_weights, k, arr.dtype)
+    _, k, g = v.groups(arr.shape, num_generations)
+    w = v.reward_weights(reward_weights, k, arr.dtype)
     fn = _native.zero_variance_groups_f32 if arr.dtype == np.float32 else _native.zero_variance_groups_f64
     return v.wrap(fn(arr, w, g, atol, rtol), v.is_torch(rewards))
 
@@ -323,7 +215,7 @@ def zero_variance_groups(
 def top_k_per_group(scores: Any, num_generations: int, k: int, *, keep: str = "largest") -> Any:
     """Row indices of the ``k`` best scores in each contiguous group: GFPO's filter.
 
-    GFPO (Shrivastava et al., 2025, arXiv:2508.09726, §2) samples ``num_generations``
+    GFPO (Shrivastava et al., 2025, arXiv:2508.09726) samples ``num_generations``
     completions per prompt and trains only on the ``k`` that score best by a metric such as
     length (``keep="smallest"``) or reward per token (``keep="largest"``).
 
@@ -346,15 +238,14 @@ def top_k_per_group(scores: Any, num_generations: int, k: int, *, keep: str = "l
     keep = v.choice(keep, "keep", ("largest", "smallest"))
     g = v.integer(num_generations, "num_generations", minimum=1)
     k = v.integer(k, "k", minimum=1)
-    if k > g:
-        raise InvalidArgumentError(f"must be at most num_generations ({g}), got {k}", "k")
+    v.at_most(k, g, "k", "num_generations")
     if v.on_accelerator(scores):
         from ._torch_backend import advantages as torch_path
 
         t = v.tensor(scores, "scores", v.FLOAT, (1,))
-        _check_layout(tuple(t.shape), g, "scores")
+        v.groups(tuple(t.shape), g, "scores")
         return torch_path.top_k_per_group(t.detach(), g, k, keep)
     arr = v.array(scores, "scores", v.FLOAT, (1,))
-    _check_layout(arr.shape, g, "scores")
+    v.groups(arr.shape, g, "scores")
     fn = _native.top_k_per_group_f32 if arr.dtype == np.float32 else _native.top_k_per_group_f64
     return v.wrap(fn(arr, g, k, keep), v.is_torch(scores))

@@ -8,7 +8,7 @@ truncated completions, which also removes their tokens from ``num_items_in_batch
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -60,20 +60,16 @@ def completion_mask(
     """
     eos = v.token_ids(eos_token_id, "eos_token_id")
     pad = v.integer(pad_token_id, "pad_token_id")
-    if not isinstance(mask_truncated_completions, (bool, np.bool_)):
-        raise v.InvalidTypeError(
-            f"expected a bool, got {type(mask_truncated_completions).__name__}", "mask_truncated_completions"
-        )
-    mask_truncated = bool(mask_truncated_completions)
-    kind = _mask_kind(dtype)
+    mask_truncated = v.boolean(mask_truncated_completions, "mask_truncated_completions")
+    kind = v.mask_dtype(dtype)
     if v.on_accelerator(completion_ids):
         from ._torch_backend import overlong as torch_path
 
         ids = v.tensor(completion_ids, "completion_ids", v.INT, (2,))
-        _check_shape(tuple(ids.shape))
+        v.completion_ids_shape(tuple(ids.shape))
         return torch_path.completion_mask(ids, eos, pad, mask_truncated, kind)
     arr = v.array(completion_ids, "completion_ids", v.INT, (2,))
-    _check_shape(arr.shape)
+    v.completion_ids_shape(arr.shape)
     mask, truncated, lengths, num_items = _KERNELS[(arr.dtype == np.int32, kind)](arr, eos, pad, mask_truncated)
     like_torch = v.is_torch(completion_ids)
     if like_torch:
@@ -83,7 +79,7 @@ def completion_mask(
     )
 
 
-_KERNELS = {
+_KERNELS: dict[tuple[bool, str], Callable[..., Any]] = {
     (True, "int64"): _native.completion_mask_i32,
     (False, "int64"): _native.completion_mask_i64,
     (True, "int32"): _native.completion_mask_i32_to_i32,
@@ -91,30 +87,3 @@ _KERNELS = {
     (True, "bool"): _native.completion_mask_i32_to_bool,
     (False, "bool"): _native.completion_mask_i64_to_bool,
 }
-
-
-def _mask_kind(dtype: Any) -> str:
-    if dtype is None:
-        return "int64"
-    torch = v._torch()
-    if torch is not None and isinstance(dtype, torch.dtype):
-        names = {torch.int64: "int64", torch.int32: "int32", torch.bool: "bool"}
-        if dtype in names:
-            return names[dtype]
-    else:
-        try:
-            d = np.dtype(dtype)
-        except TypeError:
-            d = None
-        if d is not None and d.name in ("int64", "int32", "bool"):
-            return d.name
-    raise v.InvalidTypeError(f"expected int64, int32 or bool, got {dtype!r}", "dtype")
-
-
-def _check_shape(shape: tuple[int, ...]) -> None:
-    if shape[0] == 0:
-        raise v.InvalidArgumentError("is empty; expected at least one completion", "completion_ids")
-    if shape[1] == 0:
-        raise v.InvalidArgumentError(
-            "has no columns; expected shape (batch, length) with length >= 1", "completion_ids"
-        )

@@ -25,7 +25,6 @@ from typing import Any, NamedTuple
 
 from . import _validate as v
 from . import ops
-from .errors import InvalidArgumentError
 
 __all__ = [
     "IsRatio",
@@ -41,14 +40,6 @@ __all__ = [
 _REDUCTIONS = ("sum", "mean", "max")
 _LEVELS = ("token", "sequence", "sequence_token")
 IS_MODES = ("token_truncate", "token_mask", "sequence_truncate", "sequence_mask")
-
-
-def _values_and_layout(values: object, name: str, cu_seqlens: object) -> tuple[Any, Any]:
-    if cu_seqlens is None:
-        x = v.float_tensor(values, name, (2,))
-        return x, None
-    x = v.float_tensor(values, name, (1,))
-    return x, v.cu_seqlens(cu_seqlens, x.shape[0], x.device)
 
 
 def masked_reduce(values: Any, mask: Any = None, *, reduction: str = "mean", cu_seqlens: Any = None) -> Any:
@@ -72,7 +63,7 @@ def masked_reduce(values: Any, mask: Any = None, *, reduction: str = "mean", cu_
     InvalidTypeError / InvalidArgumentError naming the argument (dtype, shape, device, ``cu_seqlens``
     not starting at 0, decreasing or not ending at the token count, unknown ``reduction``).
     """
-    x, cu = _values_and_layout(values, "values", cu_seqlens)
+    x, cu = v.token_values(values, "values", cu_seqlens)
     red = v.choice(reduction, "reduction", _REDUCTIONS)
     m = None if mask is None else v.mask_tensor(mask, "mask", x, "values")
     return ops.masked_reduce(x, None, m, cu, red)
@@ -102,7 +93,7 @@ def sequence_log_ratio(
 
     Returns (B,) in the log-probs' dtype, differentiable with respect to both inputs.
     """
-    x, cu = _values_and_layout(per_token_logps, "per_token_logps", cu_seqlens)
+    x, cu = v.token_values(per_token_logps, "per_token_logps", cu_seqlens)
     old = v.like_tensor(old_per_token_logps, "old_per_token_logps", x, "per_token_logps")
     m = v.mask_tensor(mask, "mask", x, "per_token_logps")
     red = v.choice(reduction, "reduction", ("mean", "sum"))
@@ -121,7 +112,7 @@ def importance_weights(
       gradient.
     """
     torch = v._torch()
-    x, cu = _values_and_layout(per_token_logps, "per_token_logps", cu_seqlens)
+    x, cu = v.token_values(per_token_logps, "per_token_logps", cu_seqlens)
     old = v.like_tensor(old_per_token_logps, "old_per_token_logps", x, "per_token_logps")
     m = v.mask_tensor(mask, "mask", x, "per_token_logps")
     lvl = v.choice(level, "level", _LEVELS)
@@ -183,16 +174,11 @@ def vllm_is_ratio(
 
     Raises when ``clip_min >= clip_max`` or a truncate mode has no bound (as TRL's config does).
     """
-    old, cu = _values_and_layout(old_per_token_logps, "old_per_token_logps", cu_seqlens)
+    old, cu = v.token_values(old_per_token_logps, "old_per_token_logps", cu_seqlens)
     samp = v.like_tensor(sampling_per_token_logps, "sampling_per_token_logps", old, "old_per_token_logps")
     m = v.mask_tensor(mask, "mask", old, "old_per_token_logps")
     md = v.choice(mode, "mode", IS_MODES)
-    lo = v.optional_real(clip_min, "clip_min")
-    hi = v.optional_real(clip_max, "clip_max")
-    if lo is not None and hi is not None and lo >= hi:
-        raise InvalidArgumentError(f"must be < clip_max ({hi}), got {lo}", "clip_min")
-    if md.endswith("truncate") and lo is None and hi is None:
-        raise InvalidArgumentError(f"mode {md!r} needs clip_min or clip_max", "clip_max")
+    lo, hi = v.clip_bounds(clip_min, clip_max, md)
     ratio, stats = ops.vllm_is_ratio(old.detach(), samp.detach(), m, cu, md, lo, hi)
     if md.startswith("sequence") and cu is None:
         ratio = ratio.unsqueeze(-1)

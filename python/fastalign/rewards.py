@@ -27,14 +27,6 @@ from . import _validate as v
 __all__ = ["SoftOverlongPunishment", "soft_overlong", "soft_overlong_penalty"]
 
 
-def _check_params(max_completion_len: object, soft_punish_cache: object) -> tuple[int, int]:
-    lmax = v.integer(max_completion_len, "max_completion_len", minimum=1)
-    cache = v.integer(soft_punish_cache, "soft_punish_cache", minimum=0)
-    if cache > lmax:
-        raise v.InvalidArgumentError(f"({cache}) must not exceed max_completion_len ({lmax})", "soft_punish_cache")
-    return lmax, cache
-
-
 @functools.lru_cache(maxsize=64, typed=True)
 def _kernel(max_completion_len: object, soft_punish_cache: object) -> _native.SoftOverlong:
     """The Rust evaluator for these (validated) parameters; it precomputes the ramp once.
@@ -42,14 +34,14 @@ def _kernel(max_completion_len: object, soft_punish_cache: object) -> _native.So
     Cached on the arguments as given (``typed``: 100 and 100.0 are different keys), so the
     validation runs once per distinct pair and an invalid pair is never cached (it raises).
     """
-    return _native.SoftOverlong(*_check_params(max_completion_len, soft_punish_cache))
+    return _native.SoftOverlong(*v.overlong_params(max_completion_len, soft_punish_cache))
 
 
 def _kernel_for(max_completion_len: object, soft_punish_cache: object) -> _native.SoftOverlong:
     try:
         return _kernel(max_completion_len, soft_punish_cache)
     except TypeError:
-        _check_params(max_completion_len, soft_punish_cache)  # unhashable: raise the clear error
+        v.overlong_params(max_completion_len, soft_punish_cache)  # unhashable: raise the clear error
         raise
 
 
@@ -59,7 +51,7 @@ class SoftOverlongPunishment:
     __name__ = "soft_overlong_punishment_reward"
 
     def __init__(self, max_completion_len: int, soft_punish_cache: int) -> None:
-        self.max_completion_len, self.soft_punish_cache = _check_params(max_completion_len, soft_punish_cache)
+        self.max_completion_len, self.soft_punish_cache = v.overlong_params(max_completion_len, soft_punish_cache)
         self._kernel = _kernel(self.max_completion_len, self.soft_punish_cache)
 
     def __call__(
@@ -90,13 +82,8 @@ class SoftOverlongPunishment:
             return out if out is not None else _penalties(self._kernel, lengths, True)
         if completion_mask is not None:
             # the mask was checked: its row sums need no second check (a device sync on CUDA)
-            return _penalties(self._kernel, _mask_lengths(completion_mask, completion_ids), True, checked=True)
-        if completion_ids is None:
-            raise v.InvalidArgumentError("is required (or pass lengths= or completion_mask=)", "completion_ids")
-        raise v.InvalidArgumentError(
-            "is an array: padded ids need completion_mask= to tell the lengths (or pass lengths=)",
-            "completion_ids",
-        )
+            return _penalties(self._kernel, v.mask_lengths(completion_mask, completion_ids), True, checked=True)
+        v.no_lengths(completion_ids)
 
     def __reduce__(self):
         return (type(self), (self.max_completion_len, self.soft_punish_cache))
@@ -105,54 +92,6 @@ class SoftOverlongPunishment:
         return (
             f"soft_overlong(max_completion_len={self.max_completion_len}, soft_punish_cache={self.soft_punish_cache})"
         )
-
-
-def _mask_lengths(mask: Any, ids: Any) -> Any:
-    """Row sums of a (B, T) 0/1 completion mask (bool, integer or float), as int64 lengths.
-
-    The mask must have the padded ids' shape when ids are given as an array, and hold finite,
-    non-negative values (a NaN or a negative entry would make a meaningless length).
-    """
-    if v.is_torch(mask):
-        if mask.dtype.is_complex:
-            raise v.InvalidTypeError(f"expected a bool, integer or float mask, got {mask.dtype}", "completion_mask")
-        shape = tuple(mask.shape)
-    elif isinstance(mask, np.ndarray):
-        if mask.dtype.kind not in "biuf":
-            raise v.InvalidTypeError(f"expected a bool, integer or float mask, got {mask.dtype}", "completion_mask")
-        shape = mask.shape
-    else:
-        raise v.InvalidTypeError(
-            f"expected a numpy array or a torch tensor, got {type(mask).__name__}", "completion_mask"
-        )
-    if len(shape) != 2:
-        raise v.InvalidArgumentError(f"expected a 2-D mask, got shape {shape}", "completion_mask")
-    if ids is not None:
-        if not (v.is_torch(ids) or isinstance(ids, np.ndarray)):
-            raise v.InvalidTypeError(
-                f"must be a padded (B, T) array like completion_mask, got {type(ids).__name__}", "completion_ids"
-            )
-        if tuple(ids.shape) != shape:
-            raise v.InvalidArgumentError(
-                f"has shape {shape}, but completion_ids has {tuple(ids.shape)}", "completion_mask"
-            )
-    if v.is_torch(mask):
-        torch = v._torch()
-        if mask.dtype.is_floating_point:
-            # both checks read back together: one device synchronisation
-            not_finite, negative = torch.stack([~torch.isfinite(mask).all(), (mask < 0).any()]).tolist()
-            if not_finite:
-                raise v.InvalidArgumentError("must be finite (a 0/1 mask)", "completion_mask")
-            if negative:
-                raise v.InvalidArgumentError("must be non-negative (a 0/1 mask)", "completion_mask")
-        elif mask.dtype != torch.bool and shape[0] * shape[1] and bool((mask < 0).any()):
-            raise v.InvalidArgumentError("must be non-negative (a 0/1 mask)", "completion_mask")
-        return mask.sum(dim=1, dtype=torch.int64)
-    if mask.dtype.kind == "f" and not np.isfinite(mask).all():
-        raise v.InvalidArgumentError("must be finite (a 0/1 mask)", "completion_mask")
-    if mask.dtype.kind in "if" and mask.size and (mask < 0).any():
-        raise v.InvalidArgumentError("must be non-negative (a 0/1 mask)", "completion_mask")
-    return mask.sum(axis=1, dtype=np.int64)
 
 
 def soft_overlong(max_completion_len: int, soft_punish_cache: int) -> SoftOverlongPunishment:
@@ -193,7 +132,7 @@ def soft_overlong_penalty(lengths: Any, max_completion_len: int, soft_punish_cac
     (B,) array of the input's kind (and device).
     """
     kernel = _kernel_for(max_completion_len, soft_punish_cache)  # validates the pair on first use
-    return _penalties(kernel, lengths, True if dtype is None else _is_float64(dtype))
+    return _penalties(kernel, lengths, v.penalty_float64(dtype))
 
 
 def _penalties(kernel: _native.SoftOverlong, lengths: Any, float64: bool, *, checked: bool = False) -> Any:
@@ -209,20 +148,3 @@ def _penalties(kernel: _native.SoftOverlong, lengths: Any, float64: bool, *, che
     arr = v.array(lengths, "lengths", v.INT, (1,))
     fn = kernel.penalties_i32 if arr.dtype == np.int32 else kernel.penalties_i64
     return v.wrap(fn(arr, float64), v.is_torch(lengths))
-
-
-def _is_float64(dtype: Any) -> bool:
-    if dtype is None:
-        return True
-    torch = v._torch()
-    if torch is not None and isinstance(dtype, torch.dtype):
-        if dtype in (torch.float32, torch.float64):
-            return dtype == torch.float64
-    else:
-        try:
-            d = np.dtype(dtype)
-        except TypeError:
-            d = None
-        if d in v.FLOAT:
-            return d == np.float64
-    raise v.InvalidTypeError(f"expected float32 or float64, got {dtype!r}", "dtype")

@@ -35,7 +35,8 @@ from helpers.trl_preference import trl_cpo, trl_dft, trl_dpo
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from fastalign._preference_losses import (
+from fastalign.errors import FastalignError, InvalidArgumentError, InvalidTypeError
+from fastalign.losses import (
     CPO_LOSS_TYPES,
     DPO_LOSS_TYPES,
     F_DIVERGENCE_TYPES,
@@ -44,7 +45,6 @@ from fastalign._preference_losses import (
     dpo_loss,
     wpo_weights,
 )
-from fastalign.errors import FastalignError, InvalidArgumentError, InvalidTypeError
 
 os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")  # importing trl.experimental.cpo warns otherwise
 S = types.SimpleNamespace

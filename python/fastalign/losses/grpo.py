@@ -1,54 +1,22 @@
-"""Post-training losses, identical to TRL 1.16.0's, as fused torch custom ops.
+"""The GRPO-family loss, identical to TRL 1.16.0's ``GRPOTrainer._compute_loss``, as a fused
+torch custom op (:mod:`fastalign.ops`).
 
-* :func:`grpo_loss` — ``GRPOTrainer._compute_loss`` for every ``loss_type`` (grpo, bnpo, dr_grpo,
-  dapo, cispo, sapo, luspo, vespo), ``importance_sampling_level`` "token" / "sequence" (GSPO) and
-  "sequence_token" (GSPO-token, from the GSPO paper: TRL 1.16 removed it), ``epsilon`` /
-  ``epsilon_high``, two-sided ``delta``, the k3 KL with ``beta`` and ``use_bias_correction_kl``, the
-  vLLM IS ratio, the off-policy sequence mask, an entropy mask, and TRL's normalisers including
-  ``num_items_in_batch`` and gradient accumulation. Returns the loss and the metrics TRL logs.
-* :func:`dpo_loss` (every TRL 1.16 DPO ``loss_type``, several with weights), :func:`cpo_loss`
-  (CPO, SimPO, AlphaPO), :func:`dft_loss` (SFT ``loss_type="dft"``) and :func:`wpo_weights`:
-  plain torch on any device (elementwise over the batch; see ``fastalign._preference_losses``).
-
-Backends: on CPU one Rust pass per sequence computes the loss, its gradient with respect to
+On CPU one Rust pass per sequence computes the loss, its gradient with respect to
 ``per_token_logps`` and the metrics (GIL released, no ``(B, T)`` temporaries besides the
-gradient); on other devices the same formulas run in torch. Gradients flow to
-``per_token_logps`` only (TRL's other inputs carry no gradient).
+gradient); on other devices the same formulas run in torch (:mod:`fastalign._torch_backend.grpo`).
+Gradients flow to ``per_token_logps`` only (TRL's other inputs carry no gradient).
 """
 
 from __future__ import annotations
 
 from typing import Any, NamedTuple
 
-from . import _validate as v
-from . import ops
-from ._preference_losses import (  # noqa: E402 - the preference losses are plain torch, kept apart
-    CPO_LOSS_TYPES,
-    DPO_LOSS_TYPES,
-    F_DIVERGENCE_TYPES,
-    CPOLoss,
-    DPOLoss,
-    cpo_loss,
-    dft_loss,
-    dpo_loss,
-    wpo_weights,
-)
-from .errors import InvalidArgumentError, InvalidTypeError
+import numpy as np
 
-__all__ = [
-    "CPO_LOSS_TYPES",
-    "CPOLoss",
-    "DPO_LOSS_TYPES",
-    "DPOLoss",
-    "F_DIVERGENCE_TYPES",
-    "GrpoLoss",
-    "LOSS_TYPES",
-    "cpo_loss",
-    "dft_loss",
-    "dpo_loss",
-    "grpo_loss",
-    "wpo_weights",
-]
+from .. import _validate as v
+from .. import ops
+
+__all__ = ["GrpoLoss", "LOSS_TYPES", "grpo_loss"]
 
 LOSS_TYPES = ("grpo", "bnpo", "dr_grpo", "dapo", "cispo", "sapo", "luspo", "vespo")
 _PPO = ("grpo", "bnpo", "dr_grpo", "dapo", "luspo")
@@ -93,33 +61,17 @@ class GrpoLoss(NamedTuple):
         return out
 
 
-def _token_denominator(
-    num_items_in_batch: Any, num_processes: int, ga: int, spg: int, training: bool, like: Any, check: bool
-) -> Any:
-    """dapo/cispo/vespo's ``num_items_in_batch.clamp(min=1.0) / P (* GA / spg in train)`` in f32:
-    a Python float, or a 0-d float32 tensor on the device for a count that lives there (read
-    without a sync: its value is checked only with ``check``)."""
-    if num_items_in_batch is None:
+def _token_denominator(n: Any, num_processes: int, ga: int, spg: int, training: bool) -> Any:
+    """dapo/cispo/vespo's ``num_items_in_batch.clamp(min=1.0) / P (* GA / spg in train)`` in f32
+    from a checked count (:func:`fastalign._validate.items_count`): a Python float, or a 0-d
+    float32 tensor on the device for a count that lives there (no sync)."""
+    if n is None:
         return None
     torch = v._torch()
-    if isinstance(num_items_in_batch, torch.Tensor):
-        n_t = num_items_in_batch
-        if n_t.numel() != 1:
-            raise InvalidArgumentError(
-                f"expected a number or a 0-d tensor, got shape {tuple(n_t.shape)}", "num_items_in_batch"
-            )
-        if n_t.device == like.device and (v.on_accelerator(n_t) or torch.compiler.is_compiling()):
-            if n_t.dtype == torch.bool or n_t.dtype.is_complex:
-                raise InvalidTypeError(f"expected an integer or float count, got {n_t.dtype}", "num_items_in_batch")
-            if check and not torch.compiler.is_compiling():
-                v.real(n_t.item(), "num_items_in_batch", minimum=0.0)
-            # TRL's lines on the device, in float32 as the float path below
-            d = n_t.detach().reshape(()).to(torch.float32).clamp(min=1.0) / num_processes
-            return d * ga / spg if training else d
-        num_items_in_batch = n_t.item()  # a CPU tensor (or one on another device than the log-probs)
-    n = v.real(num_items_in_batch, "num_items_in_batch", minimum=0.0)
-    import numpy as np
-
+    if isinstance(n, torch.Tensor):
+        # TRL's lines on the device, in float32 as the float path below
+        d = n.detach().reshape(()).to(torch.float32).clamp(min=1.0) / num_processes
+        return d * ga / spg if training else d
     d = np.float32(max(n, 1.0)) / np.float32(num_processes)
     if training:
         d = d * np.float32(ga) / np.float32(spg)
@@ -209,20 +161,15 @@ def grpo_loss(
     torch = v._torch()
     lt = v.choice(loss_type, "loss_type", LOSS_TYPES)
     lvl = v.choice(importance_sampling_level, "importance_sampling_level", _LEVELS)
-    packed = cu_seqlens is not None
-    lp = v.float_tensor(per_token_logps, "per_token_logps", (1,) if packed else (2,))
-    if packed:
-        cu = v.cu_seqlens(cu_seqlens, lp.shape[0], lp.device)
-        b = cu.shape[0] - 1
-    else:
-        cu = None
-        b = lp.shape[0]
+    lp, cu = v.token_values(per_token_logps, "per_token_logps", cu_seqlens)
+    packed = cu is not None
+    b = lp.shape[0] if cu is None else cu.shape[0] - 1
     shape = tuple(lp.shape)
     old = None
     if old_per_token_logps is not None:
         old = v.like_tensor(old_per_token_logps, "old_per_token_logps", lp, "per_token_logps")
-    adv_shapes = ((b,), shape) if packed else ((b,), (b, 1), shape)
-    adv = v.like_tensor(advantages, "advantages", lp, "per_token_logps", shapes=adv_shapes)
+    per_row = ((b,), shape) if packed else ((b,), (b, 1), shape)  # per sequence or per token
+    adv = v.like_tensor(advantages, "advantages", lp, "per_token_logps", shapes=per_row)
     if adv.numel() == b:
         adv = adv.reshape(b)
     m = v.mask_tensor(mask, "mask", lp, "per_token_logps")
@@ -232,21 +179,14 @@ def grpo_loss(
     bt = v.real(beta, "beta")
     ref = None
     if bt != 0.0:
-        if ref_per_token_logps is None:
-            raise InvalidArgumentError("is required when beta != 0", "ref_per_token_logps")
+        v.required(ref_per_token_logps, "ref_per_token_logps", "is required when beta != 0")
         ref = v.like_tensor(ref_per_token_logps, "ref_per_token_logps", lp, "per_token_logps")
     isr = None
     if importance_sampling_ratio is not None:
-        is_shapes = ((b,), shape) if packed else ((b,), (b, 1), shape)
         isr = v.like_tensor(
-            importance_sampling_ratio, "importance_sampling_ratio", lp, "per_token_logps", shapes=is_shapes
+            importance_sampling_ratio, "importance_sampling_ratio", lp, "per_token_logps", shapes=per_row
         )
-        if isr.numel() == b and isr.numel() != lp.numel():
-            if lt == "vespo":
-                raise InvalidArgumentError(
-                    "vespo needs a per-token ratio (a token_* vLLM IS mode), got one per sequence",
-                    "importance_sampling_ratio",
-                )
+        v.vespo_ratio(isr, b, lp.numel(), lt)
         if isr.numel() == b:
             isr = isr.reshape(b)
         isr = isr.detach()
@@ -262,20 +202,20 @@ def grpo_loss(
     ga = v.integer(gradient_accumulation_steps, "gradient_accumulation_steps", minimum=1)
     spg = ga if steps_per_generation is None else v.integer(steps_per_generation, "steps_per_generation", minimum=1)
     nproc = v.integer(num_processes, "num_processes", minimum=1)
+    if lt == "dr_grpo":
+        v.required(max_completion_length, "max_completion_length", "is required for loss_type='dr_grpo'")
     max_len = None
     if max_completion_length is not None:
         max_len = float(v.integer(max_completion_length, "max_completion_length", minimum=1))
-    elif lt == "dr_grpo":
-        raise InvalidArgumentError("is required for loss_type='dr_grpo'", "max_completion_length")
-    if not isinstance(training, bool):
-        raise v.InvalidTypeError(f"expected a bool, got {type(training).__name__}", "training")
+    training = v.boolean(training, "training", numpy=False)
     check = v.finite_check(check_finite, lp)
-    token_den = _token_denominator(num_items_in_batch, nproc, ga, spg, training, lp, check)
+    token_den = _token_denominator(v.items_count(num_items_in_batch, lp, check), nproc, ga, spg, training)
     if token_den is None and lt in ("dapo", "cispo", "vespo") and (nproc != 1 or (training and ga != spg)):
-        raise InvalidArgumentError(
+        v.required(
+            num_items_in_batch,
+            "num_items_in_batch",
             "is required for dapo/cispo/vespo with several processes or steps_per_generation != "
             "gradient_accumulation_steps",
-            "num_items_in_batch",
         )
     ga_eff = float(ga) if training else 1.0
     params = [v.real(x, name) for x, name in (
@@ -294,7 +234,3 @@ def grpo_loss(
         ent, cu, ops.pack_options(lt, lvl, bool(use_bias_correction_kl), want_grad, check), scalars, den_t,
     )  # fmt: skip
     return GrpoLoss(loss, metrics, lt, bt)
-
-
-# Preference losses (dpo_loss, cpo_loss, dft_loss) live in fastalign/_preference_losses.py and are
-# re-exported here.
