@@ -258,7 +258,7 @@ def test_iterable_dataset():
 
 @pytest.mark.parametrize("chunk_tokens", [1 << 24, 97])
 def test_on_disk_dataset(tmp_path, monkeypatch, chunk_tokens):
-    import fastalign.packing as packing
+    import fastalign.packing.dataset as packing
 
     # small chunks: many record batches, wrapped rows cut across pieces at batch boundaries
     monkeypatch.setattr(packing, "_STREAM_CHUNK_TOKENS", chunk_tokens)
@@ -276,7 +276,7 @@ def test_on_disk_dataset(tmp_path, monkeypatch, chunk_tokens):
 
 
 def test_in_memory_output_split_where_int32_offsets_would_overflow(monkeypatch):
-    import fastalign.packing as packing
+    import fastalign.packing.arrow as packing
 
     monkeypatch.setattr(packing, "_INT32_MAX", 100)  # pretend list<...> offsets end at 100 values
     ds = _dataset(np.random.default_rng(11).integers(0, 40, 400), 2)
@@ -578,7 +578,7 @@ def test_differencing_reference_follows_the_papers():
 def test_balance_partitions_result_ints_beyond_the_shared_ones():
     """Items below 65,536 come from a shared list of ints, the others are made per call: the
     parts are the same either way, and they are fresh lists the caller may change."""
-    import fastalign.packing as packing
+    import fastalign.packing.balance as packing
 
     rng = np.random.default_rng(12)
     n = packing._INT_OBJECTS_MAX + 4_000
@@ -643,7 +643,7 @@ def test_balance_partitions_refine_closes_a_long_outlier_gap():
 def test_sft_trainer_dataset_preparation_identical(tmp_path, monkeypatch):
     from trl import SFTConfig, SFTTrainer
 
-    import fastalign.packing as packing
+    import fastalign.packing.dataset as packing
     from fastalign.testing import tiny_model, tiny_tokenizer
 
     tok = tiny_tokenizer()
@@ -799,7 +799,7 @@ def test_native_rejects_inconsistent_plans():
 def test_progress_bar_for_large_packs(monkeypatch, capsys):
     from datasets import enable_progress_bars
 
-    import fastalign.packing as packing
+    import fastalign.packing.dataset as packing
 
     monkeypatch.setattr(packing, "_PROGRESS_MIN_TOKENS", 0)
     enable_progress_bars()
