@@ -25,8 +25,6 @@ class Advantages(NamedTuple):
     (except ``frac_reward_zero_std``, which is always computed).
     """
 
-    __module__ = "fastalign.advantages"  # its public home (pickles, reprs and docs name it there)
-
     advantages: Any
     """(N,) advantages, in the rewards' dtype."""
     std_is_zero: Any
@@ -61,8 +59,6 @@ class Advantages(NamedTuple):
 class CompletionMask(NamedTuple):
     """Result of :func:`~fastalign.overlong.completion_mask`; arrays are of the input's kind and device."""
 
-    __module__ = "fastalign.overlong"
-
     mask: Any
     """(B, T) int64 (or the ``dtype`` asked for): 1 up to and including the first EOS, 0 after
     (the whole row 0 when masked)."""
@@ -73,3 +69,8 @@ class CompletionMask(NamedTuple):
     num_items: Any
     """Number of ones in ``mask`` (TRL's ``num_items_in_batch``): an int for numpy input, a
     0-d int64 tensor for torch input."""
+
+
+# their public homes: pickles, reprs and docs name them there, not in this private module
+Advantages.__module__ = "fastalign.advantages"
+CompletionMask.__module__ = "fastalign.overlong"
