@@ -9,7 +9,7 @@ trainers bit for bit, so here it can be run thousands of times cheaply. Compared
   tensors (float32 and float64): advantages, ``std_is_zero``, ``frac_reward_zero_std`` and the
   logged reward statistics. The numpy and the tensor call run the same kernel and must agree
   bit for bit.
-* ``fastalign._torch_impl`` (what CUDA tensors run) against the Rust path and against TRL, on
+* ``fastalign._torch_backend`` (what CUDA tensors run) against the Rust path and against TRL, on
   the same CPU tensors.
 * ``zero_variance_groups`` against its definition, computed here in float64 with numpy, and its
   relation to GRPO.
@@ -48,7 +48,7 @@ group, or over the batch for batch-level statistics). Then
 
 ``C_ULP = 8`` and ``RTOL = 8 * machine epsilon`` (float32 9.5e-7, float64 1.8e-15) were
 calibrated on random cases drawn like the strategies below: 20,000 GRPO cases (fastalign
-against TRL and against ``_torch_impl``) and 20,000 RLOO cases (against TRL). ``C_ULP = 3``
+against TRL and against ``fastalign._torch_backend``) and 20,000 RLOO cases (against TRL). ``C_ULP = 3``
 already passes every case and 2 fails one, and with ``C_ULP = 8`` even ``RTOL = 0`` passes (the
 relative term covers the rounding of the sum of squares, which never bound). The file also
 passed with 20,000 examples per test (the long profile before it became 100,000). So the bound leaves
