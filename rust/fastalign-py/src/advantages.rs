@@ -8,9 +8,9 @@ use fastalign_core::Real;
 use numpy::{IntoPyArray, PyArray1, PyArrayMethods, PyReadonlyArray1, PyReadonlyArrayDyn};
 use pyo3::prelude::*;
 
-use crate::arrays::{slice1, slice_rows, uninit1};
+use crate::arrays::{out_slice, slice1, slice_rows, uninit1};
 use crate::detach::run_detached;
-use crate::errors::invalid_argument;
+use crate::errors::Result;
 
 /// `(mean, std)` of the summed rewards, then `(mean, std)` of each reward function.
 type Metrics = ((f64, f64), Vec<(f64, f64)>);
@@ -26,7 +26,7 @@ fn run_with_metrics<'py, T: Real + numpy::Element>(
     k: usize,
     metrics: bool,
     kernel: impl FnOnce() -> fastalign_core::Result<AdvantageOutput<T>> + Send,
-) -> PyResult<AdvantageTuple<'py, T>> {
+) -> Result<AdvantageTuple<'py, T>> {
     let (o, m) = run_detached(py, || {
         let o = kernel()?;
         let m = if metrics { Some((column_stats(&o.rewards, 1)?[0], column_stats(rewards, k)?)) } else { None };
@@ -50,11 +50,11 @@ macro_rules! advantage_bindings {
             multi_objective_aggregation: &str,
             eps: f64,
             metrics: bool,
-        ) -> PyResult<AdvantageTuple<'py, $t>> {
+        ) -> Result<AdvantageTuple<'py, $t>> {
             let params = GrpoParams {
                 num_generations,
-                scale_rewards: ScaleRewards::parse(scale_rewards).map_err(|e| invalid_argument(py, e))?,
-                aggregation: Aggregation::parse(multi_objective_aggregation).map_err(|e| invalid_argument(py, e))?,
+                scale_rewards: ScaleRewards::parse(scale_rewards)?,
+                aggregation: Aggregation::parse(multi_objective_aggregation)?,
                 eps,
             };
             let (r, k) = slice_rows(&rewards, "rewards")?;
@@ -66,8 +66,7 @@ macro_rules! advantage_bindings {
             let sums = uninit1::<$t>(py, n);
             let (frac, m) = {
                 let (mut a, mut z, mut s) = (adv.readwrite(), zero.readwrite(), sums.readwrite());
-                let internal = |_| crate::errors::bad_argument(py, "output", "is not contiguous");
-                let (a, z, s) = (a.as_slice_mut().map_err(internal)?, z.as_slice_mut().map_err(internal)?, s.as_slice_mut().map_err(internal)?);
+                let (a, z, s) = (out_slice(&mut a)?, out_slice(&mut z)?, out_slice(&mut s)?);
                 run_detached(py, || {
                     let out = GrpoOutputs { advantages: a, std_is_zero: z, rewards: s };
                     let frac = grpo_advantages_into(r, k, w, &params, out)?;
@@ -93,7 +92,7 @@ macro_rules! advantage_bindings {
             normalize_advantages: bool,
             eps: f64,
             metrics: bool,
-        ) -> PyResult<AdvantageTuple<'py, $t>> {
+        ) -> Result<AdvantageTuple<'py, $t>> {
             let params = RlooParams { num_generations, reward_clip_range, beta, normalize_advantages, eps };
             let (r, k) = slice_rows(&rewards, "rewards")?;
             let w = slice1(&reward_weights, "reward_weights")?;
@@ -111,7 +110,7 @@ macro_rules! advantage_bindings {
             num_generations: usize,
             atol: f64,
             rtol: f64,
-        ) -> PyResult<Bound<'py, PyArray1<bool>>> {
+        ) -> Result<Bound<'py, PyArray1<bool>>> {
             let (r, k) = slice_rows(&rewards, "rewards")?;
             let w = slice1(&reward_weights, "reward_weights")?;
             let out = run_detached(py, || zero_variance_groups(r, k, w, num_generations, atol, rtol))?;
@@ -208,7 +207,7 @@ fn grpo_fast_typed<'py, T: Real + numpy::Element>(
     reward_weights: &Bound<'py, PyAny>,
     params: &GrpoParams,
     metrics: bool,
-) -> PyResult<Option<Bound<'py, PyAny>>> {
+) -> Result<Option<Bound<'py, PyAny>>> {
     let Ok(r) = rewards.try_readonly() else { return Ok(None) };
     let k = match r.shape() {
         [_] => 1,
@@ -247,12 +246,7 @@ fn grpo_fast_typed<'py, T: Real + numpy::Element>(
     let sums = uninit1::<T>(py, n);
     let (frac, m) = {
         let (mut a, mut z, mut s) = (adv.readwrite(), zero.readwrite(), sums.readwrite());
-        let internal = |_| crate::errors::bad_argument(py, "output", "is not contiguous");
-        let (a, z, s) = (
-            a.as_slice_mut().map_err(internal)?,
-            z.as_slice_mut().map_err(internal)?,
-            s.as_slice_mut().map_err(internal)?,
-        );
+        let (a, z, s) = (out_slice(&mut a)?, out_slice(&mut z)?, out_slice(&mut s)?);
         run_detached(py, || {
             let out = GrpoOutputs { advantages: a, std_is_zero: z, rewards: s };
             let frac = grpo_advantages_into(data, k, w, params, out)?;
@@ -303,7 +297,7 @@ pub fn grpo_advantages_fast<'py>(
     multi_objective_aggregation: &Bound<'py, PyAny>,
     eps: &Bound<'py, PyAny>,
     metrics: &Bound<'py, PyAny>,
-) -> PyResult<Option<Bound<'py, PyAny>>> {
+) -> Result<Option<Bound<'py, PyAny>>> {
     let Some((params, metrics)) =
         fast_params(num_generations, scale_rewards, multi_objective_aggregation, eps, metrics)
     else {

@@ -1,35 +1,31 @@
 //! Borrowing numpy arrays as Rust slices, zero-copy, with errors that name the argument.
 
-use numpy::{Element, PyReadonlyArray1, PyReadonlyArray2, PyReadonlyArrayDyn, PyUntypedArray, PyUntypedArrayMethods};
+use numpy::ndarray::Dimension;
+use numpy::{
+    Element, PyReadonlyArray1, PyReadonlyArray2, PyReadonlyArrayDyn, PyReadwriteArray, PyReadwriteArray1,
+    PyUntypedArray, PyUntypedArrayMethods,
+};
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::PyType;
 
-use crate::errors::bad_argument;
+use crate::errors::{bad_argument, Error, Result};
+
+const NOT_C_CONTIGUOUS: &str = "must be C-contiguous (call .contiguous() / np.ascontiguousarray first)";
 
 /// The data of a C-contiguous 1-D array, borrowed in place.
-pub(crate) fn slice1<'a, T: Element>(arr: &'a PyReadonlyArray1<'_, T>, name: &'static str) -> PyResult<&'a [T]> {
-    arr.as_slice().map_err(|_| {
-        bad_argument(arr.py(), name, "must be contiguous (call .contiguous() / np.ascontiguousarray first)")
-    })
+pub(crate) fn slice1<'a, T: Element>(arr: &'a PyReadonlyArray1<'_, T>, name: &'static str) -> Result<&'a [T]> {
+    arr.as_slice()
+        .map_err(|_| bad_argument(name, "must be contiguous (call .contiguous() / np.ascontiguousarray first)"))
 }
 
 /// The data of a C-contiguous 2-D array as one row-major slice, plus its column count.
-pub(crate) fn slice2<'a, T: Element>(
-    arr: &'a PyReadonlyArray2<'_, T>,
-    name: &'static str,
-) -> PyResult<(&'a [T], usize)> {
+pub(crate) fn slice2<'a, T: Element>(arr: &'a PyReadonlyArray2<'_, T>, name: &'static str) -> Result<(&'a [T], usize)> {
     if !arr.is_c_contiguous() {
-        return Err(bad_argument(
-            arr.py(),
-            name,
-            "must be C-contiguous (call .contiguous() / np.ascontiguousarray first)",
-        ));
+        return Err(bad_argument(name, NOT_C_CONTIGUOUS));
     }
     let cols = arr.shape()[1];
-    let data = arr.as_slice().map_err(|_| {
-        bad_argument(arr.py(), name, "must be C-contiguous (call .contiguous() / np.ascontiguousarray first)")
-    })?;
+    let data = arr.as_slice().map_err(|_| bad_argument(name, NOT_C_CONTIGUOUS))?;
     Ok((data, cols))
 }
 
@@ -38,24 +34,32 @@ pub(crate) fn slice2<'a, T: Element>(
 pub(crate) fn slice_rows<'a, T: Element>(
     arr: &'a PyReadonlyArrayDyn<'_, T>,
     name: &'static str,
-) -> PyResult<(&'a [T], usize)> {
+) -> Result<(&'a [T], usize)> {
     let cols = match arr.shape() {
         [_] => 1,
         [_, k] => *k,
-        shape => return Err(bad_argument(arr.py(), name, format!("expected a 1-D or 2-D array, got shape {shape:?}"))),
+        shape => return Err(bad_argument(name, format!("expected a 1-D or 2-D array, got shape {shape:?}"))),
     };
     // `as_slice` also accepts Fortran order, which would be read transposed
     if !arr.is_c_contiguous() {
-        return Err(bad_argument(
-            arr.py(),
-            name,
-            "must be C-contiguous (call .contiguous() / np.ascontiguousarray first)",
-        ));
+        return Err(bad_argument(name, NOT_C_CONTIGUOUS));
     }
-    let data = arr.as_slice().map_err(|_| {
-        bad_argument(arr.py(), name, "must be C-contiguous (call .contiguous() / np.ascontiguousarray first)")
-    })?;
+    let data = arr.as_slice().map_err(|_| bad_argument(name, NOT_C_CONTIGUOUS))?;
     Ok((data, cols))
+}
+
+/// The data of a caller's contiguous 1-D output array, borrowed in place for writing.
+pub(crate) fn slice1_mut<'a, T: Element>(
+    arr: &'a mut PyReadwriteArray1<'_, T>,
+    name: &'static str,
+) -> Result<&'a mut [T]> {
+    arr.as_slice_mut().map_err(|_| bad_argument(name, "is not contiguous"))
+}
+
+/// The data of an output array the binding allocated itself (so contiguous): a failure here is
+/// a bug in fastalign, not a wrong argument.
+pub(crate) fn out_slice<'a, T: Element, D: Dimension>(arr: &'a mut PyReadwriteArray<'_, T, D>) -> Result<&'a mut [T]> {
+    arr.as_slice_mut().map_err(|_| Error::Internal("a freshly allocated output array is not contiguous".to_owned()))
 }
 
 /// An array of any dtype the kernels read, as the kernels borrow it.
@@ -71,7 +75,7 @@ pub(crate) enum AnyArray<'py> {
 /// kernels borrow their inputs. Tests compare it with the tensor's `data_ptr()` to prove that
 /// no copy is made on the way into Rust.
 #[pyfunction]
-pub(crate) fn _borrowed_address(array: AnyArray<'_>) -> PyResult<usize> {
+pub(crate) fn _borrowed_address(array: AnyArray<'_>) -> Result<usize> {
     Ok(match &array {
         AnyArray::F32(a) => slice2(a, "array")?.0.as_ptr() as usize,
         AnyArray::F64(a) => slice2(a, "array")?.0.as_ptr() as usize,

@@ -11,9 +11,9 @@ use numpy::{
 };
 use pyo3::prelude::*;
 
-use crate::arrays::slice1;
+use crate::arrays::{out_slice, slice1, slice1_mut};
 use crate::detach::run_detached;
-use crate::errors::{bad_argument, invalid_argument};
+use crate::errors::Result;
 
 /// A mask of any dtype TRL uses (int64 completion masks, int32, bool, float weights).
 pub(crate) enum MaskArray<'py> {
@@ -98,32 +98,18 @@ macro_rules! with_mask {
     };
 }
 
-fn layout<'a>(
-    py: Python<'_>,
-    tokens: usize,
-    rows: usize,
-    cu: Option<&'a [i64]>,
-    name: &'static str,
-) -> PyResult<Layout<'a>> {
-    match cu {
-        Some(cu) => Layout::packed(cu, tokens),
-        None => Layout::padded(tokens, rows, name),
-    }
-    .map_err(|e| invalid_argument(py, e))
+fn layout<'a>(tokens: usize, rows: usize, cu: Option<&'a [i64]>, name: &'static str) -> Result<Layout<'a>> {
+    Ok(match cu {
+        Some(cu) => Layout::packed(cu, tokens)?,
+        None => Layout::padded(tokens, rows, name)?,
+    })
 }
 
 fn opt_slice<'a, T: numpy::Element>(
     a: &'a Option<PyReadonlyArray1<'_, T>>,
     name: &'static str,
-) -> PyResult<Option<&'a [T]>> {
+) -> Result<Option<&'a [T]>> {
     a.as_ref().map(|a| slice1(a, name)).transpose()
-}
-
-fn out_slice<'a, T: numpy::Element>(
-    py: Python<'_>,
-    w: &'a mut numpy::PyReadwriteArray1<'_, T>,
-) -> PyResult<&'a mut [T]> {
-    w.as_slice_mut().map_err(|_| bad_argument(py, "output", "is not contiguous"))
 }
 
 /// `(logp_diff_mean, logp_diff_max, ratio_min, ratio_mean, ratio_max, raw_min, raw_mean, raw_max)`
@@ -144,16 +130,16 @@ macro_rules! loss_bindings {
             rows: usize,
             cu_seqlens: Option<PyReadonlyArray1<'py, i64>>,
             reduction: &str,
-        ) -> PyResult<Bound<'py, PyArray1<$t>>> {
-            let red = Reduction::parse(reduction).map_err(|e| invalid_argument(py, e))?;
+        ) -> Result<Bound<'py, PyArray1<$t>>> {
+            let red = Reduction::parse(reduction)?;
             let x = slice1(&values, "values")?;
             let y = opt_slice(&minus, "minus")?;
             let cu = cu_seqlens.as_ref().map(|c| slice1(c, "cu_seqlens")).transpose()?;
-            let lay = layout(py, x.len(), rows, cu, "values")?;
+            let lay = layout(x.len(), rows, cu, "values")?;
             let out = PyArray1::<$t>::zeros(py, lay.rows(), false);
             {
                 let mut w = out.readwrite();
-                let o = out_slice(py, &mut w)?;
+                let o = out_slice(&mut w)?;
                 match &mask {
                     None => run_detached(py, || masked_reduce::<$t, bool>(x, y, None, &lay, red, o))?,
                     Some(mask) => {
@@ -174,15 +160,15 @@ macro_rules! loss_bindings {
             tokens: usize,
             cu_seqlens: Option<PyReadonlyArray1<'py, i64>>,
             reduction: &str,
-        ) -> PyResult<Bound<'py, PyArray1<$t>>> {
-            let red = Reduction::parse(reduction).map_err(|e| invalid_argument(py, e))?;
+        ) -> Result<Bound<'py, PyArray1<$t>>> {
+            let red = Reduction::parse(reduction)?;
             let g = slice1(&grad, "grad")?;
             let cu = cu_seqlens.as_ref().map(|c| slice1(c, "cu_seqlens")).transpose()?;
-            let lay = layout(py, tokens, g.len(), cu, "values")?;
+            let lay = layout(tokens, g.len(), cu, "values")?;
             let out = PyArray1::<$t>::zeros(py, tokens, false);
             {
                 let mut w = out.readwrite();
-                let o = out_slice(py, &mut w)?;
+                let o = out_slice(&mut w)?;
                 match &mask {
                     None => run_detached(py, || masked_reduce_backward::<$t, bool>(g, None, &lay, red, o))?,
                     Some(mask) => with_mask!(mask, "mask", |m| run_detached(py, || masked_reduce_backward(
@@ -211,16 +197,16 @@ macro_rules! loss_bindings {
             mode: &str,
             clip_min: Option<f64>,
             clip_max: Option<f64>,
-        ) -> PyResult<(Bound<'py, PyArray1<$t>>, IsStatsTuple)> {
-            let mode = IsMode::parse(mode).map_err(|e| invalid_argument(py, e))?;
+        ) -> Result<(Bound<'py, PyArray1<$t>>, IsStatsTuple)> {
+            let mode = IsMode::parse(mode)?;
             let o = slice1(&old, "old_per_token_logps")?;
             let s = slice1(&sampling, "sampling_per_token_logps")?;
             let cu = cu_seqlens.as_ref().map(|c| slice1(c, "cu_seqlens")).transpose()?;
-            let lay = layout(py, o.len(), rows, cu, "old_per_token_logps")?;
+            let lay = layout(o.len(), rows, cu, "old_per_token_logps")?;
             let out = PyArray1::<$t>::zeros(py, if mode.sequence { lay.rows() } else { lay.tokens() }, false);
             let st = {
                 let mut w = out.readwrite();
-                let r = out_slice(py, &mut w)?;
+                let r = out_slice(&mut w)?;
                 with_mask!(&mask, "mask", |m| run_detached(py, || vllm_is_ratio(
                     o, s, m, &lay, mode, clip_min, clip_max, r
                 ))?)
@@ -276,10 +262,10 @@ macro_rules! loss_bindings {
             max_completion_length: Option<f64>,
             token_denominator: Option<f64>,
             grad: Option<PyReadwriteArray1<'py, $t>>,
-        ) -> PyResult<(f64, LossMetricsTuple)> {
+        ) -> Result<(f64, LossMetricsTuple)> {
             let params = GrpoParams {
-                loss_type: LossType::parse(loss_type).map_err(|e| invalid_argument(py, e))?,
-                level: Level::parse(level).map_err(|e| invalid_argument(py, e))?,
+                loss_type: LossType::parse(loss_type)?,
+                level: Level::parse(level)?,
                 epsilon_low,
                 epsilon_high,
                 delta,
@@ -304,11 +290,11 @@ macro_rules! loss_bindings {
             let ent = entropy_mask.as_ref().map(|a| slice1(a, "entropy_mask")).transpose()?;
             let adv = slice1(&advantages, "advantages")?;
             let cu = cu_seqlens.as_ref().map(|c| slice1(c, "cu_seqlens")).transpose()?;
-            let lay = layout(py, lp.len(), rows, cu, "per_token_logps")?;
+            let lay = layout(lp.len(), rows, cu, "per_token_logps")?;
             let (loss, m) = {
                 let mut w = grad;
                 let g: &mut [$t] = match w.as_mut() {
-                    Some(w) => out_slice(py, w)?,
+                    Some(w) => slice1_mut(w, "grad")?,
                     None => &mut [],
                 };
                 with_mask!(&mask, "mask", |m| {

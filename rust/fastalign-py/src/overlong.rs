@@ -4,9 +4,9 @@ use fastalign_core::overlong::completion_mask_into;
 use numpy::{IntoPyArray, PyArray1, PyArray2, PyArrayMethods, PyReadonlyArray2, PyUntypedArrayMethods};
 use pyo3::prelude::*;
 
-use crate::arrays::slice2;
+use crate::arrays::{out_slice, slice2};
 use crate::detach::run_detached;
-use crate::errors::bad_argument;
+use crate::errors::Result;
 
 /// `(mask (b, t), is_truncated (b,), lengths (b,) int64, num_items)`
 type MaskTuple<'py, M> = (Bound<'py, PyArray2<M>>, Bound<'py, PyArray1<bool>>, Bound<'py, PyArray1<i64>>, i64);
@@ -22,7 +22,7 @@ macro_rules! mask_binding {
             eos_token_ids: Vec<i64>,
             pad_token_id: i64,
             mask_truncated_completions: bool,
-        ) -> PyResult<MaskTuple<'py, $m>> {
+        ) -> Result<MaskTuple<'py, $m>> {
             let (ids, t) = slice2(&completion_ids, "completion_ids")?;
             let b = completion_ids.shape()[0];
             // numpy allocates the (large) mask: zero-filled lazily by the OS and, above a few
@@ -30,7 +30,7 @@ macro_rules! mask_binding {
             let mask = PyArray2::<$m>::zeros(py, [b, t], false);
             let rows = {
                 let mut rw = mask.readwrite();
-                let out = rw.as_slice_mut().map_err(|_| bad_argument(py, "mask", "is not contiguous"))?;
+                let out = out_slice(&mut rw)?;
                 run_detached(py, || {
                     completion_mask_into(ids, t, &eos_token_ids, pad_token_id, mask_truncated_completions, out, true)
                 })?

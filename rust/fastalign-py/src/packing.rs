@@ -5,9 +5,9 @@ use numpy::{IntoPyArray, PyArray1, PyArrayMethods, PyReadonlyArray1};
 use pyo3::prelude::*;
 use pyo3::types::PyList;
 
-use crate::arrays::slice1;
+use crate::arrays::{slice1, slice1_mut};
 use crate::detach::run_detached;
-use crate::errors::bad_argument;
+use crate::errors::{bad_argument, Result};
 
 type I64Array<'py> = Bound<'py, PyArray1<i64>>;
 
@@ -25,8 +25,8 @@ pub fn pack_plan<'py>(
     window_ends: PyReadonlyArray1<'py, i64>,
     seq_length: i64,
     strategy: &str,
-) -> PyResult<PlanTuple<'py>> {
-    let strategy = Strategy::parse(strategy).map_err(|e| crate::errors::invalid_argument(py, e))?;
+) -> Result<PlanTuple<'py>> {
+    let strategy = Strategy::parse(strategy)?;
     let lengths = slice1(&lengths, "lengths")?;
     let starts = slice1(&window_starts, "window_starts")?;
     let ends = slice1(&window_ends, "window_ends")?;
@@ -59,8 +59,8 @@ macro_rules! gather_binding {
             piece_len: PyReadonlyArray1<'py, i64>,
             total: usize,
             out: Option<Bound<'py, PyArray1<$t>>>,
-        ) -> PyResult<Bound<'py, PyArray1<$t>>> {
-            let slices: Vec<&[$t]> = chunks.iter().map(|c| slice1(c, "chunks")).collect::<PyResult<_>>()?;
+        ) -> Result<Bound<'py, PyArray1<$t>>> {
+            let slices: Vec<&[$t]> = chunks.iter().map(|c| slice1(c, "chunks")).collect::<Result<_>>()?;
             let bases = slice1(&chunk_bases, "chunk_bases")?;
             let starts = slice1(&row_starts, "row_starts")?;
             let rows = slice1(&piece_row, "piece_row")?;
@@ -72,7 +72,6 @@ macro_rules! gather_binding {
                 Some(o) if numpy::PyUntypedArrayMethods::len(&o) == total => o,
                 Some(o) => {
                     return Err(bad_argument(
-                        py,
                         "out",
                         format!("holds {} values, expected {total}", numpy::PyUntypedArrayMethods::len(&o)),
                     ))
@@ -81,7 +80,7 @@ macro_rules! gather_binding {
             };
             {
                 let mut rw = out.readwrite();
-                let dst = rw.as_slice_mut().map_err(|_| bad_argument(py, "out", "is not contiguous"))?;
+                let dst = slice1_mut(&mut rw, "out")?;
                 run_detached(py, || packing::gather(&slices, bases, starts, rows, skips, lens, dst))?;
             }
             Ok(out)
@@ -96,17 +95,14 @@ gather_binding!(u64, gather_u64);
 
 /// `0..L` per sequence length, concatenated (int64).
 #[pyfunction]
-pub fn position_ids<'py>(py: Python<'py>, seq_lengths: PyReadonlyArray1<'py, i64>) -> PyResult<I64Array<'py>> {
+pub fn position_ids<'py>(py: Python<'py>, seq_lengths: PyReadonlyArray1<'py, i64>) -> Result<I64Array<'py>> {
     let lens = slice1(&seq_lengths, "seq_lengths")?;
     Ok(run_detached(py, || packing::position_ids(lens))?.into_pyarray(py))
 }
 
 /// `[0, cumsum(seq_lengths)...]` as int32.
 #[pyfunction]
-pub fn cu_seqlens<'py>(
-    py: Python<'py>,
-    seq_lengths: PyReadonlyArray1<'py, i64>,
-) -> PyResult<Bound<'py, PyArray1<i32>>> {
+pub fn cu_seqlens<'py>(py: Python<'py>, seq_lengths: PyReadonlyArray1<'py, i64>) -> Result<Bound<'py, PyArray1<i32>>> {
     let lens = slice1(&seq_lengths, "seq_lengths")?;
     Ok(run_detached(py, || packing::cu_seqlens(lens))?.into_pyarray(py))
 }
@@ -125,7 +121,7 @@ pub fn balance_partitions<'py>(
     max_tokens: Option<i64>,
     ints: &Bound<'py, PyList>,
     refine: bool,
-) -> PyResult<Bound<'py, PyList>> {
+) -> Result<Bound<'py, PyList>> {
     let w = slice1(&lengths, "lengths")?;
     let (items, bounds) = run_detached(py, || {
         let part = if refine {
@@ -156,7 +152,7 @@ pub fn balance_partitions<'py>(
                 )
             })
             .collect::<PyResult<Vec<_>>>()?;
-        return PyList::new(py, parts);
+        return Ok(PyList::new(py, parts)?);
     }
     let mut members: Vec<Bound<'py, PyAny>> = Vec::new();
     let parts = bounds
@@ -170,5 +166,5 @@ pub fn balance_partitions<'py>(
             PyList::new(py, members.drain(..))
         })
         .collect::<PyResult<Vec<_>>>()?;
-    PyList::new(py, parts)
+    Ok(PyList::new(py, parts)?)
 }

@@ -18,14 +18,16 @@
 use pyo3::prelude::*;
 use pyo3::types::{PyList, PyTuple};
 
+use crate::errors::Result;
+
 /// Append the ints of `seq` to `out` when `seq` is a list or a tuple (`Ok(true)`); `Ok(false)`,
 /// with nothing appended, for anything else. `slow` converts an item that is not a plain `int`
 /// within the i64 range, and gives the error for an item that is not an int at all.
 pub(crate) fn extend_i64<'py>(
     seq: &Bound<'py, PyAny>,
     out: &mut Vec<i64>,
-    mut slow: impl FnMut(&Bound<'py, PyAny>) -> PyResult<i64>,
-) -> PyResult<bool> {
+    mut slow: impl FnMut(&Bound<'py, PyAny>) -> Result<i64>,
+) -> Result<bool> {
     if let Ok(list) = seq.cast::<PyList>() {
         imp::list_i64(list, out, &mut slow)?;
     } else if let Ok(tuple) = seq.cast::<PyTuple>() {
@@ -40,9 +42,9 @@ pub(crate) fn extend_i64<'py>(
 /// list (a tuple, an array, a list subclass, ...), and gives the error for one without a length.
 pub(crate) fn for_each_len<'py>(
     list: &Bound<'py, PyList>,
-    mut slow: impl FnMut(&Bound<'py, PyAny>) -> PyResult<usize>,
+    mut slow: impl FnMut(&Bound<'py, PyAny>) -> Result<usize>,
     mut f: impl FnMut(usize),
-) -> PyResult<()> {
+) -> Result<()> {
     imp::for_each_len(list, &mut slow, &mut f)
 }
 
@@ -52,6 +54,8 @@ mod imp {
     use pyo3::ffi;
     use pyo3::prelude::*;
     use pyo3::types::{PyList, PyTuple};
+
+    use crate::errors::Result;
 
     /// The shared loop: item `i` of a list or tuple as a borrowed pointer, the fast conversion
     /// (no Python code may run in it), and the slow one on an owned reference.
@@ -68,9 +72,9 @@ mod imp {
         borrowed: impl Fn(usize) -> *mut ffi::PyObject,
         owned: impl Fn(usize) -> PyResult<Bound<'py, PyAny>>,
         fast: impl Fn(*mut ffi::PyObject) -> Option<T>,
-        slow: &mut dyn FnMut(&Bound<'py, PyAny>) -> PyResult<T>,
+        slow: &mut dyn FnMut(&Bound<'py, PyAny>) -> Result<T>,
         mut f: impl FnMut(T),
-    ) -> PyResult<()> {
+    ) -> Result<()> {
         let mut n = len();
         let mut i = 0;
         while i < n {
@@ -108,8 +112,8 @@ mod imp {
     pub(super) fn list_i64<'py>(
         list: &Bound<'py, PyList>,
         out: &mut Vec<i64>,
-        slow: &mut dyn FnMut(&Bound<'py, PyAny>) -> PyResult<i64>,
-    ) -> PyResult<()> {
+        slow: &mut dyn FnMut(&Bound<'py, PyAny>) -> Result<i64>,
+    ) -> Result<()> {
         let py = list.py();
         let ptr = list.as_ptr();
         out.reserve(list.len());
@@ -127,8 +131,8 @@ mod imp {
     pub(super) fn tuple_i64<'py>(
         tuple: &Bound<'py, PyTuple>,
         out: &mut Vec<i64>,
-        slow: &mut dyn FnMut(&Bound<'py, PyAny>) -> PyResult<i64>,
-    ) -> PyResult<()> {
+        slow: &mut dyn FnMut(&Bound<'py, PyAny>) -> Result<i64>,
+    ) -> Result<()> {
         let py = tuple.py();
         let ptr = tuple.as_ptr();
         out.reserve(tuple.len());
@@ -145,9 +149,9 @@ mod imp {
 
     pub(super) fn for_each_len<'py>(
         list: &Bound<'py, PyList>,
-        slow: &mut dyn FnMut(&Bound<'py, PyAny>) -> PyResult<usize>,
+        slow: &mut dyn FnMut(&Bound<'py, PyAny>) -> Result<usize>,
         f: &mut dyn FnMut(usize),
-    ) -> PyResult<()> {
+    ) -> Result<()> {
         let ptr = list.as_ptr();
         walk(
             || list.len(),
@@ -171,11 +175,13 @@ mod imp {
     use pyo3::prelude::*;
     use pyo3::types::{PyList, PyTuple};
 
+    use crate::errors::Result;
+
     pub(super) fn list_i64<'py>(
         list: &Bound<'py, PyList>,
         out: &mut Vec<i64>,
-        slow: &mut dyn FnMut(&Bound<'py, PyAny>) -> PyResult<i64>,
-    ) -> PyResult<()> {
+        slow: &mut dyn FnMut(&Bound<'py, PyAny>) -> Result<i64>,
+    ) -> Result<()> {
         out.reserve(list.len());
         for x in list.iter() {
             out.push(slow(&x)?);
@@ -186,8 +192,8 @@ mod imp {
     pub(super) fn tuple_i64<'py>(
         tuple: &Bound<'py, PyTuple>,
         out: &mut Vec<i64>,
-        slow: &mut dyn FnMut(&Bound<'py, PyAny>) -> PyResult<i64>,
-    ) -> PyResult<()> {
+        slow: &mut dyn FnMut(&Bound<'py, PyAny>) -> Result<i64>,
+    ) -> Result<()> {
         out.reserve(tuple.len());
         for x in tuple.iter() {
             out.push(slow(&x)?);
@@ -197,9 +203,9 @@ mod imp {
 
     pub(super) fn for_each_len<'py>(
         list: &Bound<'py, PyList>,
-        slow: &mut dyn FnMut(&Bound<'py, PyAny>) -> PyResult<usize>,
+        slow: &mut dyn FnMut(&Bound<'py, PyAny>) -> Result<usize>,
         f: &mut dyn FnMut(usize),
-    ) -> PyResult<()> {
+    ) -> Result<()> {
         for item in list.iter() {
             f(match item.cast::<PyList>() {
                 Ok(inner) => inner.len(),

@@ -11,7 +11,7 @@ use pyo3::types::{PyFloat, PyList, PySequence};
 
 use crate::arrays::{numpy_view, slice1, wrap_output};
 use crate::detach::run_detached;
-use crate::errors::{bad_argument, invalid_argument};
+use crate::errors::{bad_argument, Error, Result};
 use crate::pylist;
 
 /// Longest ramp (`soft_punish_cache`) whose penalty floats are tabulated by length.
@@ -28,8 +28,8 @@ pub struct SoftOverlong {
 #[pymethods]
 impl SoftOverlong {
     #[new]
-    fn new(py: Python<'_>, max_completion_len: i64, soft_punish_cache: i64) -> PyResult<Self> {
-        Ok(Self { core: Core::new(max_completion_len, soft_punish_cache).map_err(|e| invalid_argument(py, e))? })
+    fn new(max_completion_len: i64, soft_punish_cache: i64) -> Result<Self> {
+        Ok(Self { core: Core::new(max_completion_len, soft_punish_cache)? })
     }
 
     #[getter]
@@ -47,22 +47,18 @@ impl SoftOverlong {
     ///
     /// Lists are read with the GIL held (they are Python objects); 0.0 and -1.0, the common
     /// values, are shared float objects rather than fresh allocations.
-    fn penalties_of<'py>(&self, py: Python<'py>, completion_ids: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyList>> {
+    fn penalties_of<'py>(&self, py: Python<'py>, completion_ids: &Bound<'py, PyAny>) -> Result<Bound<'py, PyList>> {
         let mut lengths = Vec::new();
         if let Ok(list) = completion_ids.cast::<PyList>() {
             lengths.reserve(list.len());
-            pylist::for_each_len(list, |item| item.len().map_err(|_| not_sized(py)), |len| lengths.push(len))?;
+            pylist::for_each_len(list, |item| item.len().map_err(|_| not_sized()), |len| lengths.push(len))?;
         } else {
             let seq = completion_ids.cast::<PySequence>().map_err(|_| {
-                bad_argument(
-                    py,
-                    "completion_ids",
-                    "must be a list (or sequence) of completions, each a list of token ids",
-                )
+                bad_argument("completion_ids", "must be a list (or sequence) of completions, each a list of token ids")
             })?;
             lengths.reserve(seq.len()?);
             for item in seq.try_iter()? {
-                lengths.push(item?.len().map_err(|_| not_sized(py))?);
+                lengths.push(item?.len().map_err(|_| not_sized())?);
             }
         }
         // Each distinct penalty becomes one Python float, shared by every completion that has
@@ -110,7 +106,7 @@ impl SoftOverlong {
         py: Python<'py>,
         lengths: PyReadonlyArray1<'py, i32>,
         float64: bool,
-    ) -> PyResult<Bound<'py, PyAny>> {
+    ) -> Result<Bound<'py, PyAny>> {
         let l = slice1(&lengths, "lengths")?;
         self.penalties(py, l, float64)
     }
@@ -121,7 +117,7 @@ impl SoftOverlong {
         py: Python<'py>,
         lengths: PyReadonlyArray1<'py, i64>,
         float64: bool,
-    ) -> PyResult<Bound<'py, PyAny>> {
+    ) -> Result<Bound<'py, PyAny>> {
         let l = slice1(&lengths, "lengths")?;
         self.penalties(py, l, float64)
     }
@@ -130,7 +126,7 @@ impl SoftOverlong {
     /// int64, C-contiguous, native byte order), float64, of the input's kind; `None` for
     /// anything else, which the Python wrapper then checks (and accepts or rejects) itself. The
     /// wrapper's checks cost more than the kernel at thousands of completions.
-    fn penalties_fast<'py>(&self, py: Python<'py>, lengths: &Bound<'py, PyAny>) -> PyResult<Option<Bound<'py, PyAny>>> {
+    fn penalties_fast<'py>(&self, py: Python<'py>, lengths: &Bound<'py, PyAny>) -> Result<Option<Bound<'py, PyAny>>> {
         let Some((view, torch)) = numpy_view(lengths) else { return Ok(None) };
         let out = if let Ok(a) = view.cast::<PyArray1<i64>>() {
             self.penalties_fast_typed(py, a)?
@@ -139,7 +135,7 @@ impl SoftOverlong {
         } else {
             None
         };
-        out.map(|a| wrap_output(py, a, torch)).transpose()
+        Ok(out.map(|a| wrap_output(py, a, torch)).transpose()?)
     }
 
     fn __repr__(&self) -> String {
@@ -160,7 +156,7 @@ impl SoftOverlong {
         &self,
         py: Python<'py>,
         lengths: &Bound<'py, PyArray1<I>>,
-    ) -> PyResult<Option<Bound<'py, PyAny>>> {
+    ) -> Result<Option<Bound<'py, PyAny>>> {
         if !lengths.dtype().is_native_byteorder().unwrap_or(false) {
             return Ok(None);
         }
@@ -177,7 +173,7 @@ impl SoftOverlong {
         py: Python<'py>,
         lengths: &[I],
         float64: bool,
-    ) -> PyResult<Bound<'py, PyAny>> {
+    ) -> Result<Bound<'py, PyAny>> {
         let core = &self.core;
         Ok(if float64 {
             let out = run_detached(py, || core.penalties_vec::<I, f64>(lengths))?;
@@ -189,6 +185,6 @@ impl SoftOverlong {
     }
 }
 
-fn not_sized(py: Python<'_>) -> PyErr {
-    bad_argument(py, "completion_ids", "each completion must be a list of token ids (something with a length)")
+fn not_sized() -> Error {
+    bad_argument("completion_ids", "each completion must be a list of token ids (something with a length)")
 }

@@ -6,7 +6,7 @@ use pyo3::prelude::*;
 
 use crate::arrays::slice1;
 use crate::detach::run_detached;
-use crate::errors::bad_argument;
+use crate::errors::{bad_argument, Result};
 use crate::pylist;
 
 type I64Array<'py> = Bound<'py, PyArray1<i64>>;
@@ -16,9 +16,8 @@ type I64Array<'py> = Bound<'py, PyArray1<i64>>;
 type Concat<'py> = (I64Array<'py>, I64Array<'py>, Bound<'py, PyArray1<u8>>);
 
 /// Append the ints of one Python list or tuple (or any sequence of ints) to `out`.
-fn extend_ints(item: &Bound<'_, PyAny>, out: &mut Vec<i64>, name: &'static str, row: usize) -> PyResult<usize> {
-    let py = item.py();
-    let bad = |what: String| bad_argument(py, name, format!("row {row}: {what}"));
+fn extend_ints(item: &Bound<'_, PyAny>, out: &mut Vec<i64>, name: &'static str, row: usize) -> Result<usize> {
+    let bad = |what: String| bad_argument(name, format!("row {row}: {what}"));
     let before = out.len();
     let int =
         |x: &Bound<'_, PyAny>| x.extract::<i64>().map_err(|_| bad(format!("expected ints, got {}", type_name(x))));
@@ -36,11 +35,11 @@ fn type_name(x: &Bound<'_, PyAny>) -> String {
 
 /// Join lists of token lists sequence by sequence into one flat buffer.
 #[pyfunction]
-pub fn concat_lists<'py>(py: Python<'py>, parts: Vec<Vec<Bound<'py, PyAny>>>) -> PyResult<Concat<'py>> {
+pub fn concat_lists<'py>(py: Python<'py>, parts: Vec<Vec<Bound<'py, PyAny>>>) -> Result<Concat<'py>> {
     const NAME: &str = "parts";
     let n = parts.first().map_or(0, |r| r.len());
     if let Some((i, r)) = parts.iter().enumerate().find(|(_, r)| r.len() != n) {
-        return Err(bad_argument(py, NAME, format!("list {i} has {} sequences, list 0 has {n}", r.len())));
+        return Err(bad_argument(NAME, format!("list {i} has {} sequences, list 0 has {n}", r.len())));
     }
     let mut values = Vec::new();
     let mut part = Vec::new();
@@ -71,7 +70,7 @@ pub fn pack_rows<'py>(
     order: PyReadonlyArray1<'py, i64>,
     bin_offsets: PyReadonlyArray1<'py, i64>,
     loss_order: PyReadonlyArray1<'py, i64>,
-) -> PyResult<RowsTuple<'py>> {
+) -> Result<RowsTuple<'py>> {
     let v = slice1(&values, "values")?;
     let o = slice1(&offsets, "offsets")?;
     let t = targets.as_ref().map(|t| slice1(t, "targets")).transpose()?;

@@ -6,7 +6,7 @@ use pyo3::prelude::*;
 
 use crate::arrays::slice1;
 use crate::detach::run_detached;
-use crate::errors::invalid_argument;
+use crate::errors::Result;
 
 macro_rules! select_bindings {
     ($t:ty, $name:ident) => {
@@ -19,8 +19,8 @@ macro_rules! select_bindings {
             num_generations: usize,
             k: usize,
             keep: &str,
-        ) -> PyResult<Bound<'py, PyArray1<i64>>> {
-            let keep = Keep::parse(keep).map_err(|e| invalid_argument(py, e))?;
+        ) -> Result<Bound<'py, PyArray1<i64>>> {
+            let keep = Keep::parse(keep)?;
             let s = slice1(&scores, "scores")?;
             let out = run_detached(py, || top_k_per_group(s, num_generations, k, keep))?;
             Ok(out.into_pyarray(py))
