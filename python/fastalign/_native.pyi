@@ -14,8 +14,19 @@ import numpy.typing as npt
 __version__: str
 build_profile: str
 
-_Metrics = tuple[tuple[float, float], list[tuple[float, float]]]
-_AdvantageTuple = tuple[npt.NDArray[Any], npt.NDArray[np.bool_], npt.NDArray[Any], float, _Metrics | None]
+# The fields of fastalign.advantages.Advantages, in order: advantages, std_is_zero, rewards,
+# frac_reward_zero_std, then reward_mean, reward_std, reward_func_means, reward_func_stds (None
+# without metrics).
+_AdvantageTuple = tuple[
+    npt.NDArray[Any],
+    npt.NDArray[np.bool_],
+    npt.NDArray[Any],
+    float,
+    float | None,
+    float | None,
+    tuple[float, ...] | None,
+    tuple[float, ...] | None,
+]
 
 def grpo_advantages_f32(
     rewards: npt.NDArray[np.float32],
@@ -43,7 +54,7 @@ def grpo_advantages_fast(
     multi_objective_aggregation: Any,
     eps: Any,
     metrics: Any,
-) -> Any: ...
+) -> _AdvantageTuple | None: ...
 def rloo_advantages_f32(
     rewards: npt.NDArray[np.float32],
     reward_weights: npt.NDArray[np.float32],
@@ -116,7 +127,7 @@ class SoftOverlong:
     def penalties_of(self, completion_ids: Any) -> list[float]: ...
     def penalties_i32(self, lengths: npt.NDArray[np.int32], float64: bool) -> npt.NDArray[Any]: ...
     def penalties_i64(self, lengths: npt.NDArray[np.int64], float64: bool) -> npt.NDArray[Any]: ...
-    def penalties_fast(self, lengths: Any) -> Any | None: ...
+    def penalties_fast(self, lengths: Any) -> npt.NDArray[np.float64] | None: ...
     def __getnewargs__(self) -> tuple[int, int]: ...
 
 # Ratios and losses (fastalign.ratios, fastalign.losses, fastalign.ops). Arrays are 1-D views;

@@ -444,7 +444,10 @@ def groups(shape: tuple[int, ...], num_generations: object, name: str = "rewards
 
 
 _ONES: dict[tuple[int, np.dtype], np.ndarray] = {}
-# the last weights tensor seen and its checked zero-copy view: {"t": (tensor, version, array)}
+# The last weights tensor seen and its zero-copy view, checked for the dtype and length it had:
+# {"t": (tensor, version, array)}. A trainer passes the same weights tensor every step, and
+# `.numpy()` plus the checks cost more than the kernel at a few thousand rows. The checked path
+# (reward_weights) and advantages' fast path both use it; it is the only weights cache.
 _LAST_WEIGHTS: dict[str, tuple[Any, int, np.ndarray]] = {}
 
 

@@ -77,8 +77,7 @@ class SoftOverlongPunishment:
         if completion_ids is not None and not (v.is_torch(completion_ids) or isinstance(completion_ids, np.ndarray)):
             return self._kernel.penalties_of(completion_ids)
         if lengths is not None:
-            # the common, valid case in one native call; None sends it through the checks
-            out = self._kernel.penalties_fast(lengths)
+            out = _penalties_fast(self._kernel, lengths)
             return out if out is not None else _penalties(self._kernel, lengths, True)
         if completion_mask is not None:
             # the mask was checked: its row sums need no second check (a device sync on CUDA)
@@ -148,3 +147,12 @@ def _penalties(kernel: _native.SoftOverlong, lengths: Any, float64: bool, *, che
     arr = v.array(lengths, "lengths", v.INT, (1,))
     fn = kernel.penalties_i32 if arr.dtype == np.int32 else kernel.penalties_i64
     return v.wrap(fn(arr, float64), v.is_torch(lengths))
+
+
+def _penalties_fast(kernel: _native.SoftOverlong, lengths: Any) -> Any:
+    """Float64 penalties of a lengths array or CPU tensor in the common, valid case, in one native
+    call and of the input's kind; ``None`` for anything else, which :func:`_penalties` checks."""
+    out = kernel.penalties_fast(lengths)
+    if out is None or isinstance(lengths, np.ndarray):
+        return out
+    return v.wrap(out, v.is_torch(lengths))  # a CPU tensor: a tensor out

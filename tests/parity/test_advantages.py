@@ -82,9 +82,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from reference import advantages as reference
 
-from fastalign import _native
 from fastalign._torch_backend import advantages as _torch_impl
-from fastalign.advantages import Advantages, grpo_advantages, rloo_advantages, top_k_per_group, zero_variance_groups
+from fastalign.advantages import (
+    Advantages,
+    _grpo_fast,
+    grpo_advantages,
+    rloo_advantages,
+    top_k_per_group,
+    zero_variance_groups,
+)
 
 # 200 examples per test by default; a larger conftest profile (FASTALIGN_HYPOTHESIS_PROFILE=long) wins
 SETTINGS = settings(max_examples=max(200, settings.default.max_examples), deadline=None)
@@ -510,7 +516,7 @@ def test_fast_path_equals_checked_path(batch, scale, agg, metrics, as_tensor):
     if wk is not None and as_tensor:
         wk = torch.from_numpy(wk)
     kw = dict(scale_rewards=scale, reward_weights=wk, multi_objective_aggregation=agg, eps=1e-4, metrics=metrics)
-    fast = _native.grpo_advantages_fast(x, g, scale, wk, agg, 1e-4, metrics)
+    fast = _grpo_fast(x, g, scale, wk, agg, 1e-4, metrics)
     assert isinstance(fast, Advantages)
     slow = _checked_path(x, g, **kw)
     assert type(fast.advantages) is type(slow.advantages) and type(fast.rewards) is type(slow.rewards)
@@ -541,7 +547,7 @@ def test_fast_path_declines_what_it_does_not_handle():
 
     def fast(x=r, **kw):
         a = {**ok, **kw}
-        return _native.grpo_advantages_fast(
+        return _grpo_fast(
             x,
             a["num_generations"],
             a["scale_rewards"],

@@ -15,9 +15,41 @@ use crate::errors::Result;
 /// `(mean, std)` of the summed rewards, then `(mean, std)` of each reward function.
 type Metrics = ((f64, f64), Vec<(f64, f64)>);
 
-/// `(advantages, std_is_zero, rewards, frac_zero_std, metrics or None)`
-type AdvantageTuple<'py, T> =
-    (Bound<'py, PyArray1<T>>, Bound<'py, PyArray1<bool>>, Bound<'py, PyArray1<T>>, f64, Option<Metrics>);
+/// The fields of `fastalign.advantages.Advantages`, in order: `(advantages, std_is_zero,
+/// rewards, frac_reward_zero_std, reward_mean, reward_std, reward_func_means, reward_func_stds)`,
+/// the last four `None` without metrics.
+type AdvantageTuple<'py, T> = (
+    Bound<'py, PyArray1<T>>,
+    Bound<'py, PyArray1<bool>>,
+    Bound<'py, PyArray1<T>>,
+    f64,
+    Option<f64>,
+    Option<f64>,
+    Option<Bound<'py, PyTuple>>,
+    Option<Bound<'py, PyTuple>>,
+);
+
+/// `(advantages, std_is_zero, rewards)`
+type OutputArrays<'py, T> = (Bound<'py, PyArray1<T>>, Bound<'py, PyArray1<bool>>, Bound<'py, PyArray1<T>>);
+
+/// The outputs of an advantage kernel as an [`AdvantageTuple`].
+fn advantage_tuple<'py, T: numpy::Element>(
+    py: Python<'py>,
+    (advantages, std_is_zero, rewards): OutputArrays<'py, T>,
+    frac_zero_std: f64,
+    metrics: Option<Metrics>,
+) -> Result<AdvantageTuple<'py, T>> {
+    let (mean, std, means, stds) = match metrics {
+        Some(((mean, std), funcs)) => (
+            Some(mean),
+            Some(std),
+            Some(PyTuple::new(py, funcs.iter().map(|f| f.0))?),
+            Some(PyTuple::new(py, funcs.iter().map(|f| f.1))?),
+        ),
+        None => (None, None, None, None),
+    };
+    Ok((advantages, std_is_zero, rewards, frac_zero_std, mean, std, means, stds))
+}
 
 /// Run an advantage kernel and, when asked, the statistics TRL logs for the step.
 fn run_with_metrics<'py, T: Real + numpy::Element>(
@@ -32,7 +64,33 @@ fn run_with_metrics<'py, T: Real + numpy::Element>(
         let m = if metrics { Some((column_stats(&o.rewards, 1)?[0], column_stats(rewards, k)?)) } else { None };
         Ok((o, m))
     })?;
-    Ok((o.advantages.into_pyarray(py), o.std_is_zero.into_pyarray(py), o.rewards.into_pyarray(py), o.frac_zero_std, m))
+    let arrays = (o.advantages.into_pyarray(py), o.std_is_zero.into_pyarray(py), o.rewards.into_pyarray(py));
+    advantage_tuple(py, arrays, o.frac_zero_std, m)
+}
+
+/// GRPO advantages of `(n, k)` row-major rewards into arrays numpy allocates (huge pages for
+/// large arrays), filled in place.
+fn grpo_into_new<'py, T: Real + numpy::Element>(
+    py: Python<'py>,
+    rewards: &[T],
+    k: usize,
+    weights: &[T],
+    params: &GrpoParams,
+    metrics: bool,
+) -> Result<AdvantageTuple<'py, T>> {
+    let n = rewards.len() / k.max(1);
+    let arrays = (uninit1::<T>(py, n), uninit1::<bool>(py, n), uninit1::<T>(py, n));
+    let (frac, m) = {
+        let (mut a, mut z, mut s) = (arrays.0.readwrite(), arrays.1.readwrite(), arrays.2.readwrite());
+        let (a, z, s) = (out_slice(&mut a)?, out_slice(&mut z)?, out_slice(&mut s)?);
+        run_detached(py, || {
+            let out = GrpoOutputs { advantages: a, std_is_zero: z, rewards: s };
+            let frac = grpo_advantages_into(rewards, k, weights, params, out)?;
+            let m = if metrics { Some((column_stats(s, 1)?[0], column_stats(rewards, k)?)) } else { None };
+            Ok((frac, m))
+        })?
+    };
+    advantage_tuple(py, arrays, frac, m)
 }
 
 macro_rules! advantage_bindings {
@@ -59,22 +117,7 @@ macro_rules! advantage_bindings {
             };
             let (r, k) = slice_rows(&rewards, "rewards")?;
             let w = slice1(&reward_weights, "reward_weights")?;
-            // Outputs are allocated by numpy (huge pages for large arrays) and filled in place.
-            let n = r.len() / k.max(1);
-            let adv = uninit1::<$t>(py, n);
-            let zero = uninit1::<bool>(py, n);
-            let sums = uninit1::<$t>(py, n);
-            let (frac, m) = {
-                let (mut a, mut z, mut s) = (adv.readwrite(), zero.readwrite(), sums.readwrite());
-                let (a, z, s) = (out_slice(&mut a)?, out_slice(&mut z)?, out_slice(&mut s)?);
-                run_detached(py, || {
-                    let out = GrpoOutputs { advantages: a, std_is_zero: z, rewards: s };
-                    let frac = grpo_advantages_into(r, k, w, &params, out)?;
-                    let m = if metrics { Some((column_stats(s, 1)?[0], column_stats(r, k)?)) } else { None };
-                    Ok((frac, m))
-                })?
-            };
-            Ok((adv, zero, sums, frac, m))
+            grpo_into_new(py, r, k, w, &params, metrics)
         }
 
         /// RLOO advantages over `(n,)` or `(n, k)` rewards; see `fastalign.advantages.rloo_advantages`.
@@ -128,49 +171,16 @@ advantage_bindings!(f64, grpo_advantages_f64, rloo_advantages_f64, zero_variance
 // The public wrapper's checks cost more than the kernel at a few thousand rows. This function
 // takes the user's arguments as they are and handles the common, valid case completely in
 // Rust: a numpy array or a CPU torch tensor (float32/float64, 1-D or 2-D, C-contiguous, native
-// byte order, no autograd), weights `None` or an array/tensor of the rewards' dtype, and options
-// of their exact built-in types. For anything else it returns `None` without raising, and the
-// Python wrapper runs its full checks (which raise the error that names the argument, or take
-// the torch path for accelerator tensors). Both paths run the same kernel on the same memory.
+// byte order, no autograd), weights `None` or a numpy array of the rewards' dtype (the wrapper
+// passes a weights tensor as its numpy view), and options of their exact built-in types. For
+// anything else it returns `None` without raising, and the Python wrapper runs its full checks
+// (which raise the error that names the argument, or take the torch path for accelerator
+// tensors). Both paths run the same kernel on the same memory.
 
-use numpy::{PyArrayDescrMethods, PyArrayDyn, PyUntypedArray, PyUntypedArrayMethods};
+use numpy::{PyArrayDescrMethods, PyArrayDyn, PyUntypedArrayMethods};
+use pyo3::types::{PyBool, PyFloat, PyInt, PyString, PyTuple};
 
-use crate::arrays::{numpy_view, tensor_type, wrap_output};
-use pyo3::sync::PyOnceLock;
-use pyo3::types::{PyBool, PyFloat, PyInt, PyString, PyTuple, PyType};
-
-static ADVANTAGES_TYPE: PyOnceLock<Py<PyType>> = PyOnceLock::new();
-static TUPLE_NEW: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
-
-/// The last weights tensor seen, its version counter and its numpy view: a trainer passes the
-/// same weights tensor every step, and `.numpy()` costs more than the rest of the checks. The
-/// view always reads the tensor's current memory; the version counter catches the in-place
-/// changes torch records (the values are checked for finiteness on every call anyway).
-static LAST_WEIGHTS: std::sync::Mutex<Option<CachedWeights>> = std::sync::Mutex::new(None);
-
-/// `(tensor, its _version, its numpy view)`
-type CachedWeights = (Py<PyAny>, i64, Py<PyAny>);
-
-/// [`numpy_view`] of a weights argument, reusing the view of the last weights tensor.
-fn weights_view<'py>(w: &Bound<'py, PyAny>) -> Option<Bound<'py, PyAny>> {
-    if w.cast::<PyUntypedArray>().is_ok() {
-        return Some(w.clone());
-    }
-    let py = w.py();
-    if !w.is_instance(tensor_type(py)?).ok()? {
-        return None;
-    }
-    let version: i64 = w.getattr(pyo3::intern!(py, "_version")).ok()?.extract().ok()?;
-    let mut last = LAST_WEIGHTS.lock().ok()?;
-    if let Some((t, v, view)) = last.as_ref() {
-        if t.is(w) && *v == version {
-            return Some(view.bind(py).clone());
-        }
-    }
-    let view = w.call_method0(pyo3::intern!(py, "numpy")).ok()?;
-    *last = Some((w.clone().unbind(), version, view.clone().unbind()));
-    Some(view)
-}
+use crate::arrays::numpy_view;
 
 /// The options of the fast path, or `None` when one is not of its exact expected type/value.
 fn fast_params(
@@ -203,11 +213,10 @@ fn fast_params(
 fn grpo_fast_typed<'py, T: Real + numpy::Element>(
     py: Python<'py>,
     rewards: &Bound<'py, PyArrayDyn<T>>,
-    torch: bool,
     reward_weights: &Bound<'py, PyAny>,
     params: &GrpoParams,
     metrics: bool,
-) -> Result<Option<Bound<'py, PyAny>>> {
+) -> Result<Option<Bound<'py, PyTuple>>> {
     let Ok(r) = rewards.try_readonly() else { return Ok(None) };
     let k = match r.shape() {
         [_] => 1,
@@ -222,15 +231,14 @@ fn grpo_fast_typed<'py, T: Real + numpy::Element>(
     if n == 0 || k == 0 || n % params.num_generations != 0 {
         return Ok(None);
     }
-    // weights: None (all ones) or a contiguous 1-D array/tensor of the rewards' dtype, finite
+    // weights: None (all ones) or a contiguous 1-D array of the rewards' dtype, finite
     let ones;
     let borrowed;
     let w: &[T] = if reward_weights.is_none() {
         ones = vec![T::ONE; k];
         &ones
     } else {
-        let Some(view) = weights_view(reward_weights) else { return Ok(None) };
-        let Ok(arr) = view.cast_into::<PyArray1<T>>() else { return Ok(None) };
+        let Ok(arr) = reward_weights.cast::<PyArray1<T>>() else { return Ok(None) };
         let Ok(ro) = arr.try_readonly() else { return Ok(None) };
         if !arr.dtype().is_native_byteorder().unwrap_or(false) {
             return Ok(None);
@@ -241,50 +249,12 @@ fn grpo_fast_typed<'py, T: Real + numpy::Element>(
             _ => return Ok(None),
         }
     };
-    let adv = uninit1::<T>(py, n);
-    let zero = uninit1::<bool>(py, n);
-    let sums = uninit1::<T>(py, n);
-    let (frac, m) = {
-        let (mut a, mut z, mut s) = (adv.readwrite(), zero.readwrite(), sums.readwrite());
-        let (a, z, s) = (out_slice(&mut a)?, out_slice(&mut z)?, out_slice(&mut s)?);
-        run_detached(py, || {
-            let out = GrpoOutputs { advantages: a, std_is_zero: z, rewards: s };
-            let frac = grpo_advantages_into(data, k, w, params, out)?;
-            let m = if metrics { Some((column_stats(s, 1)?[0], column_stats(data, k)?)) } else { None };
-            Ok((frac, m))
-        })?
-    };
-    let none = py.None().into_bound(py);
-    let (mean, std, means, stds) = match m {
-        Some(((mean, std), funcs)) => (
-            PyFloat::new(py, mean).into_any(),
-            PyFloat::new(py, std).into_any(),
-            PyTuple::new(py, funcs.iter().map(|f| f.0))?.into_any(),
-            PyTuple::new(py, funcs.iter().map(|f| f.1))?.into_any(),
-        ),
-        None => (none.clone(), none.clone(), none.clone(), none),
-    };
-    let items = PyTuple::new(
-        py,
-        [
-            wrap_output(py, adv.into_any(), torch)?,
-            wrap_output(py, zero.into_any(), torch)?,
-            wrap_output(py, sums.into_any(), torch)?,
-            PyFloat::new(py, frac).into_any(),
-            mean,
-            std,
-            means,
-            stds,
-        ],
-    )?;
-    let cls = ADVANTAGES_TYPE.import(py, "fastalign.advantages", "Advantages")?;
-    let tuple_new =
-        TUPLE_NEW.get_or_try_init(py, || PyResult::Ok(py.get_type::<PyTuple>().getattr("__new__")?.unbind()))?;
-    Ok(Some(tuple_new.bind(py).call1((cls, items))?))
+    Ok(Some(grpo_into_new(py, data, k, w, params, metrics)?.into_pyobject(py)?))
 }
 
-/// `fastalign.advantages.grpo_advantages` for the common, valid case in one native call; `None`
-/// where the Python wrapper must check (and possibly reject) the arguments itself.
+/// `fastalign.advantages.grpo_advantages` for the common, valid case in one native call, as an
+/// [`AdvantageTuple`] of numpy arrays; `None` where the Python wrapper must check (and possibly
+/// reject) the arguments itself.
 #[pyfunction]
 #[pyo3(signature = (rewards, num_generations, scale_rewards, reward_weights, multi_objective_aggregation, eps, metrics))]
 #[allow(clippy::too_many_arguments)]
@@ -297,17 +267,17 @@ pub fn grpo_advantages_fast<'py>(
     multi_objective_aggregation: &Bound<'py, PyAny>,
     eps: &Bound<'py, PyAny>,
     metrics: &Bound<'py, PyAny>,
-) -> Result<Option<Bound<'py, PyAny>>> {
+) -> Result<Option<Bound<'py, PyTuple>>> {
     let Some((params, metrics)) =
         fast_params(num_generations, scale_rewards, multi_objective_aggregation, eps, metrics)
     else {
         return Ok(None);
     };
-    let Some((view, torch)) = numpy_view(rewards) else { return Ok(None) };
+    let Some(view) = numpy_view(rewards) else { return Ok(None) };
     if let Ok(a) = view.cast::<PyArrayDyn<f32>>() {
-        grpo_fast_typed(py, a, torch, reward_weights, &params, metrics)
+        grpo_fast_typed(py, a, reward_weights, &params, metrics)
     } else if let Ok(a) = view.cast::<PyArrayDyn<f64>>() {
-        grpo_fast_typed(py, a, torch, reward_weights, &params, metrics)
+        grpo_fast_typed(py, a, reward_weights, &params, metrics)
     } else {
         Ok(None)
     }

@@ -93,10 +93,10 @@ pub(crate) fn _borrowed_address(array: AnyArray<'_>) -> Result<usize> {
 #[allow(unsafe_code)]
 pub(crate) fn uninit1<T: Element>(py: Python<'_>, n: usize) -> Bound<'_, numpy::PyArray1<T>> {
     // SAFETY: `PyArray1::new` allocates `n` elements of `T` (a plain number or bool) without
-    // initialising them. Nothing reads them before the kernel has written them: both bindings
-    // that call this hand the slices to `grpo_advantages_into`, which writes every entry of all
-    // three outputs (rewards by the row sums, advantages and flags group by group) or returns an
-    // error before writing, in which case the arrays are dropped without being read.
+    // initialising them. Nothing reads them before the kernel has written them: the one caller,
+    // `advantages::grpo_into_new`, hands the slices to `grpo_advantages_into`, which writes
+    // every entry of all three outputs (rewards by the row sums, advantages and flags group by
+    // group) or returns an error before writing, in which case the arrays are dropped unread.
     unsafe { numpy::PyArray1::<T>::new(py, n, false) }
 }
 
@@ -107,10 +107,9 @@ pub(crate) fn uninit1<T: Element>(py: Python<'_>, n: usize) -> Bound<'_, numpy::
 // its full checks (and raises the error that names the argument).
 
 static TENSOR_TYPE: PyOnceLock<Py<PyType>> = PyOnceLock::new();
-static FROM_NUMPY: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
 
 /// `torch.Tensor`, if the caller has imported torch (fastalign never imports it itself).
-pub(crate) fn tensor_type<'py>(py: Python<'py>) -> Option<&'py Bound<'py, PyType>> {
+fn tensor_type<'py>(py: Python<'py>) -> Option<&'py Bound<'py, PyType>> {
     if TENSOR_TYPE.get(py).is_none() {
         let torch = py.import("sys").ok()?.getattr("modules").ok()?.get_item("torch").ok()?;
         let ty = torch.getattr("Tensor").ok()?.cast_into::<PyType>().ok()?;
@@ -119,23 +118,15 @@ pub(crate) fn tensor_type<'py>(py: Python<'py>) -> Option<&'py Bound<'py, PyType
     TENSOR_TYPE.get(py).map(|t| t.bind(py))
 }
 
-/// The numpy view of a numpy array or CPU torch tensor, and whether it was a tensor; `None`
-/// for anything else (including tensors `.numpy()` refuses: autograd, other devices, bf16).
-pub(crate) fn numpy_view<'py>(x: &Bound<'py, PyAny>) -> Option<(Bound<'py, PyAny>, bool)> {
+/// The numpy view of a numpy array or CPU torch tensor; `None` for anything else (including
+/// tensors `.numpy()` refuses: autograd, other devices, bf16).
+pub(crate) fn numpy_view<'py>(x: &Bound<'py, PyAny>) -> Option<Bound<'py, PyAny>> {
     if x.cast::<PyUntypedArray>().is_ok() {
-        return Some((x.clone(), false));
+        return Some(x.clone());
     }
     let py = x.py();
     if !x.is_instance(tensor_type(py)?).ok()? {
         return None;
     }
-    x.call_method0(pyo3::intern!(py, "numpy")).ok().map(|a| (a, true))
-}
-
-/// `torch.from_numpy(a)` when the input was a tensor, else the array itself.
-pub(crate) fn wrap_output<'py>(py: Python<'py>, a: Bound<'py, PyAny>, torch: bool) -> PyResult<Bound<'py, PyAny>> {
-    if !torch {
-        return Ok(a);
-    }
-    FROM_NUMPY.import(py, "torch", "from_numpy")?.call1((a,))
+    x.call_method0(pyo3::intern!(py, "numpy")).ok()
 }

@@ -9,7 +9,7 @@ use numpy::{
 use pyo3::prelude::*;
 use pyo3::types::{PyFloat, PyList, PySequence};
 
-use crate::arrays::{numpy_view, slice1, wrap_output};
+use crate::arrays::{numpy_view, slice1};
 use crate::detach::run_detached;
 use crate::errors::{bad_argument, Error, Result};
 use crate::pylist;
@@ -123,19 +123,18 @@ impl SoftOverlong {
     }
 
     /// Penalties of a lengths argument taken as it is (a numpy array or CPU tensor, 1-D int32 or
-    /// int64, C-contiguous, native byte order), float64, of the input's kind; `None` for
-    /// anything else, which the Python wrapper then checks (and accepts or rejects) itself. The
-    /// wrapper's checks cost more than the kernel at thousands of completions.
+    /// int64, C-contiguous, native byte order), as a float64 numpy array; `None` for anything
+    /// else, which the Python wrapper then checks (and accepts or rejects) itself. The wrapper's
+    /// checks cost more than the kernel at thousands of completions.
     fn penalties_fast<'py>(&self, py: Python<'py>, lengths: &Bound<'py, PyAny>) -> Result<Option<Bound<'py, PyAny>>> {
-        let Some((view, torch)) = numpy_view(lengths) else { return Ok(None) };
-        let out = if let Ok(a) = view.cast::<PyArray1<i64>>() {
-            self.penalties_fast_typed(py, a)?
+        let Some(view) = numpy_view(lengths) else { return Ok(None) };
+        if let Ok(a) = view.cast::<PyArray1<i64>>() {
+            self.penalties_fast_typed(py, a)
         } else if let Ok(a) = view.cast::<PyArray1<i32>>() {
-            self.penalties_fast_typed(py, a)?
+            self.penalties_fast_typed(py, a)
         } else {
-            None
-        };
-        Ok(out.map(|a| wrap_output(py, a, torch)).transpose()?)
+            Ok(None)
+        }
     }
 
     fn __repr__(&self) -> String {
