@@ -6,10 +6,12 @@ C-contiguous numpy array of the dtype in the function's name.
 """
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, TypeAlias, TypedDict, TypeVar
 
 import numpy as np
 import numpy.typing as npt
+
+from fastalign.ops import _LossConfig
 
 __version__: str
 build_profile: str
@@ -55,26 +57,32 @@ def grpo_advantages_fast(
     eps: Any,
     metrics: Any,
 ) -> _AdvantageTuple | None: ...
+
+# RlooParams of the Rust core, by name (functional syntax: a class here would read as a class
+# of the compiled module, which tests/test_package.py compares with the stub's classes)
+_RlooParams = TypedDict(  # noqa: UP013
+    "_RlooParams",
+    {
+        "num_generations": int,
+        "reward_clip_range": tuple[float, float] | None,
+        "beta": float,
+        "normalize_advantages": bool,
+        "eps": float,
+    },
+)
+
 def rloo_advantages_f32(
     rewards: npt.NDArray[np.float32],
     reward_weights: npt.NDArray[np.float32],
-    num_generations: int,
     kl: npt.NDArray[np.float32] | None,
-    beta: float,
-    reward_clip_range: tuple[float, float] | None,
-    normalize_advantages: bool,
-    eps: float,
+    params: _RlooParams,
     metrics: bool,
 ) -> _AdvantageTuple: ...
 def rloo_advantages_f64(
     rewards: npt.NDArray[np.float64],
     reward_weights: npt.NDArray[np.float64],
-    num_generations: int,
     kl: npt.NDArray[np.float64] | None,
-    beta: float,
-    reward_clip_range: tuple[float, float] | None,
-    normalize_advantages: bool,
-    eps: float,
+    params: _RlooParams,
     metrics: bool,
 ) -> _AdvantageTuple: ...
 def zero_variance_groups_f32(
@@ -136,6 +144,19 @@ class SoftOverlong:
 
 _IsStats = tuple[float, float, float, float, float, float, float, float]
 _LossMetrics = tuple[float, float, float, float, float, float, float, float]
+_F = TypeVar("_F", bound=np.generic)
+# (per_token_logps, old_per_token_logps, advantages, mask, ref_per_token_logps,
+#  importance_sampling_ratio, sampling_per_token_logps, entropy_mask)
+_LossArrays: TypeAlias = tuple[
+    npt.NDArray[_F],
+    npt.NDArray[_F] | None,
+    npt.NDArray[_F],
+    npt.NDArray[Any],
+    npt.NDArray[_F] | None,
+    npt.NDArray[_F] | None,
+    npt.NDArray[_F] | None,
+    npt.NDArray[np.bool_] | None,
+]
 
 def masked_reduce_f32(
     values: npt.NDArray[np.float32],
@@ -174,8 +195,7 @@ def vllm_is_ratio_f32(
     rows: int,
     cu_seqlens: npt.NDArray[np.int64] | None,
     mode: str,
-    clip_min: float | None,
-    clip_max: float | None,
+    clip_range: tuple[float | None, float | None],
 ) -> tuple[npt.NDArray[np.float32], _IsStats]: ...
 def vllm_is_ratio_f64(
     old: npt.NDArray[np.float64],
@@ -184,63 +204,30 @@ def vllm_is_ratio_f64(
     rows: int,
     cu_seqlens: npt.NDArray[np.int64] | None,
     mode: str,
-    clip_min: float | None,
-    clip_max: float | None,
+    clip_range: tuple[float | None, float | None],
 ) -> tuple[npt.NDArray[np.float64], _IsStats]: ...
 def grpo_loss_f32(
-    logps: npt.NDArray[np.float32],
-    old: npt.NDArray[np.float32] | None,
-    advantages: npt.NDArray[np.float32],
-    mask: npt.NDArray[Any],
-    ref_logps: npt.NDArray[np.float32] | None,
-    is_ratio: npt.NDArray[np.float32] | None,
-    sampling: npt.NDArray[np.float32] | None,
-    entropy_mask: npt.NDArray[np.bool_] | None,
+    arrays: _LossArrays[np.float32],
     rows: int,
     cu_seqlens: npt.NDArray[np.int64] | None,
-    loss_type: str,
-    level: str,
-    epsilon_low: float,
-    epsilon_high: float,
-    delta: float | None,
-    beta: float,
-    use_bias_correction_kl: bool,
-    off_policy_mask_threshold: float | None,
-    sapo_temperatures: tuple[float, float],
-    vespo_params: tuple[float, float, float, float],
-    grad_accum: float,
-    max_completion_length: float | None,
-    token_denominator: float | None,
+    config: _LossConfig,
     grad: npt.NDArray[np.float32] | None,
 ) -> tuple[float, _LossMetrics]: ...
 def grpo_loss_f64(
-    logps: npt.NDArray[np.float64],
-    old: npt.NDArray[np.float64] | None,
-    advantages: npt.NDArray[np.float64],
-    mask: npt.NDArray[Any],
-    ref_logps: npt.NDArray[np.float64] | None,
-    is_ratio: npt.NDArray[np.float64] | None,
-    sampling: npt.NDArray[np.float64] | None,
-    entropy_mask: npt.NDArray[np.bool_] | None,
+    arrays: _LossArrays[np.float64],
     rows: int,
     cu_seqlens: npt.NDArray[np.int64] | None,
-    loss_type: str,
-    level: str,
-    epsilon_low: float,
-    epsilon_high: float,
-    delta: float | None,
-    beta: float,
-    use_bias_correction_kl: bool,
-    off_policy_mask_threshold: float | None,
-    sapo_temperatures: tuple[float, float],
-    vespo_params: tuple[float, float, float, float],
-    grad_accum: float,
-    max_completion_length: float | None,
-    token_denominator: float | None,
+    config: _LossConfig,
     grad: npt.NDArray[np.float64] | None,
 ) -> tuple[float, _LossMetrics]: ...
 
 # packing (fastalign.packing)
+# (chunks, chunk_bases, row_starts): one list column's value chunks, where each chunk starts in
+# the column, where each row starts
+_Column: TypeAlias = tuple[list[npt.NDArray[_F]], npt.NDArray[np.int64], npt.NDArray[np.int64]]
+# (piece_row, piece_skip, piece_len), as pack_plan returns them
+_Pieces = tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[np.int64]]
+
 def pack_plan(
     lengths: npt.NDArray[np.int64],
     window_starts: npt.NDArray[np.int64],
@@ -261,42 +248,26 @@ def pack_plan(
     tokens_truncated, rows_split, rows_empty)."""
 
 def gather_u8(
-    chunks: list[npt.NDArray[np.uint8]],
-    chunk_bases: npt.NDArray[np.int64],
-    row_starts: npt.NDArray[np.int64],
-    piece_row: npt.NDArray[np.int64],
-    piece_skip: npt.NDArray[np.int64],
-    piece_len: npt.NDArray[np.int64],
+    column: _Column[np.uint8],
+    pieces: _Pieces,
     total: int,
     out: npt.NDArray[np.uint8] | None = None,
 ) -> npt.NDArray[np.uint8]: ...
 def gather_u16(
-    chunks: list[npt.NDArray[np.uint16]],
-    chunk_bases: npt.NDArray[np.int64],
-    row_starts: npt.NDArray[np.int64],
-    piece_row: npt.NDArray[np.int64],
-    piece_skip: npt.NDArray[np.int64],
-    piece_len: npt.NDArray[np.int64],
+    column: _Column[np.uint16],
+    pieces: _Pieces,
     total: int,
     out: npt.NDArray[np.uint16] | None = None,
 ) -> npt.NDArray[np.uint16]: ...
 def gather_u32(
-    chunks: list[npt.NDArray[np.uint32]],
-    chunk_bases: npt.NDArray[np.int64],
-    row_starts: npt.NDArray[np.int64],
-    piece_row: npt.NDArray[np.int64],
-    piece_skip: npt.NDArray[np.int64],
-    piece_len: npt.NDArray[np.int64],
+    column: _Column[np.uint32],
+    pieces: _Pieces,
     total: int,
     out: npt.NDArray[np.uint32] | None = None,
 ) -> npt.NDArray[np.uint32]: ...
 def gather_u64(
-    chunks: list[npt.NDArray[np.uint64]],
-    chunk_bases: npt.NDArray[np.int64],
-    row_starts: npt.NDArray[np.int64],
-    piece_row: npt.NDArray[np.int64],
-    piece_skip: npt.NDArray[np.int64],
-    piece_len: npt.NDArray[np.int64],
+    column: _Column[np.uint64],
+    pieces: _Pieces,
     total: int,
     out: npt.NDArray[np.uint64] | None = None,
 ) -> npt.NDArray[np.uint64]: ...

@@ -26,6 +26,8 @@ Layouts: padded ``(B, T)`` tensors with ``cu_seqlens=None``, or packed ``(N,)`` 
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 import torch
 from torch import Tensor
@@ -161,7 +163,7 @@ def vllm_is_ratio(
 @vllm_is_ratio.register_kernel("cpu")
 def _vllm_is_ratio_cpu(old, sampling, mask, cu_seqlens, mode, clip_min, clip_max):
     ratio, st = _native_fn("vllm_is_ratio", old.dtype)(
-        _np(old), _np(sampling), _np(mask), _rows(old, cu_seqlens), _cu(cu_seqlens), mode, clip_min, clip_max
+        _np(old), _np(sampling), _np(mask), _rows(old, cu_seqlens), _cu(cu_seqlens), mode, (clip_min, clip_max)
     )
     ratio = torch.from_numpy(ratio)
     if not mode.startswith("sequence"):
@@ -198,14 +200,41 @@ def pack_options(
     return f"{loss_type},{level},{int(use_bias_correction_kl)},{int(check_finite)},{int(want_grad)}"
 
 
-def _unpack(options: str, scalars: list[float]) -> tuple:
-    """The arguments of ``_torch_losses.grpo_loss`` after the tensors (``check_finite`` last)."""
+class _LossConfig(NamedTuple):
+    """The options of one ``grpo_loss`` call, unpacked: ``_torch_losses.grpo_loss`` takes them in
+    this order after the tensors, the Rust kernel reads them by name (TRL's ``GRPOConfig`` names;
+    ``level`` is ``importance_sampling_level``). ``None`` where an option is unset."""
+
+    loss_type: str
+    level: str
+    epsilon_low: float
+    epsilon_high: float
+    delta: float | None
+    beta: float
+    use_bias_correction_kl: bool
+    off_policy_mask_threshold: float | None
+    sapo_temperature_pos: float
+    sapo_temperature_neg: float
+    vespo_k_pos: float
+    vespo_lambda_pos: float
+    vespo_k_neg: float
+    vespo_lambda_neg: float
+    grad_accum: float
+    max_completion_length: float | None
+    token_denominator: float | Tensor | None
+    want_grad: bool
+    check_finite: bool
+
+
+def _unpack(options: str, scalars: list[float], token_denominator: float | Tensor | None = None) -> _LossConfig:
+    """The :class:`_LossConfig` that ``options`` and ``scalars`` carry; ``token_denominator``, when
+    given, replaces the last scalar."""
     parts = options.split(",")
-    loss_type, level, bias, want = parts[0], parts[1], parts[2], parts[-1]
-    check = len(parts) == 5 and parts[3] == "1"
     v = [None if x != x else x for x in scalars]  # NaN -> None
-    return (loss_type, level, v[0], v[1], v[2], v[3], bias == "1", v[4], v[5], v[6], v[7], v[8], v[9], v[10],
-            v[11], v[12], v[13], want == "1", check)  # fmt: skip
+    if token_denominator is not None:
+        v[13] = token_denominator
+    check = len(parts) == 5 and parts[3] == "1"
+    return _LossConfig._make((parts[0], parts[1], *v[:4], parts[2] == "1", *v[4:], parts[-1] == "1", check))
 
 
 @torch.library.custom_op("fastalign::grpo_loss", mutates_args=())
@@ -228,31 +257,25 @@ def grpo_loss(
     the order of :data:`SCALARS` (NaN = None). ``token_denominator``: the dapo/cispo/vespo
     normaliser as a 0-d float32 tensor (it replaces ``scalars``' last entry), so that a count
     that lives on the device is used there without a sync."""
-    (lt, lvl, eps_low, eps_high, delta, beta, bias, opsm, sp, sn, vkp, vlp, vkn, vln, ga, max_len, den,
-     want, check) = _unpack(options, scalars)  # fmt: skip
-    if token_denominator is not None:
-        den = token_denominator
     loss, grad, metrics = _tl.grpo_loss(
         per_token_logps, old_per_token_logps, advantages, mask, ref_per_token_logps, importance_sampling_ratio,
-        sampling_per_token_logps, entropy_mask, cu_seqlens, lt, lvl, eps_low, eps_high, delta, beta, bias, opsm,
-        sp, sn, vkp, vlp, vkn, vln, ga, max_len, den, want, check,
+        sampling_per_token_logps, entropy_mask, cu_seqlens, *_unpack(options, scalars, token_denominator),
     )  # fmt: skip
     return loss.clone(), grad.clone() if grad.numel() else grad, metrics
 
 
 @grpo_loss.register_kernel("cpu")
 def _grpo_loss_cpu(lp, old, adv, mask, ref, isr, samp, ent, cu, options, scalars, token_denominator=None):
-    (lt, lvl, eps_low, eps_high, delta, beta, bias, opsm, sp, sn, vkp, vlp, vkn, vln, ga, max_len, den,
-     want, _check) = _unpack(options, scalars)  # fmt: skip
-    if token_denominator is not None:
-        den = float(token_denominator)  # a CPU tensor: no device to wait for
+    # a CPU tensor: no device to wait for
+    den = None if token_denominator is None else float(token_denominator)
+    config = _unpack(options, scalars, den)  # the kernel always refuses NaN: check_finite is moot
     # the kernel writes every element of the gradient: no zero-fill
+    want = config.want_grad
     g = torch.empty(lp.shape, dtype=lp.dtype) if want else lp.new_empty((0,))
+    arrays = (_np(lp), _np(old), _np(adv), _np(mask), _np(ref), _np(isr), _np(samp), _np(ent))
     loss, metrics = _native_fn("grpo_loss", lp.dtype)(
-        _np(lp), _np(old), _np(adv), _np(mask), _np(ref), _np(isr), _np(samp), _np(ent), _rows(lp, cu), _cu(cu),
-        lt, lvl, eps_low, eps_high, delta, beta, bias, opsm, (sp, sn), (vkp, vlp, vkn, vln), ga, max_len, den,
-        g.numpy().reshape(-1) if want else None,
-    )  # fmt: skip
+        arrays, _rows(lp, cu), _cu(cu), config, g.numpy().reshape(-1) if want else None
+    )
     # through numpy: a few µs less than torch.tensor from Python floats
     np_dtype = np.float32 if lp.dtype == torch.float32 else np.float64
     return torch.from_numpy(np.array(loss, dtype=np_dtype)), g, torch.from_numpy(np.array(metrics, dtype=np.float64))
@@ -352,8 +375,9 @@ def grpo_loss_eager(
 ) -> tuple[Tensor, Tensor, Tensor]:
     """:func:`grpo_loss` (same arguments, results and gradient), by the shortest route: the CPU
     kernel and autograd formula directly for plain eager CPU tensors, the custom op otherwise."""
-    args = (per_token_logps, old_per_token_logps, advantages, mask, ref_per_token_logps, importance_sampling_ratio,
-            sampling_per_token_logps, entropy_mask, cu_seqlens, options, scalars)  # fmt: skip
+    args: tuple = (per_token_logps, old_per_token_logps, advantages, mask, ref_per_token_logps,
+                   importance_sampling_ratio, sampling_per_token_logps, entropy_mask, cu_seqlens, options,
+                   scalars)  # fmt: skip
     if token_denominator is not None:
         args = (*args, token_denominator)
     if not _plain_eager_cpu((*args[:9], token_denominator)):

@@ -381,10 +381,11 @@ def test_native_mask_of_another_dtype_is_a_type_error():
     first; this is the binding's own check)."""
     import numpy as np
 
-    from fastalign import _native
+    from fastalign import _native, ops
 
     x = np.zeros(8, np.float32)
+    config = ops._LossConfig("dapo", "token", 0.2, 0.2, None, 0.0, True, None, 1.0, 1.05, 2.0, 3.0, 3.0, 2.0, 1.0,
+                             None, None, False, False)  # fmt: skip
     with pytest.raises(TypeError):
-        _native.grpo_loss_f32(x, None, np.zeros(2, np.float32), np.ones(8, np.uint8), None, None, None, None, 2, None,
-                              "dapo", "token", 0.2, 0.2, None, 0.0, True, None, (1.0, 1.05), (2.0, 3.0, 3.0, 2.0), 1.0,
-                              None, None, None)  # fmt: skip
+        _native.grpo_loss_f32((x, None, np.zeros(2, np.float32), np.ones(8, np.uint8), None, None, None, None), 2, None,
+                              config, None)  # fmt: skip

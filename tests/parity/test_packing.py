@@ -779,16 +779,16 @@ def test_native_rejects_inconsistent_plans():
     # the Rust side re-checks what it relies on, so a direct call cannot crash the process
     z = np.zeros(1, np.int64)
     with pytest.raises(InvalidArgumentError):
-        _native.gather_u64([np.zeros(2, np.uint64)], z, z, z, z, np.array([3]), 3)
+        _native.gather_u64(([np.zeros(2, np.uint64)], z, z), (z, z, np.array([3])), 3)
     with pytest.raises(InvalidArgumentError):
-        _native.gather_u64([np.zeros(2, np.uint64)], z, z, np.array([5]), z, np.array([1]), 1)
+        _native.gather_u64(([np.zeros(2, np.uint64)], z, z), (np.array([5]), z, np.array([1])), 1)
     # a caller's output buffer must hold exactly the planned tokens; the right one is filled
     src = [np.array([7, 8, 9], np.uint64)]
     with pytest.raises(InvalidArgumentError) as info:
-        _native.gather_u64(src, z, z, z, np.array([1]), np.array([2]), 2, np.zeros(3, np.uint64))
+        _native.gather_u64((src, z, z), (z, np.array([1]), np.array([2])), 2, np.zeros(3, np.uint64))
     assert info.value.argument == "out"
     out = np.zeros(2, np.uint64)
-    assert _native.gather_u64(src, z, z, z, np.array([1]), np.array([2]), 2, out) is not None
+    assert _native.gather_u64((src, z, z), (z, np.array([1]), np.array([2])), 2, out) is not None
     assert out.tolist() == [8, 9]
     with pytest.raises(InvalidArgumentError):
         _native.pack_plan(np.array([1, 2]), np.array([0]), np.array([3]), 4, "bfd")

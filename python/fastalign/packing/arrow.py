@@ -240,7 +240,7 @@ class PackedTable:
                 # is reused there without fresh page faults, and the table owns it directly
                 buf = pa.allocate_buffer(n * c.width)
                 out = np.frombuffer(buf, dtype=_UINT[c.width]) if n else np.empty(0, dtype=_UINT[c.width])
-                _GATHER[c.width](c.chunks, c.bases, c.starts, rows, skips, lens, n, out)
+                _GATHER[c.width]((c.chunks, c.bases, c.starts), (rows, skips, lens), n, out)
                 del out
                 values = pa.Array.from_buffers(c.value_type, n, [None, buf])
             else:

@@ -139,8 +139,9 @@ pub fn completion_mask_into<I: TokenId, M: MaskElem>(
 
     let mut is_truncated = vec![false; b];
     let mut lengths = vec![0i64; b];
+    let rule = RowRule { t, eos: &eos, pad, mask_truncated_completions, zeroed };
     let rows = |ids: &[I], mask: &mut [M], truncated: &mut [bool], lengths: &mut [i64]| -> i64 {
-        mask_rows(ids, t, &eos, pad, mask_truncated_completions, zeroed, mask, truncated, lengths)
+        mask_rows(ids, &rule, mask, truncated, lengths)
     };
     // Large batches are split into blocks of whole rows over fastalign's pool: writing the
     // mask is bound by page faults and memory bandwidth, both of which scale with threads.
@@ -163,21 +164,30 @@ pub fn completion_mask_into<I: TokenId, M: MaskElem>(
     Ok(MaskRows { is_truncated, lengths, num_items })
 }
 
+/// How [`mask_rows`] reads a row and writes its mask, the same for every row of a call.
+struct RowRule<'e, I> {
+    /// row length
+    t: usize,
+    /// the EOS ids that fit in `I`
+    eos: &'e [I],
+    /// the pad id, if it fits in `I`
+    pad: Option<I>,
+    mask_truncated_completions: bool,
+    /// the mask holds zeros already: only the ones are written
+    zeroed: bool,
+}
+
 /// Fill the mask rows of a block of completions; return the number of ones written.
 /// (Compiled for AVX2 too: the EOS scan is a 64-bit compare, which baseline SSE2 lacks.)
-#[allow(clippy::too_many_arguments)]
 #[multiversion::multiversion(targets("x86_64+avx2+fma", "x86_64+sse4.2"))]
 fn mask_rows<I: TokenId, M: MaskElem>(
     ids: &[I],
-    t: usize,
-    eos: &[I],
-    pad: Option<I>,
-    mask_truncated_completions: bool,
-    zeroed: bool,
+    rule: &RowRule<'_, I>,
     mask: &mut [M],
     is_truncated: &mut [bool],
     lengths: &mut [i64],
 ) -> i64 {
+    let RowRule { t, eos, pad, mask_truncated_completions, zeroed } = *rule;
     let mut items = 0i64;
     for (((row, out), trunc), len_out) in
         ids.chunks_exact(t).zip(mask.chunks_exact_mut(t)).zip(is_truncated.iter_mut()).zip(lengths.iter_mut())
@@ -268,7 +278,9 @@ mod tests {
         for mask_truncated in [false, true] {
             let got = completion_mask(&ids, t, &[7, 9], 0, mask_truncated).unwrap();
             let (mut m, mut tr, mut l) = (vec![0i64; b * t], vec![false; b], vec![0i64; b]);
-            let items = mask_rows(&ids, t, &[7, 9], Some(0), mask_truncated, true, &mut m, &mut tr, &mut l);
+            let rule =
+                RowRule { t, eos: &[7, 9], pad: Some(0), mask_truncated_completions: mask_truncated, zeroed: true };
+            let items = mask_rows(&ids, &rule, &mut m, &mut tr, &mut l);
             assert_eq!((got.mask, got.is_truncated, got.lengths, got.num_items), (m, tr, l, items));
         }
     }

@@ -428,6 +428,13 @@ impl IsMode {
     }
 }
 
+/// `vllm_importance_sampling_min` / `_max`: bounds of the IS ratio, either optional.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct ClipRange {
+    pub min: Option<f64>,
+    pub max: Option<f64>,
+}
+
 /// Statistics of a vLLM IS ratio call, as TRL logs them (`sampling/...`), plus the raw ratio
 /// before truncation/masking. `(min, mean, max)` are over the ratios TRL reduces: every
 /// sequence's value in sequence modes, the tokens with `m != 0` in token modes; `0.0` when
@@ -481,11 +488,11 @@ impl Acc {
     }
 }
 
-#[allow(clippy::too_many_arguments, clippy::needless_range_loop)]
+#[allow(clippy::needless_range_loop)]
 /// TRL 1.16's vLLM importance-sampling ratio (grpo_trainer.py, `_generate_and_score_completions`):
 /// `d = nan_to_num((old − sampling)·m)`, `ratio = exp(d)` per token or `exp(Σ_t d)` per sequence
-/// (a sum, i.e. the product of token ratios), then `*_truncate`: `clamp(min=clip_min, max=clip_max)`,
-/// `*_mask`: set to 0 where `ratio < clip_min` or `ratio > clip_max`. `out` has one value per token
+/// (a sum, i.e. the product of token ratios), then `*_truncate`: `clamp(min=clip.min, max=clip.max)`,
+/// `*_mask`: set to 0 where `ratio < clip.min` or `ratio > clip.max`. `out` has one value per token
 /// (token modes) or per sequence (sequence modes).
 pub fn vllm_is_ratio<T: Real, M: MaskValue>(
     old: &[T],
@@ -493,10 +500,10 @@ pub fn vllm_is_ratio<T: Real, M: MaskValue>(
     mask: &[M],
     layout: &Layout<'_>,
     mode: IsMode,
-    clip_min: Option<f64>,
-    clip_max: Option<f64>,
+    clip: ClipRange,
     out: &mut [T],
 ) -> Result<IsStats> {
+    let ClipRange { min: clip_min, max: clip_max } = clip;
     check_lengths(old.len(), layout, "old_per_token_logps")?;
     check_lengths(sampling.len(), layout, "sampling_per_token_logps")?;
     check_lengths(mask.len(), layout, "mask")?;
@@ -684,18 +691,18 @@ mod tests {
         let m = [1i64, 1, 1, 0];
         let lay = Layout::padded(4, 2, "old").unwrap();
         let mut tok = [0.0; 4];
+        let clip = ClipRange { min: None, max: Some(2.0) };
         let st =
-            vllm_is_ratio(&old, &samp, &m, &lay, IsMode::parse("token_truncate").unwrap(), None, Some(2.0), &mut tok)
-                .unwrap();
+            vllm_is_ratio(&old, &samp, &m, &lay, IsMode::parse("token_truncate").unwrap(), clip, &mut tok).unwrap();
         assert_eq!(tok, [1.0, 2.0, (-1.0f64).exp(), 1.0]);
         assert_eq!(st.raw_max, 1f64.exp());
         assert_eq!(st.logp_diff_max, 1.0);
         let mut seq = [0.0; 2];
-        vllm_is_ratio(&old, &samp, &m, &lay, IsMode::parse("sequence_mask").unwrap(), None, Some(2.0), &mut seq)
-            .unwrap();
+        vllm_is_ratio(&old, &samp, &m, &lay, IsMode::parse("sequence_mask").unwrap(), clip, &mut seq).unwrap();
         assert_eq!(seq, [0.0, (-1.0f64).exp()]);
         assert!(IsMode::parse("token").is_err());
-        assert!(vllm_is_ratio(&old, &samp, &m, &lay, IsMode::parse("token_truncate").unwrap(), None, None, &mut tok)
+        let unbounded = ClipRange::default();
+        assert!(vllm_is_ratio(&old, &samp, &m, &lay, IsMode::parse("token_truncate").unwrap(), unbounded, &mut tok)
             .is_err());
     }
 }

@@ -93,14 +93,30 @@ fn grpo_into_new<'py, T: Real + numpy::Element>(
     advantage_tuple(py, arrays, frac, m)
 }
 
+/// The options of `rloo_advantages`, a dict keyed by `RlooParams`' field names.
+#[derive(FromPyObject)]
+#[pyo3(from_item_all)]
+pub(crate) struct RlooOptions {
+    num_generations: usize,
+    reward_clip_range: Option<(f64, f64)>,
+    beta: f64,
+    normalize_advantages: bool,
+    eps: f64,
+}
+
+impl From<RlooOptions> for RlooParams {
+    fn from(o: RlooOptions) -> Self {
+        let RlooOptions { num_generations, reward_clip_range, beta, normalize_advantages, eps } = o;
+        RlooParams { num_generations, reward_clip_range, beta, normalize_advantages, eps }
+    }
+}
+
 macro_rules! advantage_bindings {
     ($t:ty, $grpo:ident, $rloo:ident, $zv:ident) => {
         /// GRPO advantages over `(n,)` or `(n, k)` rewards; see `fastalign.advantages.grpo_advantages`.
         #[pyfunction]
         #[pyo3(signature = (rewards, reward_weights, num_generations, scale_rewards, multi_objective_aggregation, eps, metrics))]
-        #[allow(clippy::too_many_arguments)]
         pub fn $grpo<'py>(
-            py: Python<'py>,
             rewards: PyReadonlyArrayDyn<'py, $t>,
             reward_weights: PyReadonlyArray1<'py, $t>,
             num_generations: usize,
@@ -109,6 +125,7 @@ macro_rules! advantage_bindings {
             eps: f64,
             metrics: bool,
         ) -> Result<AdvantageTuple<'py, $t>> {
+            let py = rewards.py();
             let params = GrpoParams {
                 num_generations,
                 scale_rewards: ScaleRewards::parse(scale_rewards)?,
@@ -122,21 +139,16 @@ macro_rules! advantage_bindings {
 
         /// RLOO advantages over `(n,)` or `(n, k)` rewards; see `fastalign.advantages.rloo_advantages`.
         #[pyfunction]
-        #[pyo3(signature = (rewards, reward_weights, num_generations, kl, beta, reward_clip_range, normalize_advantages, eps, metrics))]
-        #[allow(clippy::too_many_arguments)]
+        #[pyo3(signature = (rewards, reward_weights, kl, params, metrics))]
         pub fn $rloo<'py>(
             py: Python<'py>,
             rewards: PyReadonlyArrayDyn<'py, $t>,
             reward_weights: PyReadonlyArray1<'py, $t>,
-            num_generations: usize,
             kl: Option<PyReadonlyArray1<'py, $t>>,
-            beta: f64,
-            reward_clip_range: Option<(f64, f64)>,
-            normalize_advantages: bool,
-            eps: f64,
+            params: RlooOptions,
             metrics: bool,
         ) -> Result<AdvantageTuple<'py, $t>> {
-            let params = RlooParams { num_generations, reward_clip_range, beta, normalize_advantages, eps };
+            let params = params.into();
             let (r, k) = slice_rows(&rewards, "rewards")?;
             let w = slice1(&reward_weights, "reward_weights")?;
             let kl = kl.as_ref().map(|a| slice1(a, "kl")).transpose()?;
@@ -257,9 +269,7 @@ fn grpo_fast_typed<'py, T: Real + numpy::Element>(
 /// reject) the arguments itself.
 #[pyfunction]
 #[pyo3(signature = (rewards, num_generations, scale_rewards, reward_weights, multi_objective_aggregation, eps, metrics))]
-#[allow(clippy::too_many_arguments)]
 pub fn grpo_advantages_fast<'py>(
-    py: Python<'py>,
     rewards: &Bound<'py, PyAny>,
     num_generations: &Bound<'py, PyAny>,
     scale_rewards: &Bound<'py, PyAny>,
@@ -268,6 +278,7 @@ pub fn grpo_advantages_fast<'py>(
     eps: &Bound<'py, PyAny>,
     metrics: &Bound<'py, PyAny>,
 ) -> Result<Option<Bound<'py, PyTuple>>> {
+    let py = rewards.py();
     let Some((params, metrics)) =
         fast_params(num_generations, scale_rewards, multi_objective_aggregation, eps, metrics)
     else {

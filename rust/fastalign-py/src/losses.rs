@@ -4,7 +4,9 @@
 //! is `rows` padded rows, or packed sequences given by `cu_seqlens` (int64).
 
 use fastalign_core::losses::{grpo_loss, GrpoInputs, GrpoParams, Level, LossType};
-use fastalign_core::ratios::{masked_reduce, masked_reduce_backward, vllm_is_ratio, IsMode, Layout, Reduction};
+use fastalign_core::ratios::{
+    masked_reduce, masked_reduce_backward, vllm_is_ratio, ClipRange, IsMode, Layout, Reduction,
+};
 use numpy::{
     dtype, PyArray1, PyArrayDescrMethods, PyArrayMethods, PyReadonlyArray1, PyReadwriteArray1, PyUntypedArray,
     PyUntypedArrayMethods,
@@ -112,6 +114,70 @@ fn opt_slice<'a, T: numpy::Element>(
     a.as_ref().map(|a| slice1(a, name)).transpose()
 }
 
+/// The arrays of a `grpo_loss` call, flattened to 1-D, in the order of the `fastalign::grpo_loss`
+/// op: `(per_token_logps, old_per_token_logps, advantages, mask, ref_per_token_logps,
+/// importance_sampling_ratio, sampling_per_token_logps, entropy_mask)`.
+#[derive(FromPyObject)]
+pub(crate) struct LossArrays<'py, T: numpy::Element>(
+    PyReadonlyArray1<'py, T>,
+    Option<PyReadonlyArray1<'py, T>>,
+    PyReadonlyArray1<'py, T>,
+    MaskArray<'py>,
+    Option<PyReadonlyArray1<'py, T>>,
+    Option<PyReadonlyArray1<'py, T>>,
+    Option<PyReadonlyArray1<'py, T>>,
+    Option<PyReadonlyArray1<'py, bool>>,
+);
+
+/// `fastalign.ops._LossConfig`, read by attribute name: the scalar options of a `grpo_loss` call
+/// (TRL's `GRPOConfig` names; `level` is `importance_sampling_level`). Its other fields
+/// (`want_grad`, `check_finite`) are not the kernel's: it computes the gradient when given a
+/// `grad` array and always refuses NaN.
+#[derive(FromPyObject)]
+pub(crate) struct LossConfig {
+    loss_type: String,
+    level: String,
+    epsilon_low: f64,
+    epsilon_high: f64,
+    delta: Option<f64>,
+    beta: f64,
+    use_bias_correction_kl: bool,
+    off_policy_mask_threshold: Option<f64>,
+    sapo_temperature_pos: f64,
+    sapo_temperature_neg: f64,
+    vespo_k_pos: f64,
+    vespo_lambda_pos: f64,
+    vespo_k_neg: f64,
+    vespo_lambda_neg: f64,
+    grad_accum: f64,
+    max_completion_length: Option<f64>,
+    token_denominator: Option<f64>,
+}
+
+impl LossConfig {
+    fn params(&self) -> fastalign_core::Result<GrpoParams> {
+        Ok(GrpoParams {
+            loss_type: LossType::parse(&self.loss_type)?,
+            level: Level::parse(&self.level)?,
+            epsilon_low: self.epsilon_low,
+            epsilon_high: self.epsilon_high,
+            delta: self.delta,
+            beta: self.beta,
+            use_bias_correction_kl: self.use_bias_correction_kl,
+            off_policy_mask_threshold: self.off_policy_mask_threshold,
+            sapo_temperature_pos: self.sapo_temperature_pos,
+            sapo_temperature_neg: self.sapo_temperature_neg,
+            vespo_k_pos: self.vespo_k_pos,
+            vespo_lambda_pos: self.vespo_lambda_pos,
+            vespo_k_neg: self.vespo_k_neg,
+            vespo_lambda_neg: self.vespo_lambda_neg,
+            grad_accum: self.grad_accum,
+            max_completion_length: self.max_completion_length,
+            token_denominator: self.token_denominator,
+        })
+    }
+}
+
 /// `(logp_diff_mean, logp_diff_max, ratio_min, ratio_mean, ratio_max, raw_min, raw_mean, raw_max)`
 type IsStatsTuple = (f64, f64, f64, f64, f64, f64, f64, f64);
 /// `(clip low mean, high mean, region mean, low min, high max, cispo clip ratio, kl, phi mean)`
@@ -185,20 +251,19 @@ macro_rules! loss_bindings {
 
         /// TRL's vLLM TIS/MIS ratio and its statistics; see `fastalign.ratios.vllm_is_ratio`.
         #[pyfunction]
-        #[pyo3(signature = (old, sampling, mask, rows, cu_seqlens, mode, clip_min, clip_max))]
-        #[allow(clippy::too_many_arguments)]
+        #[pyo3(signature = (old, sampling, mask, rows, cu_seqlens, mode, clip_range))]
         pub fn $is<'py>(
-            py: Python<'py>,
             old: PyReadonlyArray1<'py, $t>,
             sampling: PyReadonlyArray1<'py, $t>,
             mask: MaskArray<'py>,
             rows: usize,
             cu_seqlens: Option<PyReadonlyArray1<'py, i64>>,
             mode: &str,
-            clip_min: Option<f64>,
-            clip_max: Option<f64>,
+            clip_range: (Option<f64>, Option<f64>),
         ) -> Result<(Bound<'py, PyArray1<$t>>, IsStatsTuple)> {
+            let py = old.py();
             let mode = IsMode::parse(mode)?;
+            let clip = ClipRange { min: clip_range.0, max: clip_range.1 };
             let o = slice1(&old, "old_per_token_logps")?;
             let s = slice1(&sampling, "sampling_per_token_logps")?;
             let cu = cu_seqlens.as_ref().map(|c| slice1(c, "cu_seqlens")).transpose()?;
@@ -207,9 +272,7 @@ macro_rules! loss_bindings {
             let st = {
                 let mut w = out.readwrite();
                 let r = out_slice(&mut w)?;
-                with_mask!(&mask, "mask", |m| run_detached(py, || vllm_is_ratio(
-                    o, s, m, &lay, mode, clip_min, clip_max, r
-                ))?)
+                with_mask!(&mask, "mask", |m| run_detached(py, || vllm_is_ratio(o, s, m, &lay, mode, clip, r))?)
             };
             Ok((
                 out,
@@ -229,59 +292,17 @@ macro_rules! loss_bindings {
         /// The fused GRPO-family loss: `(loss, metrics)`, the gradient written into `grad` (every
         /// element, so it may be uninitialised) when given; see `fastalign.losses.grpo_loss`.
         #[pyfunction]
-        #[pyo3(signature = (
-                    logps, old, advantages, mask, ref_logps, is_ratio, sampling, entropy_mask, rows, cu_seqlens,
-                    loss_type, level, epsilon_low, epsilon_high, delta, beta, use_bias_correction_kl,
-                    off_policy_mask_threshold, sapo_temperatures, vespo_params, grad_accum, max_completion_length,
-                    token_denominator, grad
-                ))]
-        #[allow(clippy::too_many_arguments)]
+        #[pyo3(signature = (arrays, rows, cu_seqlens, config, grad))]
         pub fn $grpo<'py>(
             py: Python<'py>,
-            logps: PyReadonlyArray1<'py, $t>,
-            old: Option<PyReadonlyArray1<'py, $t>>,
-            advantages: PyReadonlyArray1<'py, $t>,
-            mask: MaskArray<'py>,
-            ref_logps: Option<PyReadonlyArray1<'py, $t>>,
-            is_ratio: Option<PyReadonlyArray1<'py, $t>>,
-            sampling: Option<PyReadonlyArray1<'py, $t>>,
-            entropy_mask: Option<PyReadonlyArray1<'py, bool>>,
+            arrays: LossArrays<'py, $t>,
             rows: usize,
             cu_seqlens: Option<PyReadonlyArray1<'py, i64>>,
-            loss_type: &str,
-            level: &str,
-            epsilon_low: f64,
-            epsilon_high: f64,
-            delta: Option<f64>,
-            beta: f64,
-            use_bias_correction_kl: bool,
-            off_policy_mask_threshold: Option<f64>,
-            sapo_temperatures: (f64, f64),
-            vespo_params: (f64, f64, f64, f64),
-            grad_accum: f64,
-            max_completion_length: Option<f64>,
-            token_denominator: Option<f64>,
+            config: LossConfig,
             grad: Option<PyReadwriteArray1<'py, $t>>,
         ) -> Result<(f64, LossMetricsTuple)> {
-            let params = GrpoParams {
-                loss_type: LossType::parse(loss_type)?,
-                level: Level::parse(level)?,
-                epsilon_low,
-                epsilon_high,
-                delta,
-                beta,
-                use_bias_correction_kl,
-                off_policy_mask_threshold,
-                sapo_temperature_pos: sapo_temperatures.0,
-                sapo_temperature_neg: sapo_temperatures.1,
-                vespo_k_pos: vespo_params.0,
-                vespo_lambda_pos: vespo_params.1,
-                vespo_k_neg: vespo_params.2,
-                vespo_lambda_neg: vespo_params.3,
-                grad_accum,
-                max_completion_length,
-                token_denominator,
-            };
+            let params = config.params()?;
+            let LossArrays(logps, old, advantages, mask, ref_logps, is_ratio, sampling, entropy_mask) = arrays;
             let lp = slice1(&logps, "per_token_logps")?;
             let (old_s, ref_s) =
                 (opt_slice(&old, "old_per_token_logps")?, opt_slice(&ref_logps, "ref_per_token_logps")?);

@@ -43,23 +43,27 @@ pub fn pack_plan<'py>(
     ))
 }
 
+/// One list column as `gather` reads it: `(chunks, chunk_bases, row_starts)`, the value arrays
+/// of its chunks, where each chunk starts in the column, and where each row starts.
+type Column<'py, T> = (Vec<PyReadonlyArray1<'py, T>>, PyReadonlyArray1<'py, i64>, PyReadonlyArray1<'py, i64>);
+
+/// A plan's pieces, as `pack_plan` returns them: `(piece_row, piece_skip, piece_len)`.
+type Pieces<'py> = (PyReadonlyArray1<'py, i64>, PyReadonlyArray1<'py, i64>, PyReadonlyArray1<'py, i64>);
+
 macro_rules! gather_binding {
     ($t:ty, $name:ident) => {
         /// Gather the planned pieces of one column (values seen as unsigned integers of their width).
         #[pyfunction]
-        #[pyo3(signature = (chunks, chunk_bases, row_starts, piece_row, piece_skip, piece_len, total, out=None))]
-        #[allow(clippy::too_many_arguments)]
+        #[pyo3(signature = (column, pieces, total, out=None))]
         pub fn $name<'py>(
             py: Python<'py>,
-            chunks: Vec<PyReadonlyArray1<'py, $t>>,
-            chunk_bases: PyReadonlyArray1<'py, i64>,
-            row_starts: PyReadonlyArray1<'py, i64>,
-            piece_row: PyReadonlyArray1<'py, i64>,
-            piece_skip: PyReadonlyArray1<'py, i64>,
-            piece_len: PyReadonlyArray1<'py, i64>,
+            column: Column<'py, $t>,
+            pieces: Pieces<'py>,
             total: usize,
             out: Option<Bound<'py, PyArray1<$t>>>,
         ) -> Result<Bound<'py, PyArray1<$t>>> {
+            let (chunks, chunk_bases, row_starts) = column;
+            let (piece_row, piece_skip, piece_len) = pieces;
             let slices: Vec<&[$t]> = chunks.iter().map(|c| slice1(c, "chunks")).collect::<Result<_>>()?;
             let bases = slice1(&chunk_bases, "chunk_bases")?;
             let starts = slice1(&row_starts, "row_starts")?;

@@ -44,41 +44,57 @@ fn ppo_token<T: Real>(coef: T, a: T, c: &Consts<T>) -> (T, T, bool, bool) {
     (pl, T::ZERO - a * d, c1 < c.lo && a < T::ZERO, c1 > c.hi && a > T::ZERO)
 }
 
+/// One sequence as the fast path reads it: its log-probs, old log-probs (or the log-probs
+/// again), mask and advantage.
+#[derive(Clone, Copy)]
+pub(super) struct FastRow<'r, T, M> {
+    pub lp: &'r [T],
+    pub old: &'r [T],
+    pub m: &'r [M],
+    pub a: T,
+}
+
 /// The common case in one (token level) or two (sequence levels) vectorised passes over a
 /// sequence: see [`fast_path_applies`]. Same arithmetic as the general path.
-#[allow(clippy::too_many_arguments)]
 #[inline(always)]
 pub(super) fn row_fast<T: Real, M: MaskValue>(
-    lp: &[T],
-    old: &[T],
-    m: &[M],
-    a: T,
+    seq: FastRow<'_, T, M>,
     level: Level,
     c: &Consts<T>,
     cfg: RowCfg,
-    want_grad: bool,
     g: &mut [T],
     acc: &mut Partial,
 ) {
     match level {
-        Level::Token => row_fast_token(lp, old, m, a, c, cfg, want_grad, g, acc),
-        _ => row_fast_seq(lp, old, m, a, level, c, cfg, want_grad, g, acc),
+        Level::Token => row_fast_token(seq, c, cfg, g, acc),
+        _ => row_fast_seq(seq, level, c, cfg, g, acc),
     }
 }
 
-#[allow(clippy::too_many_arguments)]
+/// The per-sequence constants of one token's step in [`row_fast_token`].
+#[derive(Clone, Copy)]
+struct Lane<T> {
+    /// the sequence's advantage
+    a: T,
+    /// its aggregation weight
+    wt: T,
+    lo: T,
+    hi: T,
+    /// `delta`, +inf without one
+    dl: T,
+    half: T,
+}
+
 #[multiversion::multiversion(targets("x86_64+avx512f+avx512vl+avx512dq+avx2+fma", "x86_64+avx2+fma"))]
 fn row_fast_token<T: Real, M: MaskValue>(
-    lp: &[T],
-    old: &[T],
-    m: &[M],
-    a: T,
+    seq: FastRow<'_, T, M>,
     c: &Consts<T>,
     cfg: RowCfg,
-    want_grad: bool,
     g: &mut [T],
     acc: &mut Partial,
 ) {
+    let FastRow { lp, old, m, a } = seq;
+    let want_grad = cfg.want_grad;
     let n = lp.len();
     // counts first when the weight depends on them (grpo's per-sequence mean)
     let cnt: f64 = if cfg.per_row_count { mask_count(m) } else { f64::NAN };
@@ -90,13 +106,15 @@ fn row_fast_token<T: Real, M: MaskValue>(
     // `delta = None` is a cap at +inf: the same values and derivatives, without a branch
     let dl = c.delta.unwrap_or(T::from_f64(f64::INFINITY));
     let (lo, hi, half) = (c.lo, c.hi, T::from_f64(0.5));
+    let lanes = Lane { a, wt, lo, hi, dl, half };
     let full = n - n % LANES;
     let mut coef = [T::ZERO; LANES];
     let mut gl = [T::ZERO; LANES];
     // one token's clipped objective: (pl, d pl / d coef, c1) with TRL's min(coef·A, clip(coef)·A)
     // (selects only, so blocks vectorise)
     #[inline(always)]
-    fn clip_terms<T: Real>(cf: T, a: T, lo: T, hi: T, dl: T, half: T) -> (T, T, T) {
+    fn clip_terms<T: Real>(cf: T, k: Lane<T>) -> (T, T, T) {
+        let Lane { a, lo, hi, dl, half, .. } = k;
         let c2 = cf.clamp_to(lo, hi);
         let dc2 = if cf >= lo && cf <= hi { T::ONE } else { T::ZERO };
         let c1 = cf.min_to(dl);
@@ -114,18 +132,18 @@ fn row_fast_token<T: Real, M: MaskValue>(
     }
     // one token of pass b, everything in the value type (w·pl, w·low, w·high, gradient)
     #[inline(always)]
-    #[allow(clippy::too_many_arguments)]
-    fn lane_t<T: Real>(cf: T, w: T, a: T, wt: T, lo: T, hi: T, dl: T, half: T) -> (T, T, T, T) {
-        let (pl, gc, c1) = clip_terms(cf, a, lo, hi, dl, half);
+    fn lane_t<T: Real>(cf: T, w: T, k: Lane<T>) -> (T, T, T, T) {
+        let Lane { a, wt, lo, hi, .. } = k;
+        let (pl, gc, c1) = clip_terms(cf, k);
         let low = if c1 < lo && a < T::ZERO { w } else { T::ZERO };
         let high = if c1 > hi && a > T::ZERO { w } else { T::ZERO };
         (pl * w, low, high, wt * w * (gc * cf))
     }
     // one token of pass b: loss, gradient and flags, the sums in f64
     #[inline(always)]
-    #[allow(clippy::too_many_arguments)]
-    fn lane<T: Real>(cf: T, w: T, a: T, wt: T, lo: T, hi: T, dl: T, half: T) -> (f64, f64, f64, T) {
-        let (pl, gc, c1) = clip_terms(cf, a, lo, hi, dl, half);
+    fn lane<T: Real>(cf: T, w: T, k: Lane<T>) -> (f64, f64, f64, T) {
+        let Lane { a, wt, lo, hi, .. } = k;
+        let (pl, gc, c1) = clip_terms(cf, k);
         let wf = w.to_f64();
         let low = if c1 < lo && a < T::ZERO { wf } else { 0.0 };
         let high = if c1 > hi && a > T::ZERO { wf } else { 0.0 };
@@ -145,7 +163,7 @@ fn row_fast_token<T: Real, M: MaskValue>(
         }
         // pass b: per-token values in the value type (simple loops over arrays vectorise)
         for k in 0..LANES {
-            let (l, lw, hw, gv) = lane_t(coef[k], wv[k], a, wt, lo, hi, dl, half);
+            let (l, lw, hw, gv) = lane_t(coef[k], wv[k], lanes);
             plv[k] = l;
             clv[k] = lw + hw;
             gl[k] = gv;
@@ -163,7 +181,7 @@ fn row_fast_token<T: Real, M: MaskValue>(
     }
     for (k, t) in (full..n).enumerate() {
         let cf = (lp[t] - old[t]).kexp();
-        let (l, lw, hw, gv) = lane(cf, m[t].weight(), a, wt, lo, hi, dl, half);
+        let (l, lw, hw, gv) = lane(cf, m[t].weight(), lanes);
         ls[k] += l;
         cs[k] = m[t].count_into(cs[k]);
         cl_s[k] += lw + hw;
@@ -190,20 +208,17 @@ fn block<T>(x: &[T], t: usize) -> &[T; LANES] {
     x[t..t + LANES].try_into().expect("a full block")
 }
 
-#[allow(clippy::too_many_arguments)]
 #[multiversion::multiversion(targets("x86_64+avx512f+avx512vl+avx512dq+avx2+fma", "x86_64+avx2+fma"))]
 fn row_fast_seq<T: Real, M: MaskValue>(
-    lp: &[T],
-    old: &[T],
-    m: &[M],
-    a: T,
+    seq: FastRow<'_, T, M>,
     level: Level,
     c: &Consts<T>,
     cfg: RowCfg,
-    want_grad: bool,
     g: &mut [T],
     acc: &mut Partial,
 ) {
+    let FastRow { lp, old, m, a } = seq;
+    let want_grad = cfg.want_grad;
     // pass 1: Σ m·(logp − old) and Σ m (the same sums as `sequence_log_ratio`)
     let (lr_sum, cnt) = masked_diff_sum_count(lp, Some(old), Some(m));
     let cnt1 = cnt.max(1.0);

@@ -16,22 +16,17 @@ fn vespo_phi<T: Real>(c: &Consts<T>, log_w: T, w: T, a: T) -> T {
     }
 }
 
-/// One sequence: loss contribution, gradient, metrics.
-#[allow(clippy::too_many_arguments)]
+/// Sequence `j` (tokens `r`): loss contribution, gradient, metrics.
 #[inline(always)]
 pub(super) fn row<T: Real, M: MaskValue>(
-    inp: &GrpoInputs<'_, T, M>,
-    p: &GrpoParams,
-    c: &Consts<T>,
+    call: &Call<'_, '_, T, M>,
     r: std::ops::Range<usize>,
     j: usize,
-    adv_tok: bool,
-    is_tok: bool,
-    want_grad: bool,
     g: &mut [T],
     acc: &mut Partial,
-    cfg: RowCfg,
 ) {
+    let (inp, p, c, cfg) = (call.inp, call.p, &call.c, call.cfg);
+    let RowCfg { adv_tok, is_tok, want_grad, .. } = cfg;
     let lp = &inp.logps[r.clone()];
     let m = &inp.mask[r.clone()];
     let old = inp.old_logps.map(|o| &o[r.clone()]);
@@ -51,7 +46,8 @@ pub(super) fn row<T: Real, M: MaskValue>(
     let len = lp.len();
 
     if fast_path_applies(inp, p, adv_tok, cfg.single_col) {
-        return row_fast(lp, old.unwrap_or(lp), m, a_row, p.level, c, cfg, want_grad, g, acc);
+        let seq = FastRow { lp, old: old.unwrap_or(lp), m, a: a_row };
+        return row_fast(seq, p.level, c, cfg, g, acc);
     }
 
     // Pre-pass: what the sequence's tokens need to know about the whole sequence.

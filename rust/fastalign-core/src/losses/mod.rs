@@ -368,24 +368,14 @@ pub fn grpo_loss<T: Real, M: MaskValue>(
     // scaled copy of the mask (one exp per sequence): plain reduction work, counted 1x.
     let light = p.level != Level::Token && fast_path_applies(inp, p, adv_tok, single_col);
     let work = if light { n } else { n.saturating_mul(4) };
+    let cfg = RowCfg { w_const, per_row_count, clip_row_mode, phi_row_mode, single_col, adv_tok, is_tok, want_grad };
+    let call = Call { inp, p, c, cfg };
     let parts = for_row_blocks(layout, &mut [] as &mut [T], grad, work, |first, rows, _, g| {
         let mut acc = Partial::EMPTY;
         let base = layout.range(first).start;
         for j in first..first + rows {
             let r = layout.range(j);
-            row(
-                inp,
-                p,
-                &c,
-                r.clone(),
-                j,
-                adv_tok,
-                is_tok,
-                want_grad,
-                g_slice(g, &r, base),
-                &mut acc,
-                RowCfg { w_const, per_row_count, clip_row_mode, phi_row_mode, single_col },
-            );
+            row(&call, r.clone(), j, g_slice(g, &r, base), &mut acc);
         }
         acc
     });
@@ -462,7 +452,7 @@ mod general;
 #[cfg(test)]
 mod tests;
 
-use fast::{fast_path_applies, row_fast};
+use fast::{fast_path_applies, row_fast, FastRow};
 use general::row;
 
 fn g_slice<'s, T>(g: &'s mut [T], r: &std::ops::Range<usize>, base: usize) -> &'s mut [T] {
@@ -473,6 +463,7 @@ fn g_slice<'s, T>(g: &'s mut [T], r: &std::ops::Range<usize>, base: usize) -> &'
     }
 }
 
+/// The layout-dependent choices of one call, the same for every sequence.
 #[derive(Clone, Copy)]
 struct RowCfg {
     w_const: f64,
@@ -480,4 +471,17 @@ struct RowCfg {
     clip_row_mode: bool,
     phi_row_mode: bool,
     single_col: bool,
+    /// one advantage per token (else one per sequence)
+    adv_tok: bool,
+    /// one IS ratio per token (else one per sequence, or none)
+    is_tok: bool,
+    want_grad: bool,
+}
+
+/// What every sequence of one [`grpo_loss`] call reads.
+struct Call<'a, 'i, T, M> {
+    inp: &'a GrpoInputs<'i, T, M>,
+    p: &'a GrpoParams,
+    c: Consts<T>,
+    cfg: RowCfg,
 }
