@@ -1,17 +1,62 @@
 """Type stubs for the compiled module ``fastalign._native`` (Rust, PyO3).
 
 These are private building blocks: the public, validated API is in ``fastalign.advantages``,
-``fastalign.overlong`` and ``fastalign.rewards``. Every array argument must already be a
-C-contiguous numpy array of the dtype in the function's name.
+``fastalign.overlong``, ``fastalign.rewards``, ``fastalign.ratios``, ``fastalign.losses`` (through
+``fastalign.ops``) and ``fastalign.packing``, which wrap the plain tuples and arrays returned
+here. Every array argument must already be a C-contiguous numpy array of the dtype in the
+function's name.
+
+Checked against the compiled module's signatures by ``python -m mypy.stubtest fastalign._native``.
 """
 
 from collections.abc import Sequence
-from typing import Any, TypeAlias, TypedDict, TypeVar
+from typing import Any, Self, TypeAlias, TypedDict, TypeVar, final
 
 import numpy as np
 import numpy.typing as npt
 
 from fastalign.ops import _LossConfig
+
+__all__ = [
+    "grpo_advantages_f32",
+    "grpo_advantages_f64",
+    "grpo_advantages_fast",
+    "rloo_advantages_f32",
+    "rloo_advantages_f64",
+    "zero_variance_groups_f32",
+    "zero_variance_groups_f64",
+    "_borrowed_address",
+    "_panic_for_tests",
+    "grpo_loss_f32",
+    "grpo_loss_f64",
+    "masked_reduce_backward_f32",
+    "masked_reduce_backward_f64",
+    "masked_reduce_f32",
+    "masked_reduce_f64",
+    "vllm_is_ratio_f32",
+    "vllm_is_ratio_f64",
+    "completion_mask_i32",
+    "completion_mask_i32_to_bool",
+    "completion_mask_i32_to_i32",
+    "completion_mask_i64",
+    "completion_mask_i64_to_bool",
+    "completion_mask_i64_to_i32",
+    "balance_partitions",
+    "cu_seqlens",
+    "gather_u16",
+    "gather_u32",
+    "gather_u64",
+    "gather_u8",
+    "pack_plan",
+    "position_ids",
+    "SoftOverlong",
+    "concat_lists",
+    "pack_rows",
+    "top_k_per_group_f32",
+    "top_k_per_group_f64",
+    "__version__",
+    "build_profile",
+]
 
 __version__: str
 build_profile: str
@@ -125,9 +170,9 @@ def top_k_per_group_f64(
 ) -> npt.NDArray[np.int64]: ...
 def _borrowed_address(array: npt.NDArray[Any]) -> int: ...
 def _panic_for_tests() -> None: ...
-
+@final
 class SoftOverlong:
-    def __init__(self, max_completion_len: int, soft_punish_cache: int) -> None: ...
+    def __new__(cls, max_completion_len: int, soft_punish_cache: int) -> Self: ...
     @property
     def max_completion_len(self) -> int: ...
     @property

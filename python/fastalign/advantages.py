@@ -204,14 +204,14 @@ def rloo_advantages(
         kl_a = v.array(kl, "kl", v.FLOAT, (1,))
         v.kl_like_rewards(kl_a, n, arr.dtype)
     fn = _native.rloo_advantages_f32 if arr.dtype == np.float32 else _native.rloo_advantages_f64
-    params = {
-        "num_generations": g,
-        "reward_clip_range": clip,
-        "beta": beta,
-        "normalize_advantages": normalize,
-        "eps": eps,
-    }
-    return _result(fn(arr, w, kl_a, params, metrics), v.is_torch(rewards))
+    out = fn(
+        arr,
+        w,
+        kl_a,
+        {"num_generations": g, "reward_clip_range": clip, "beta": beta, "normalize_advantages": normalize, "eps": eps},
+        metrics,
+    )
+    return _result(out, v.is_torch(rewards))
 
 
 def zero_variance_groups(

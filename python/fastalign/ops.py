@@ -26,7 +26,7 @@ Layouts: padded ``(B, T)`` tensors with ``cu_seqlens=None``, or packed ``(N,)`` 
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
@@ -230,7 +230,7 @@ def _unpack(options: str, scalars: list[float], token_denominator: float | Tenso
     """The :class:`_LossConfig` that ``options`` and ``scalars`` carry; ``token_denominator``, when
     given, replaces the last scalar."""
     parts = options.split(",")
-    v = [None if x != x else x for x in scalars]  # NaN -> None
+    v: list[Any] = [None if x != x else x for x in scalars]  # NaN -> None
     if token_denominator is not None:
         v[13] = token_denominator
     check = len(parts) == 5 and parts[3] == "1"
