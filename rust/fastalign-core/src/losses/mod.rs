@@ -2,7 +2,7 @@
 //! the loss, its gradient with respect to `per_token_logps` and the metrics TRL logs, reading
 //! each input once per sequence and writing only the gradient (no `(B, T)` temporaries).
 //!
-//! Per token (TRL's order, spec §5.2): `log_ratio = logp − old`; the importance weight
+//! Per token, in TRL's order: `log_ratio = logp − old`; the importance weight
 //! `coef = exp(log_w)` with `log_w = log_ratio` ("token"), the masked mean of the sequence's
 //! log-ratios ("sequence", GSPO) or that mean with the token's own gradient ("sequence_token",
 //! GSPO-token); the per-token loss of the `loss_type`; times the off-policy mask, the entropy
