@@ -5,10 +5,14 @@ use fastalign_core::advantages::{
     GrpoOutputs, GrpoParams, RlooParams, ScaleRewards,
 };
 use fastalign_core::Real;
-use numpy::{IntoPyArray, PyArray1, PyArrayMethods, PyReadonlyArray1, PyReadonlyArrayDyn};
+use numpy::{
+    IntoPyArray, PyArray1, PyArrayDescrMethods, PyArrayDyn, PyArrayMethods, PyReadonlyArray1, PyReadonlyArrayDyn,
+    PyUntypedArrayMethods,
+};
 use pyo3::prelude::*;
+use pyo3::types::{PyBool, PyFloat, PyInt, PyString, PyTuple};
 
-use crate::arrays::{out_slice, slice1, slice_rows, uninit1};
+use crate::arrays::{numpy_view, out_slice, slice1, slice_rows, uninit1};
 use crate::detach::run_detached;
 use crate::errors::Result;
 
@@ -188,11 +192,6 @@ advantage_bindings!(f64, grpo_advantages_f64, rloo_advantages_f64, zero_variance
 // anything else it returns `None` without raising, and the Python wrapper runs its full checks
 // (which raise the error that names the argument, or take the torch path for accelerator
 // tensors). Both paths run the same kernel on the same memory.
-
-use numpy::{PyArrayDescrMethods, PyArrayDyn, PyUntypedArrayMethods};
-use pyo3::types::{PyBool, PyFloat, PyInt, PyString, PyTuple};
-
-use crate::arrays::numpy_view;
 
 /// The options of the fast path, or `None` when one is not of its exact expected type/value.
 fn fast_params(

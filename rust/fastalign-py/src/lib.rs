@@ -2,8 +2,10 @@
 //!
 //! Each function here does four things and nothing else: borrow the numpy inputs (no copy),
 //! check what only the binding can check (contiguity, matching lengths), run the core kernel
-//! with the GIL released ([`detach::run_detached`]), and wrap the outputs. Dtype dispatch,
-//! torch interop and user-facing messages live in `python/fastalign/_validate.py`.
+//! with the GIL released ([`detach::run_detached`]), and return the outputs as numpy arrays and
+//! plain tuples, which the Python modules turn into their result types. Errors of every kind
+//! leave through `errors::Error`. Dtype dispatch, torch interop and user-facing messages live
+//! in `python/fastalign/_validate.py`.
 
 mod advantages;
 mod arrays;
