@@ -155,4 +155,4 @@ def _penalties_fast(kernel: _native.SoftOverlong, lengths: Any) -> Any:
     out = kernel.penalties_fast(lengths)
     if out is None or isinstance(lengths, np.ndarray):
         return out
-    return v.wrap(out, v.is_torch(lengths))  # a CPU tensor: a tensor out
+    return (v._TORCH or v._torch()).from_numpy(out)  # a CPU tensor: a tensor out
