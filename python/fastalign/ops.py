@@ -13,7 +13,7 @@ or torch function / dispatch mode), and the op otherwise.
 
 Every op has a CPU kernel that hands zero-copy numpy views of the tensors to Rust (GIL released)
 and a default kernel, used on every other device, written in plain torch
-(``fastalign/_torch_losses.py``, same formulas), which never waits for the device (no
+(``fastalign/_torch_backend/``, same formulas), which never waits for the device (no
 ``.item()``, no boolean indexing, no blocking host-to-device copy) unless asked to check for NaN.
 Fake kernels give the output shapes from the input shapes only, so
 ``torch.compile(fullgraph=True)`` traces the ops; autograd formulas make
@@ -201,7 +201,7 @@ def pack_options(
 
 
 class _LossConfig(NamedTuple):
-    """The options of one ``grpo_loss`` call, unpacked: ``_torch_losses.grpo_loss`` takes them in
+    """The options of one ``grpo_loss`` call, unpacked: ``_torch_backend.grpo_loss`` takes them in
     this order after the tensors, the Rust kernel reads them by name (TRL's ``GRPOConfig`` names;
     ``level`` is ``importance_sampling_level``). ``None`` where an option is unset."""
 
