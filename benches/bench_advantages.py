@@ -10,8 +10,11 @@ things are timed:
   ``metrics=False`` / ``metrics=True`` respectively, on the same float32 CPU tensor and the same
   weights tensor;
 * the whole scoring step, TRL's own method beside FastGRPOTrainer's
-  (``fastalign.bench.scoring_step_pair``: completions injected, decoded, scored by three reward
-  functions, padded, advantages and metrics), at N=8,192.
+  (``fastalign._bench.cases.scoring_step_pair``, as ``fastalign bench`` times it: completions
+  injected, decoded, scored by three reward functions, padded, advantages and metrics), at N=8,192.
+
+Sizes and seeded inputs are ``fastalign._bench``'s (``cases.ADVANTAGE_SUITE_SIZES``,
+``inputs.grpo_rewards``: float32 uniform rewards, 5% NaN).
 
 At 64 groups x 8 (N=512, K=1) rlox's group advantages are timed too when rlox is installed
 (optional; never a dependency). rlox's published 7.8 us (Apple M3 Pro) is 64 calls of
@@ -29,6 +32,8 @@ import torch
 from _common import run, tag
 from reference import advantages as reference
 
+from fastalign._bench import cases, inputs
+from fastalign._bench.cases import scoring_step_pair
 from fastalign.advantages import grpo_advantages
 
 IMPLS = ["trl", "fastalign"]
@@ -79,30 +84,34 @@ def _grpo(benchmark, grpo_rewards, impl, *, n, k, g, metrics, target, rounds=Non
         _check(out, rewards, weights, g, metrics)
 
 
-# --- N=8192, K=3, G=16: target >= 30x -------------------------------------------------------
+# the registry's two suite sizes (N, K, G): (8192, 3, 16), target >= 30x, and (1,048,576, 3, 16),
+# target >= 10x (the tests keep their names, so saved runs still compare)
+SMALL, LARGE = cases.ADVANTAGE_SUITE_SIZES
+
+
+def _nkg(size):
+    n, k, g = size
+    return {"n": n, "k": k, "g": g}
 
 
 @pytest.mark.parametrize("impl", IMPLS)
 def test_grpo_8192x3(benchmark, grpo_rewards, impl):
-    _grpo(benchmark, grpo_rewards, impl, n=8192, k=3, g=16, metrics=False, target=30)
+    _grpo(benchmark, grpo_rewards, impl, **_nkg(SMALL), metrics=False, target=30)
 
 
 @pytest.mark.parametrize("impl", IMPLS)
 def test_grpo_8192x3_metrics(benchmark, grpo_rewards, impl):
-    _grpo(benchmark, grpo_rewards, impl, n=8192, k=3, g=16, metrics=True, target=30)
-
-
-# --- N=1,048,576, K=3, G=16: target >= 10x --------------------------------------------------
+    _grpo(benchmark, grpo_rewards, impl, **_nkg(SMALL), metrics=True, target=30)
 
 
 @pytest.mark.parametrize("impl", IMPLS)
 def test_grpo_1Mx3(benchmark, grpo_rewards, impl):
-    _grpo(benchmark, grpo_rewards, impl, n=1 << 20, k=3, g=16, metrics=False, target=10, rounds=20)
+    _grpo(benchmark, grpo_rewards, impl, **_nkg(LARGE), metrics=False, target=10, rounds=20)
 
 
 @pytest.mark.parametrize("impl", IMPLS)
 def test_grpo_1Mx3_metrics(benchmark, grpo_rewards, impl):
-    _grpo(benchmark, grpo_rewards, impl, n=1 << 20, k=3, g=16, metrics=True, target=10, rounds=15)
+    _grpo(benchmark, grpo_rewards, impl, **_nkg(LARGE), metrics=True, target=10, rounds=15)
 
 
 # --- the whole scoring step: TRL's GRPOTrainer._generate_and_score_completions vs FastGRPOTrainer's ---
@@ -112,16 +121,14 @@ _scoring: dict = {}
 
 @pytest.mark.parametrize("impl", IMPLS)
 def test_grpo_scoring_step(benchmark, impl):
-    from fastalign.bench import scoring_step_pair
-
-    n = 8192
+    n = cases.SCORING_SUITE_N
     if n not in _scoring:
         pair = scoring_step_pair(n)
         pair.check(pair.reference(), pair.fastalign())
         _scoring[n] = pair
     pair = _scoring[n]
     benchmark.group = f"grpo scoring step N={n}"
-    size = f"N={n:,} K=3 G=16, completions 1..512 tokens"
+    size = f"N={n:,} K={cases.SCORING_K} G={cases.SCORING_G}, completions 1..512 tokens"
     op = "grpo scoring step (whole method)"
     if impl == "trl":
         tag(benchmark, op=op, size=size, impl="trl GRPOTrainer._generate_and_score_completions", role="reference")
@@ -140,7 +147,7 @@ def test_grpo_scoring_step(benchmark, impl):
 
 # --- 64 groups x 8 (N=512, K=1): beside rlox (published 7.8 us on an Apple M3 Pro) -----------
 
-N64, G64 = 64 * 8, 8
+N64, G64 = cases.ADVANTAGE_RLOX_GROUPS * cases.ADVANTAGE_RLOX_G, cases.ADVANTAGE_RLOX_G
 
 
 @pytest.mark.parametrize("impl", ["trl", "fastalign", "fastalign-np64", "rlox-per-group", "rlox-batch"])
@@ -222,8 +229,8 @@ def test_grpo_64x8(benchmark, grpo_rewards, impl):
 def test_top_k_per_group(benchmark, impl):
     from fastalign.advantages import top_k_per_group
 
-    n, g, k = 8192, 16, 8
-    scores = torch.from_numpy(np.random.default_rng(7).random(n))  # float64 scores, e.g. lengths
+    n, g, k = cases.TOP_K_SUITE_N, cases.TOP_K_G, cases.TOP_K_K
+    scores = inputs.top_k_scores(n)  # float64 scores, e.g. lengths
     benchmark.group = f"top_k_per_group N={n} G={g} k={k}"
     size = f"N={n:,} G={g} k={k}"
     op = "top_k_per_group (GFPO)"

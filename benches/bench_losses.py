@@ -9,8 +9,8 @@ Two groups per configuration and size:
   proven equal to the method itself by ``tests/parity/test_losses.py``), then ``torch.autograd.grad``
   to ``per_token_logps``;
 * ``_compute_loss fwd+bwd``: TRL's own method beside FastGRPOTrainer's, on injected log-probs
-  (``fastalign.bench.loss_method_pair``): the loss, its logged metrics (entropy, clip ratios)
-  and the gradient.
+  (``fastalign._bench.cases.loss_method_pair``, as ``fastalign bench`` times it): the loss, its
+  logged metrics (entropy, clip ratios) and the gradient.
 
 The two configurations:
 
@@ -19,9 +19,11 @@ The two configurations:
 * GSPO: ``importance_sampling_level="sequence"``, ``loss_type="grpo"``: the sequence ratio, the
   per-sequence mean, the batch mean.
 
-float32 log-probs, int64 mask, ``beta=0``, ``epsilon=0.2``, ``epsilon_high=0.28``. Default sizes
-B x T = 64x4096, 64x8192, 512x4096, 512x8192 (the corners of the issue's range); set
-``FASTALIGN_BENCH_LOSS_SIZES`` (e.g. "64x4096") to change. GB/s counts fastalign's bytes:
+float32 log-probs, int64 mask (``fastalign._bench.inputs.logps``, the same inputs in both groups
+and in ``fastalign bench``), ``beta=0``, ``epsilon=0.2``, ``epsilon_high=0.28``. Default sizes
+B x T = 64x4096, 64x8192, 512x4096, 512x8192 (the corners of the issue's range,
+``fastalign._bench.cases.LOSS_SUITE_SIZES``); set ``FASTALIGN_BENCH_LOSS_SIZES`` (e.g. "64x4096")
+to change. GB/s counts fastalign's bytes:
 log-probs, old log-probs, mask read, gradient written (4+4+8+4 per token), for the
 forward+backward call.
 """
@@ -32,20 +34,22 @@ import os
 
 import pytest
 import torch
-from _common import run, tag
-from bench_ratios import make_logps
+from _common import logps, run, tag
 from reference.policy_loss import clipped_policy_loss
 
 from fastalign import _torch_backend as _torch_losses
+from fastalign._bench import cases
+from fastalign._bench.cases import loss_method_pair
 from fastalign.losses import grpo_loss
 
 
 def _sizes() -> list[tuple[int, int]]:
-    spec = os.environ.get("FASTALIGN_BENCH_LOSS_SIZES", "64x4096,64x8192,512x4096,512x8192")
+    default = ",".join(f"{b}x{t}" for b, t in cases.LOSS_SUITE_SIZES)
+    spec = os.environ.get("FASTALIGN_BENCH_LOSS_SIZES", default)
     return [tuple(int(v) for v in s.split("x")) for s in spec.split(",") if s]  # type: ignore[misc]
 
 
-CONFIGS = {"dapo": ("token", "dapo"), "gspo": ("sequence", "grpo")}
+CONFIGS = cases.LOSS_CONFIGS  # name -> (importance_sampling_level, loss_type)
 
 
 def trl_step(lp, old, adv, mask, level, loss_type, num_items):
@@ -76,7 +80,7 @@ def torch_path_step(lp, old, adv, mask, level, loss_type, num_items):
 @pytest.mark.parametrize("impl", ["trl", "fastalign", "torch-path"])
 def test_grpo_loss_forward_backward(benchmark, size, config, impl):
     b, t = size
-    lp0, old, mask, adv = make_logps(b, t)
+    lp0, old, mask, adv = logps(b, t)
     lp = lp0.clone().requires_grad_()
     level, loss_type = CONFIGS[config]
     num_items = mask.sum()
@@ -117,8 +121,6 @@ _methods: dict = {}
 @pytest.mark.parametrize("config", list(CONFIGS))
 @pytest.mark.parametrize("impl", ["trl", "fastalign"])
 def test_compute_loss_method(benchmark, size, config, impl):
-    from fastalign.bench import loss_method_pair
-
     b, t = size
     level, loss_type = CONFIGS[config]
     if (size, config) not in _methods:

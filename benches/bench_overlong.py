@@ -1,7 +1,9 @@
 """fastalign.overlong.completion_mask vs TRL 1.16.0's completion-mask step.
 
 B=512 rows x T=8192 generated int64 ids (CPU tensor), one EOS id and a pad id; ~70% of the rows
-stop with an EOS at a uniformly random position (pad after it), the rest run to T.
+stop with an EOS at a uniformly random position (pad after it), the rest run to T (the
+``completion_ids`` fixture: ``fastalign._bench.inputs.completion_ids`` at
+``fastalign._bench.cases.MASK_SUITE_B`` x ``MASK_SUITE_T``).
 
 TRL makes the mask inline in ``GRPOTrainer._generate_single_turn``, so the reference is
 ``tests/reference/masks.py`` (plain torch, the project's own code: which positions hold a stop
@@ -25,9 +27,10 @@ from __future__ import annotations
 
 import pytest
 import torch
-from _common import EOS_ID, PAD_ID, run, tag
+from _common import run, tag
 from reference.masks import completion_outputs, kept_rows, lengths_and_truncation, stop_mask
 
+from fastalign._bench.inputs import EOS_ID, PAD_ID
 from fastalign.overlong import completion_mask
 
 

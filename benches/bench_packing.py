@@ -1,21 +1,25 @@
 """fastalign.packing vs TRL 1.16.0's ``trl.pack_dataset`` (and seqpacker, and Karmarkar-Karp).
 
 Workload (issue 3): N sequences with lognormal lengths (mu=5.5, sigma=1: mean about 403 tokens,
-at least 1), one ``input_ids`` column of int64 tokens, ``seq_length=4096``, strategy ``bfd``.
-N is ``FASTALIGN_BENCH_PACK_N`` (default 100,000, about 40M tokens; the issue's figure is for
-1,000,000, about 403M tokens, which needs about 4x that many GB of memory: input, TRL's output
-and fastalign's output).
+at least 1), one ``input_ids`` column of int64 tokens, ``seq_length=4096``, strategy ``bfd``
+(``fastalign._bench.inputs.pack_dataset_input``, as ``fastalign bench``'s ``pack_dataset`` case).
+N is ``FASTALIGN_BENCH_PACK_N`` (default ``fastalign._bench.cases.PACK_SUITE_N``, 100,000, about
+40M tokens; the issue's figure is for 1,000,000, about 403M tokens, which needs about 4x that many
+GB of memory: input, TRL's output and fastalign's output).
 
 * ``pack_dataset`` end to end, with TRL's default windows (``map`` batches of 1,000 rows) and with
-  one global window (``map_kwargs={"batch_size": N}`` for TRL, ``window=None`` for fastalign);
-  both results are checked equal to TRL's once. GB/s counts the token bytes read + written.
+  one global window (``map_kwargs={"batch_size": N}`` for TRL, ``window=None`` for fastalign):
+  ``fastalign._bench.cases.pack_pair``; both results are checked equal to TRL's once. GB/s
+  counts the token bytes read + written.
 * the index step alone (lengths -> bins): fastalign's ``bfd`` on the N lengths against
   seqpacker's BFD (``uv pip install seqpacker`` into .venv adds its row; it is not a dependency).
-* ``balance_partitions`` n=16,384 into k=64 against Karmarkar–Karp's differencing method in pure
+* ``balance_partitions`` n=16,384 into k=64 (``fastalign._bench.inputs.kk_lengths``, as
+  ``fastalign bench``'s ``balance_partitions`` cases) against Karmarkar–Karp's differencing method in pure
   Python (``tests/reference/partition.py``, written from the papers: Karmarkar & Karp 1982, and
   its k-way and balanced forms as Michiels, Korst, Aarts & van Leeuwen 2003 describe them), and
   against verl's own ``get_seqlen_balanced_partitions`` when verl is installed (it is not a
-  dependency); the spread of each is recorded.
+  dependency; the call of ``fastalign bench``, ``fastalign._bench.cases.kk_pair``); the spread
+  of each is recorded.
 * peak memory: each packer runs once in a fresh subprocess; the peak resident memory it adds
   while packing (``VmHWM`` reset through ``/proc/self/clear_refs`` after the dataset is built)
   is recorded in ``extra_info`` as ``peak_mib``, and the process's whole peak as
@@ -33,11 +37,13 @@ import textwrap
 
 import numpy as np
 import pytest
-from _common import SEED, run, tag
+from _common import run, tag
 
-N = int(os.environ.get("FASTALIGN_BENCH_PACK_N", "100000"))
-SEQ_LENGTH = 4096
-KK_N, KK_K = 16_384, 64
+from fastalign._bench import cases, inputs
+
+N = int(os.environ.get("FASTALIGN_BENCH_PACK_N", str(cases.PACK_SUITE_N)))
+SEQ_LENGTH = cases.PACK_SEQ_LENGTH
+KK_N, KK_K = cases.KK_SUITE_N, cases.KK_K
 # The pure-Python references take seconds (TRL's packs) or tens to hundreds of milliseconds
 # (Karmarkar-Karp) per call, and single calls of them varied by 1.5-6x across runs here (TRL's
 # global pack 1.76-2.79 s): three rounds, after a warm-up, give their median a chance to settle.
@@ -45,33 +51,12 @@ REFERENCE_ROUNDS = 3
 # fastalign's calls take 0.4-40 ms: more rounds (15-200), so that a median is not three samples
 
 
-def _lengths(n: int) -> np.ndarray:
-    rng = np.random.default_rng(SEED)
-    return np.maximum(rng.lognormal(5.5, 1.0, n).astype(np.int64), 1)
-
-
-_DATASET_CODE = """
-import numpy as np, pyarrow as pa
-from datasets import Dataset
-from datasets.table import InMemoryTable
-
-def make_dataset(n, seed):
-    rng = np.random.default_rng(seed)
-    lengths = np.maximum(rng.lognormal(5.5, 1.0, n).astype(np.int64), 1)
-    offsets = np.zeros(n + 1, dtype=np.int32)
-    np.cumsum(lengths, out=offsets[1:])
-    values = pa.array(np.arange(int(offsets[-1]), dtype=np.int64) % 151_936)
-    return Dataset(InMemoryTable(pa.table({"input_ids": pa.ListArray.from_arrays(offsets, values)})))
-"""
-exec(_DATASET_CODE)  # defines make_dataset (the memory subprocess runs the same code)
-
-
 @pytest.fixture(scope="module")
 def dataset():
     from datasets import disable_progress_bars
 
     disable_progress_bars()
-    return make_dataset(N, SEED)  # noqa: F821
+    return inputs.pack_dataset_input(N)
 
 
 def _tokens(ds) -> int:
@@ -88,25 +73,17 @@ _checked: set[str] = set()
 @pytest.mark.parametrize("mode", ["trl-windows", "global"])
 @pytest.mark.parametrize("impl", ["trl", "fastalign"])
 def test_pack_dataset(benchmark, dataset, impl, mode):
-    import trl
-
-    from fastalign.packing import pack_dataset
-
+    pair = cases.pack_pair(dataset, SEQ_LENGTH, global_window=mode == "global")
     benchmark.group = f"pack_dataset bfd {mode}"
     op = f"pack_dataset bfd ({'TRL windows of 1000 rows' if mode == 'trl-windows' else 'one global window'})"
-    nbytes = 2 * 8 * _tokens(dataset)  # int64 tokens read and written (the gather)
     if impl == "trl":
-        mk = None if mode == "trl-windows" else {"batch_size": N}
         tag(benchmark, op=op, size=_size(dataset), impl="trl", role="reference")
-        run(benchmark, trl.pack_dataset, dataset, SEQ_LENGTH, "bfd", mk, rounds=REFERENCE_ROUNDS)
+        run(benchmark, pair.reference, rounds=REFERENCE_ROUNDS)
     else:
-        window = "trl" if mode == "trl-windows" else None
-        tag(benchmark, op=op, size=_size(dataset), impl="fastalign", role="fastalign", target=50, nbytes=nbytes)
-        out = run(benchmark, pack_dataset, dataset, SEQ_LENGTH, "bfd", None, window=window, rounds=15)
+        tag(benchmark, op=op, size=_size(dataset), impl="fastalign", role="fastalign", target=50, nbytes=pair.nbytes)
+        out = run(benchmark, pair.fastalign, rounds=15)
         if mode not in _checked:
-            mk = None if mode == "trl-windows" else {"batch_size": N}
-            ref = trl.pack_dataset(dataset, SEQ_LENGTH, "bfd", mk)
-            assert out.data.table.equals(ref.data.table)
+            pair.check(pair.reference(), out)
             _checked.add(mode)
 
 
@@ -115,7 +92,7 @@ def test_index_step(benchmark, impl):
     from fastalign.packing import bfd
 
     # lengths as the bins see them after TRL's truncation (seqpacker refuses lengths > capacity)
-    lengths = np.minimum(_lengths(N), SEQ_LENGTH)
+    lengths = np.minimum(inputs.pack_lengths(N), SEQ_LENGTH)
     benchmark.group = "bfd index step"
     size = f"N={N:,}, S={SEQ_LENGTH}"
     if impl == "fastalign":
@@ -164,8 +141,7 @@ def test_balance_partitions(benchmark, impl, equal_size):
 
     from fastalign.packing import balance_partitions
 
-    rng = np.random.default_rng(SEED)
-    lengths = rng.integers(64, 8192, KK_N)
+    lengths = inputs.kk_lengths(KK_N)
     benchmark.group = f"balance_partitions equal_size={equal_size}"
     size = f"n={KK_N:,} k={KK_K} equal_size={equal_size}"
     op = "balance_partitions (Karmarkar-Karp)"
@@ -175,11 +151,12 @@ def test_balance_partitions(benchmark, impl, equal_size):
         )
         parts = run(benchmark, differencing_partition, lengths.tolist(), KK_K, equal_size, rounds=REFERENCE_ROUNDS)
     elif impl == "verl":
-        verl = pytest.importorskip("verl.utils.seqlen_balancing", reason="verl is optional (not a dependency)")
+        try:
+            pair = cases.kk_pair(lengths, KK_K, equal_size)
+        except cases.Skip as why:
+            pytest.skip(f"verl is optional (not a dependency): {why}")
         tag(benchmark, op=op, size=size, impl="verl get_seqlen_balanced_partitions", role="other")
-        parts = run(
-            benchmark, verl.get_seqlen_balanced_partitions, lengths.tolist(), KK_K, equal_size, rounds=REFERENCE_ROUNDS
-        )
+        parts = run(benchmark, pair.reference, rounds=REFERENCE_ROUNDS)
     else:
         tag(benchmark, op=op, size=size, impl="fastalign", role="fastalign", target=100)
         parts = run(
@@ -189,17 +166,18 @@ def test_balance_partitions(benchmark, impl, equal_size):
     benchmark.extra_info["spread"] = max(sums) - min(sums)
 
 
-_MEMORY_CODE = _DATASET_CODE + textwrap.dedent(
+_MEMORY_CODE = textwrap.dedent(
     """
     import json, resource, sys, time
     from datasets import disable_progress_bars
     disable_progress_bars()
-    impl, mode, n, seed, s = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
+    impl, mode, n, s = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
     import trl, fastalign.packing as fp
-    ds = make_dataset(n, seed)
+    from fastalign._bench.inputs import pack_dataset_input
+    ds = pack_dataset_input(n)
     trl_pack = trl.pack_dataset  # trl imports lazily: resolve (import trl.data_utils) before timing
-    fp.pack_dataset(make_dataset(4, seed), s, "bfd")  # and touch fastalign's lazy imports likewise
-    trl_pack(make_dataset(4, seed), s, "bfd")
+    fp.pack_dataset(pack_dataset_input(4), s, "bfd")  # and touch fastalign's lazy imports likewise
+    trl_pack(pack_dataset_input(4), s, "bfd")
 
     def rss(field):
         for line in open("/proc/self/status"):
@@ -227,7 +205,7 @@ def test_peak_memory(benchmark, impl, mode):
 
     def once():
         proc = subprocess.run(
-            [sys.executable, "-c", _MEMORY_CODE, impl, mode, str(N), str(SEED), str(SEQ_LENGTH)],
+            [sys.executable, "-c", _MEMORY_CODE, impl, mode, str(N), str(SEQ_LENGTH)],
             capture_output=True,
             text=True,
             check=True,

@@ -5,7 +5,9 @@ are plain torch, the same kernels as TRL). This bench only shows that calling th
 what TRL's own lines cost, so swapping them into a trainer is free.
 
 Both sides time one DPO loss step the way a trainer runs it after the forward pass: from per-token
-log-probs (2B, T) and the completion mask to the loss, its backward, and the logged reward metrics.
+log-probs (2B, T) and the completion mask to the loss, its backward, and the logged reward metrics
+(inputs: ``fastalign._bench.inputs.dpo_logps``; sizes: ``fastalign._bench.cases.DPO_SUITE_SIZES``
+pairs of ``DPO_T`` tokens).
 The reference is ``DPOTrainer._compute_loss`` itself, on a stub ``self`` whose model returns the
 log-probs (the recipe of ``tests/helpers/trl_preference.trl_dpo``, with the stub and its zero
 tensors built once, outside the timed call). TRL's step also computes the model-output metrics
@@ -19,24 +21,16 @@ from collections import defaultdict
 
 import pytest
 import torch
-from _common import SEED, run, tag
+from _common import run, tag
 from helpers.trl_preference import Acc
 from trl import DPOTrainer
 
+from fastalign._bench import cases, inputs
 from fastalign.losses import dpo_loss
 
-T = 512
+T = cases.DPO_T
 IMPLS = ["trl", "fastalign", "fastalign (check_finite=False)"]
 LOSSES = {"sigmoid": (["sigmoid"], None), "rpo (sigmoid+sft)": (["sigmoid", "sft"], [1.0, 0.005])}
-
-
-def _inputs(b: int):
-    g = torch.Generator().manual_seed(SEED + b)
-    cm = torch.ones(2 * b, T, dtype=torch.long)
-    cm[:, :16] = 0  # a prompt
-    lp = -torch.rand(2 * b, T - 1, generator=g) * cm[:, 1:]
-    ref = lp.sum(1) + torch.randn(2 * b, generator=g)
-    return lp, cm, ref[:b].contiguous(), ref[b:].contiguous()
 
 
 def _fastalign_step(lp, cm, ref_c, ref_r, names, weights, check_finite):
@@ -102,9 +96,9 @@ def _trl_step(lp, stub, out, inputs):
 
 @pytest.mark.parametrize("impl", IMPLS)
 @pytest.mark.parametrize("loss", list(LOSSES))
-@pytest.mark.parametrize("b", [64, 1024])
+@pytest.mark.parametrize("b", cases.DPO_SUITE_SIZES)
 def test_dpo_loss_step(benchmark, b, loss, impl):
-    lp, cm, ref_c, ref_r = _inputs(b)
+    lp, cm, ref_c, ref_r = inputs.dpo_logps(b, T)
     names, weights = LOSSES[loss]
     size = f"B={b} pairs, T={T}"
     benchmark.group = f"dpo_loss {loss} {size}"

@@ -1,8 +1,10 @@
 """fastalign.ratios vs TRL 1.16.0's sequence reductions.
 
 Inputs are what ``GRPOTrainer._compute_loss`` holds: float32 (B, T) per-token log-probs, old
-log-probs, and the int64 completion mask (rows of random length 1..T). Sizes: B=512, T=8192 by
-default; set ``FASTALIGN_BENCH_RATIO_SIZES="512x8192,64x4096"`` to change them.
+log-probs, and the int64 completion mask (rows of random length 1..T): ``fastalign._bench.inputs.logps``,
+as in ``bench_losses.py`` and ``fastalign bench``. Sizes: B=512, T=8192 by default
+(``fastalign._bench.cases.RATIO_SUITE_SIZES``); set ``FASTALIGN_BENCH_RATIO_SIZES="512x8192,64x4096"``
+to change them.
 
 TRL computes both inline in ``GRPOTrainer._compute_loss``; the references are
 ``tests/reference/policy_loss`` (plain torch, the project's own code: the masked mean of
@@ -26,20 +28,19 @@ import os
 
 import pytest
 import torch
-from _common import SEED, run, tag
+from _common import logps, run, tag
 from reference.policy_loss import sequence_log_ratio as ref_sequence_log_ratio
 from reference.policy_loss import sequence_mean as ref_masked_mean
 
 from fastalign import _torch_backend as _torch_losses
+from fastalign._bench import cases
 from fastalign.ratios import masked_mean, sequence_log_ratio
 
 
 def _sizes() -> list[tuple[int, int]]:
-    spec = os.environ.get("FASTALIGN_BENCH_RATIO_SIZES", "512x8192")
+    default = ",".join(f"{b}x{t}" for b, t in cases.RATIO_SUITE_SIZES)
+    spec = os.environ.get("FASTALIGN_BENCH_RATIO_SIZES", default)
     return [tuple(int(v) for v in s.split("x")) for s in spec.split(",") if s]  # type: ignore[misc]
-
-
-_cache: dict = {}
 
 
 REFERENCE = "trl (plain-torch reference, = _compute_loss)"
@@ -48,24 +49,11 @@ REFERENCE = "trl (plain-torch reference, = _compute_loss)"
 ROUNDS = 60
 
 
-def make_logps(b: int, t: int):
-    """(per_token_logps, old_per_token_logps, int64 mask, per-row advantages), seeded."""
-    if (b, t) not in _cache:
-        g = torch.Generator().manual_seed(SEED + b * 7 + t)
-        lp = -torch.rand(b, t, generator=g) * 3
-        old = lp + 0.05 * torch.randn(b, t, generator=g)
-        lengths = torch.randint(1, t + 1, (b,), generator=g)
-        mask = (torch.arange(t).unsqueeze(0) < lengths.unsqueeze(1)).long()
-        adv = torch.randn(b, generator=g)
-        _cache[(b, t)] = (lp, old, mask, adv)
-    return _cache[(b, t)]
-
-
 @pytest.mark.parametrize("size", _sizes(), ids=lambda s: f"{s[0]}x{s[1]}")
 @pytest.mark.parametrize("impl", ["trl", "fastalign", "torch-path"])
 def test_sequence_log_ratio(benchmark, size, impl):
     b, t = size
-    lp, old, mask, _ = make_logps(b, t)
+    lp, old, mask, _ = logps(b, t)
     benchmark.group = f"sequence_log_ratio B={b} T={t:,}"
     torch.testing.assert_close(sequence_log_ratio(lp, old, mask), ref_sequence_log_ratio(lp, old, mask),
                                rtol=1e-5, atol=1e-6)  # fmt: skip
@@ -87,7 +75,7 @@ def test_sequence_log_ratio(benchmark, size, impl):
 @pytest.mark.parametrize("impl", ["trl", "fastalign"])
 def test_masked_mean(benchmark, size, impl):
     b, t = size
-    lp, _, mask, _ = make_logps(b, t)
+    lp, _, mask, _ = logps(b, t)
     benchmark.group = f"masked_mean B={b} T={t:,}"
     torch.testing.assert_close(masked_mean(lp, mask), ref_masked_mean(lp, mask), rtol=1e-5, atol=1e-6)
     if impl == "trl":

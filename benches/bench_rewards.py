@@ -1,6 +1,9 @@
 """fastalign.rewards.soft_overlong vs TRL 1.16.0's ``trl.rewards.get_soft_overlong_punishment``.
 
-8192 completions with lengths uniform in 0..4096, max_completion_len=4096, soft_punish_cache=1024.
+8192 completions with lengths uniform in 0..4096, max_completion_len=4096, soft_punish_cache=1024:
+the cases ``soft_overlong (lists)`` and ``soft_overlong (lengths)`` of ``fastalign bench``, at
+``fastalign._bench.cases.OVERLONG_SUITE_B``, on the same inputs (the ``overlong_completions``
+fixture, ``fastalign._bench.inputs.overlong_completions``) and the same pairs of calls.
 
 * lists: both called the way GRPOTrainer calls a reward function, ``f(completion_ids=lists)``
   with a list of lists of Python ints; both return ``list[float]``.
@@ -11,55 +14,42 @@
 from __future__ import annotations
 
 import pytest
-import torch
-from _common import MAX_COMPLETION_LEN, SOFT_PUNISH_CACHE, run, tag
-from trl.rewards import get_soft_overlong_punishment
+from _common import run, tag
 
-from fastalign.rewards import soft_overlong
+from fastalign._bench.cases import OVERLONG_CACHE, OVERLONG_L_MAX, overlong_lengths_pair, overlong_lists_pair
 
 IMPLS = ["trl", "fastalign"]
 
 
 def _size(lengths):
-    return f"B={lengths.numel()} (L_max={MAX_COMPLETION_LEN}, cache={SOFT_PUNISH_CACHE})"
+    return f"B={lengths.numel()} (L_max={OVERLONG_L_MAX}, cache={OVERLONG_CACHE})"
 
 
 @pytest.mark.parametrize("impl", IMPLS)
 def test_soft_overlong_lists(benchmark, overlong_completions, impl):
     lists, lengths = overlong_completions
+    pair = overlong_lists_pair(lists)
     benchmark.group = f"soft_overlong from lists {_size(lengths)}"
     op = "soft_overlong (list[list[int]])"
-    trl_fn = get_soft_overlong_punishment(MAX_COMPLETION_LEN, SOFT_PUNISH_CACHE)
     if impl == "trl":
         tag(benchmark, op=op, size=_size(lengths), impl="trl", role="reference")
-        run(benchmark, trl_fn, completion_ids=lists)
+        run(benchmark, pair.reference)
     else:
-        fn = soft_overlong(MAX_COMPLETION_LEN, SOFT_PUNISH_CACHE)
         tag(benchmark, op=op, size=_size(lengths), impl="fastalign", role="fastalign", target=5)
-        out = run(benchmark, fn, completion_ids=lists)
-        assert out == trl_fn(completion_ids=lists)
+        out = run(benchmark, pair.fastalign)
+        pair.check(pair.reference(), out)
 
 
 @pytest.mark.parametrize("impl", IMPLS)
 def test_soft_overlong_lengths(benchmark, overlong_completions, impl):
     lists, lengths = overlong_completions
+    pair = overlong_lengths_pair(lists, lengths)
     benchmark.group = f"soft_overlong from a lengths tensor {_size(lengths)}"
     op = "soft_overlong (int64 lengths tensor)"
-    trl_fn = get_soft_overlong_punishment(MAX_COMPLETION_LEN, SOFT_PUNISH_CACHE)
     if impl == "trl":
         tag(benchmark, op=op, size=_size(lengths), impl="trl (lists; it takes no tensor)", role="reference")
-        run(benchmark, trl_fn, completion_ids=lists)
+        run(benchmark, pair.reference)
     else:
-        fn = soft_overlong(MAX_COMPLETION_LEN, SOFT_PUNISH_CACHE)
-        # read: int64 lengths; written: float64 penalties
-        tag(
-            benchmark,
-            op=op,
-            size=_size(lengths),
-            impl="fastalign",
-            role="fastalign",
-            target=100,
-            nbytes=lengths.numel() * (8 + 8),
-        )
-        out = run(benchmark, fn, lengths=lengths)
-        assert torch.equal(out, torch.tensor(trl_fn(completion_ids=lists), dtype=torch.float64))
+        tag(benchmark, op=op, size=_size(lengths), impl="fastalign", role="fastalign", target=100, nbytes=pair.nbytes)
+        out = run(benchmark, pair.fastalign)
+        pair.check(pair.reference(), out)

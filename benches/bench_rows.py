@@ -7,10 +7,11 @@ completions right-padded, plus the two masks. fastalign reads the lists once in 
 (``concat_lists``) and lays the sequences out as packed rows (``pack_rows``: tokens, position ids,
 next-token labels, where each trained token lands). Both sides start from the same lists.
 
-Workload: N sequences (``FASTALIGN_BENCH_ROWS_N``, default 512 and 4,096), 16-token prompts,
-completion lengths lognormal (median 200, sigma 0.9, clipped to [16, 2048], the longest 2,048), as
-``fastalign.step_bench``'s long-tail batch; fastalign packs them into rows of at most 8,192
-tokens. Not a hot path of a step (both take milliseconds against seconds of forward and
+Workload: N sequences (``FASTALIGN_BENCH_ROWS_N``, default 512 and 4,096:
+``fastalign._bench.cases.ROWS_SUITE_SIZES``), 16-token prompts, completion lengths lognormal (median
+200, sigma 0.9, clipped to [16, 2048], the longest 2,048), as ``fastalign.step_bench``'s long-tail
+batch (``fastalign._bench.inputs.generation_lists``); fastalign packs them into rows of at most
+8,192 tokens. Not a hot path of a step (both take milliseconds against seconds of forward and
 backward), but it is where TRL builds its padding.
 """
 
@@ -18,24 +19,16 @@ from __future__ import annotations
 
 import os
 
-import numpy as np
 import pytest
 import torch
 from _common import run, tag
 from trl.trainer.utils import pad
 
+from fastalign._bench import cases, inputs
 from fastalign.padding_free import concat_lists, pack_rows
 
-SIZES = [int(n) for n in os.environ.get("FASTALIGN_BENCH_ROWS_N", "512,4096").split(",")]
-
-
-def _lists(n: int) -> tuple[list[list[int]], list[list[int]]]:
-    rng = np.random.default_rng(0)
-    lengths = np.clip(np.round(rng.lognormal(np.log(200), 0.9, n)), 16, 2048).astype(int)
-    lengths[0] = 2048
-    prompts = [rng.integers(10, 150_000, 16).tolist() for _ in range(n)]
-    completions = [rng.integers(10, 150_000, int(k)).tolist() for k in lengths]
-    return prompts, completions
+_DEFAULT = ",".join(map(str, cases.ROWS_SUITE_SIZES))
+SIZES = [int(n) for n in os.environ.get("FASTALIGN_BENCH_ROWS_N", _DEFAULT).split(",")]
 
 
 def trl_padded(prompts, completions):
@@ -51,13 +44,13 @@ def trl_padded(prompts, completions):
 
 def fastalign_rows(prompts, completions):
     r = concat_lists(prompts, completions)
-    return pack_rows(r.values, r.offsets, targets=r.part == 1, max_tokens=8192)
+    return pack_rows(r.values, r.offsets, targets=r.part == 1, max_tokens=cases.ROWS_MAX_TOKENS)
 
 
 @pytest.mark.parametrize("n", SIZES)
 @pytest.mark.parametrize("impl", ["trl", "fastalign"])
 def test_lists_to_model_inputs(benchmark, n, impl):
-    prompts, completions = _lists(n)
+    prompts, completions = inputs.generation_lists(n)
     benchmark.group = f"token lists -> model inputs, N={n:,}"
     rows = fastalign_rows(prompts, completions)
     real = sum(len(x) for x in prompts) + sum(len(x) for x in completions)

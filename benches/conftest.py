@@ -4,7 +4,8 @@ Run:    .venv/bin/python -m pytest benches -q -p no:cacheprovider --benchmark-on
 Table:  .venv/bin/python benches/report.py          (runs the suite, prints markdown)
 
 Each benchmark group holds one operation at one size; in it the TRL reference and fastalign run
-on the very same inputs (seeded, built once per session by the fixtures below). Inputs are what
+on the very same inputs. The sizes and the seeded inputs are ``fastalign._bench``'s (shared with
+``fastalign bench``); the fixtures below build the reused ones once per session. Inputs are what
 TRL has at that point of a training step: CPU torch tensors (float32 rewards, int64 token ids)
 and Python lists of token ids. torch runs with its default intra-op thread count (all cores);
 fastalign's kernels are single-threaded.
@@ -21,12 +22,14 @@ BENCHES = Path(__file__).resolve().parent
 # tests/reference/ holds the plain-torch references for what TRL computes inline (advantages,
 # masks, the loss lines) and the pure-Python Karmarkar-Karp, each proven by the tests, and
 # tests/helpers/ the drivers of TRL's trainer code shared with them; benches/ itself holds
-# _common.py (helpers, seeded inputs).
+# _common.py (pytest-benchmark helpers).
 for p in (BENCHES.parent / "tests", BENCHES):
     if str(p) not in sys.path:
         sys.path.insert(0, str(p))
 
-from _common import make_completion_ids, make_grpo_rewards, make_overlong_completions  # noqa: E402
+from _common import grpo_rewards as cached_grpo_rewards  # noqa: E402
+
+from fastalign._bench import cases, inputs  # noqa: E402
 
 
 def pytest_collect_file(file_path, parent):
@@ -66,16 +69,16 @@ def pytest_benchmark_update_machine_info(config, machine_info):
 @pytest.fixture(scope="session")
 def grpo_rewards():
     """``grpo_rewards(n, k)`` -> (float32 tensor with NaN, weights tensor, float64 numpy, no NaN)."""
-    return make_grpo_rewards
+    return cached_grpo_rewards
 
 
 @pytest.fixture(scope="session")
 def completion_ids():
-    """(512, 8192) int64 CPU tensor of generated ids (see _common.make_completion_ids)."""
-    return make_completion_ids()
+    """(512, 8192) int64 CPU tensor of generated ids (``fastalign._bench.inputs.completion_ids``)."""
+    return inputs.completion_ids(cases.MASK_SUITE_B, cases.MASK_SUITE_T)
 
 
 @pytest.fixture(scope="session")
 def overlong_completions():
-    """(8192 lists of token ids, int64 lengths tensor) (see _common.make_overlong_completions)."""
-    return make_overlong_completions()
+    """(8192 lists of token ids, int64 lengths tensor) (``fastalign._bench.inputs.overlong_completions``)."""
+    return inputs.overlong_completions(cases.OVERLONG_SUITE_B)

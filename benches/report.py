@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from fastalign.bench import copy_bandwidth, cpu_model, fmt_time
+from fastalign._bench.timing import copy_bandwidth, cpu_model, fmt_time
 
 BENCHES = Path(__file__).resolve().parent
 REPO = BENCHES.parent
