@@ -1,8 +1,9 @@
 """Inputs of the GRPO loss and TRL 1.16's ``GRPOTrainer._compute_loss`` as their reference
 (tests/parity/test_losses.py), shared with the host-sync counts and the custom-op tests: the
-configuration (:class:`Cfg`), a batch with the awkward cases (:func:`make_batch`), TRL's
-importance-sampling ratio lines, TRL's loss driven on injected log-probs (:func:`run_trl`), the
-float32/float64 tolerances, and the arguments of the ``fastalign::grpo_loss`` op (:func:`op_args`).
+configuration (:class:`Cfg`), a batch with the awkward cases (:func:`make_batch`), the
+importance-sampling weights of TRL's scoring step (tests/reference/importance.py), TRL's loss
+driven on injected log-probs (:func:`run_trl`), the float32/float64 tolerances, and the arguments
+of the ``fastalign::grpo_loss`` op (:func:`op_args`).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import math
 from dataclasses import dataclass
 
 import torch
+from reference import importance
 
 from fastalign import ops
 
@@ -74,17 +76,10 @@ def make_batch(
 
 
 def trl_is_ratio(old, samp, mask, mode):
-    """TRL 1.16's lines (grpo_trainer.py 2660-2705), restated for the test."""
+    """The IS weights TRL's scoring step computes (``tests/reference/importance.py``, proven equal
+    to it), with this module's clip range per mode."""
     clip_min, clip_max = IS_CLIP[mode]
-    d = torch.nan_to_num((old - samp) * mask, nan=0.0)
-    if mode.startswith("sequence"):
-        d = d.sum(dim=-1, keepdim=True)
-    r = torch.exp(d)
-    if mode.endswith("truncate"):
-        return torch.clamp(r, min=clip_min, max=clip_max)
-    lo = clip_min if clip_min is not None else -math.inf
-    hi = clip_max if clip_max is not None else math.inf
-    return r.masked_fill((r < lo) | (r > hi), 0.0)
+    return importance.is_ratio(old, samp, mask, mode, clip_min, clip_max)
 
 
 def run_trl(trainer, cfg: Cfg, bt: Batch, num_items: int):

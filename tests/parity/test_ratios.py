@@ -20,6 +20,7 @@ import torch
 from _profile import examples
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from reference import importance
 
 from fastalign import _torch_backend as _torch_losses
 from fastalign.errors import InvalidArgumentError, InvalidTypeError
@@ -189,38 +190,11 @@ def test_importance_weight_levels():
 
 
 def trl_is(old, samp, m, mode, clip_min, clip_max):
-    """TRL's IS-ratio lines and the metric lines, restated."""
-    d = torch.nan_to_num((old - samp) * m, nan=0.0)
-    seq = mode.startswith("sequence")
-    ld = d.sum(dim=-1, keepdim=True) if seq else d
-    r = torch.exp(ld)
-    raw = r
-    if mode.endswith("truncate"):
-        r = torch.clamp(r, min=clip_min, max=clip_max)
-    else:
-        lo = clip_min if clip_min is not None else -math.inf
-        hi = clip_max if clip_max is not None else math.inf
-        r = r.masked_fill((r < lo) | (r > hi), 0.0)
-    delta = torch.abs(old - samp)
-    mb = m.bool()
-    delta = delta[mb & ~torch.isnan(delta)]
-    flat = r.flatten() if seq else r[mb]
-    flat_raw = raw.flatten() if seq else raw[mb]
-
-    def s(x):
-        return (0.0, 0.0, 0.0) if x.numel() == 0 else (x.min().item(), x.mean().item(), x.max().item())
-
-    dm = (delta.mean().item(), delta.max().item()) if delta.numel() else (0.0, 0.0)
-    return r, {
-        "sampling/sampling_logp_difference/mean": dm[0],
-        "sampling/sampling_logp_difference/max": dm[1],
-        "sampling/importance_sampling_ratio/min": s(flat)[0],
-        "sampling/importance_sampling_ratio/mean": s(flat)[1],
-        "sampling/importance_sampling_ratio/max": s(flat)[2],
-        "sampling/importance_sampling_ratio/raw_min": s(flat_raw)[0],
-        "sampling/importance_sampling_ratio/raw_mean": s(flat_raw)[1],
-        "sampling/importance_sampling_ratio/raw_max": s(flat_raw)[2],
-    }
+    """The IS weights and metrics of TRL's scoring step (``tests/reference/importance.py``, proven
+    equal to it); the ``raw_*`` metrics, which fastalign adds, summarise the uncorrected weights."""
+    return importance.is_ratio(old, samp, m, mode, clip_min, clip_max), importance.is_metrics(
+        old, samp, m, mode, clip_min, clip_max
+    )
 
 
 @settings(max_examples=examples(40))

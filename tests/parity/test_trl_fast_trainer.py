@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 import torch
 from datasets import Dataset
+from reference import importance
 from trl import GRPOTrainer
 
 from fastalign.advantages import grpo_advantages
@@ -279,6 +280,34 @@ def test_vllm_importance_sampling_matches_grpo_trainer(mode):
     assert set(ref_m) == set(got_m) and len(ref_m) == 5
     for k, x in ref_m.items():
         assert got_m[k] == pytest.approx(x, rel=1e-6, nan_ok=True), k
+
+
+@pytest.mark.parametrize("mode", ["token_truncate", "token_mask", "sequence_truncate", "sequence_mask"])
+@pytest.mark.parametrize("clips", [(None, 3.0), (0.5, 2.0), (0.9, None), (0.99, 1.01)])
+def test_is_reference_is_grpo_trainer(mode, clips):
+    """tests/reference/importance.py (the IS weights and metrics other tests compare fastalign
+    with) equals GRPOTrainer's own scoring step, on its own log-probs and mask."""
+    clip_min, clip_max = clips
+    trainer = tiny_grpo_trainer(
+        [short],
+        num_generations=G,
+        per_device_train_batch_size=8,
+        rollout_func=_logprob_rollout(seed=3),
+        vllm_importance_sampling_mode=mode,
+        vllm_importance_sampling_clip_min=clip_min,
+        vllm_importance_sampling_clip_max=clip_max,
+    )
+    trainer.use_vllm = True
+    trainer._last_loaded_step = trainer.state.global_step
+    out = trainer._generate_and_score_completions(_rows("a", "b"))
+    logged = {k: v[-1] for k, v in trainer._metrics["train"].items() if k.startswith("sampling/")}
+    args = (out["old_per_token_logps"], out["sampling_per_token_logps"], out["completion_mask"], mode)
+    want = importance.is_ratio(*args, clip_min, clip_max)
+    torch.testing.assert_close(want, out["importance_sampling_ratio"], rtol=1e-6, atol=0)
+    mine = importance.is_metrics(*args, clip_min, clip_max)
+    assert len(logged) == 5
+    for k, x in logged.items():
+        assert mine[k] == pytest.approx(x, rel=1e-6, abs=1e-7), k
 
 
 # --- the presets' recipes run on FastGRPOTrainer ---------------------------------------------------
