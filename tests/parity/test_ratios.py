@@ -1,9 +1,10 @@
-"""fastalign.ratios against TRL 1.16.0's lines.
+"""fastalign.ratios against TRL 1.16.0.
 
 * masked reductions and the GSPO sequence log-ratio: TRL's ``(x * m).sum(-1) / m.sum(-1).clamp(min=1.0)``
   (``_compute_loss``), ``(x * m).sum(-1)``, and a masked ``amax``; padded and packed layouts agree;
-* ``vllm_is_ratio``: TRL's inline IS-ratio lines (``_generate_and_score_completions``,
-  grpo_trainer.py 2660-2705) and its ``sampling/...`` metric lines (2860-2896), restated here;
+* ``vllm_is_ratio``: the IS weights and ``sampling/...`` metrics of TRL's scoring step
+  (``_generate_and_score_completions``), through ``tests/reference/importance.py``, which
+  ``test_trl_fast_trainer.py`` proves equal to it;
 * ``get_off_policy_mask`` / ``get_gamma_weights`` are TRL staticmethods and are exercised through
   ``test_losses.py`` (opsm / vespo configurations).
 
